@@ -1,0 +1,30 @@
+"""Coverage and outage portal: the Flask application factory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from .config import DEFAULTS, default_database_path
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create the portal application; ``config`` overrides the defaults."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(DEFAULTS)
+    if config:
+        app.config.update(config)
+    if not app.config.get("DATABASE"):
+        app.config["DATABASE"] = str(default_database_path())
+
+    from . import build, i18n, web
+    from .views import api, context, errors, pages
+
+    build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
+    web.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    context.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,219 @@
+"""The SQLite database: schema, connections, the data revision.
+
+The web side opens the file read-only; every write (imports, incidents, the
+demo build) goes through functions the staff scripts call, each in one
+transaction that also bumps ``meta.revision`` so every worker process notices
+the change on its next request.
+"""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("portal")
+
+
+@migrations()
+def m001_layers_and_places(db: sqlite_utils.Database) -> None:
+    """Create meta, versioned layers, towns and coverage."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        """CREATE TABLE layers (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('towns', 'coverage')),
+            created_at TEXT NOT NULL,
+            author TEXT NOT NULL,
+            source TEXT NOT NULL,
+            checksum TEXT,
+            feature_count INTEGER NOT NULL,
+            as_of TEXT,
+            report TEXT,
+            replaced_id INTEGER REFERENCES layers(id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE towns (
+            layer_id INTEGER NOT NULL REFERENCES layers(id),
+            slug TEXT NOT NULL,
+            name TEXT NOT NULL,
+            name_ru TEXT,
+            population INTEGER,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            alt_names TEXT NOT NULL DEFAULT '[]',
+            geom BLOB NOT NULL,
+            PRIMARY KEY (layer_id, slug)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE coverage (
+            id INTEGER PRIMARY KEY,
+            layer_id INTEGER NOT NULL REFERENCES layers(id),
+            feature_id TEXT,
+            technology TEXT NOT NULL,
+            status TEXT NOT NULL,
+            max_down_mbps REAL,
+            max_up_mbps REAL,
+            available_from TEXT,
+            geom BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX coverage_layer ON coverage(layer_id)")
+    db.execute("INSERT INTO meta VALUES ('revision', '0')")
+
+
+@migrations()
+def m002_incidents(db: sqlite_utils.Database) -> None:
+    """Create incidents, their services, towns, areas, updates and the audit log."""
+    db.execute(
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded', 'maintenance')),
+            cause TEXT,
+            started_at TEXT NOT NULL,
+            resolved_at TEXT,
+            scheduled_end TEXT,
+            created_at TEXT NOT NULL,
+            author TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_services (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            service TEXT NOT NULL,
+            PRIMARY KEY (incident_id, service)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_towns (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            slug TEXT NOT NULL,
+            PRIMARY KEY (incident_id, slug)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_areas (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            geom BLOB NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_updates (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            eta TEXT,
+            author TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX incident_updates_incident ON incident_updates(incident_id)")
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            author TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT,
+            detail TEXT
+        )"""
+    )
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z`` (seconds precision)."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """Parse a stored ISO 8601 UTC string back into an aware datetime."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def migrate(path: str | Path) -> None:
+    """Create the file if needed and apply every pending migration."""
+    db = sqlite_utils.Database(str(path))
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrations.apply(db)
+    finally:
+        db.close()
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """Open the database read-only, as every web request does."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@contextmanager
+def writing(path: str | Path):
+    """Yield a connection inside one transaction that bumps the data revision.
+
+    Everything written inside the block lands together, or, on any exception
+    (including KeyboardInterrupt), nothing does.
+    """
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            bump_revision(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+def bump_revision(conn: sqlite3.Connection) -> None:
+    """Increase the data revision by one (inside the caller's transaction)."""
+    conn.execute(
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
+    )
+
+
+def get_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """Return the whole meta table as a dict."""
+    return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    """Set (or with ``None`` delete) one meta key."""
+    if value is None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+
+def revision(conn: sqlite3.Connection) -> int:
+    """Return the current data revision (a cheap read every request makes)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,83 @@
+"""Russian and English: locale choice (query, cookie, Accept-Language) and formatting helpers."""
+from __future__ import annotations
+
+from flask import Flask, current_app, g, request
+from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import gettext as _
+
+from . import db
+
+LANG_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    """Pick the language: ?lang=, then the remembered cookie, then Accept-Language."""
+    languages = current_app.config["LANGUAGES"]
+    asked = request.args.get("lang")
+    if asked in languages:
+        g.set_lang_cookie = asked
+        return asked
+    remembered = request.cookies.get(LANG_COOKIE)
+    if remembered in languages:
+        return remembered
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def remember_locale(response):
+    """Store an explicitly chosen language in a cookie for a year."""
+    lang = g.pop("set_lang_cookie", None)
+    if lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
+
+
+def lang() -> str:
+    """Return the current language code ('ru' or 'en')."""
+    return str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+def town_name(town) -> str:
+    """Return a town's name in the current language (Печоры / Pechory)."""
+    name_ru = town.get("name_ru") if isinstance(town, dict) else getattr(town, "name_ru", None)
+    name = town.get("name") if isinstance(town, dict) else town.name
+    return name_ru if lang() == "ru" and name_ru else name
+
+
+def local_time(value, fmt: str = "medium") -> str:
+    """Format a UTC time (datetime or ISO string) in the region's time zone, zone named."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = db.parse_iso(value)
+    return f"{format_datetime(value, fmt)} ({zone_name(short=True)})"
+
+
+def zone_name(short: bool = False) -> str:
+    """Return the name of the region's time zone, as pages show it."""
+    tz = current_app.config["TIMEZONE"]
+    if tz == "Europe/Moscow":
+        return _("MSK") if short else _("Moscow time (UTC+3)")
+    return tz
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    """Format a 0..1 share as a localised percentage."""
+    if value is None:
+        return "—"
+    return format_percent(value, format="#,##0" + ("." + "0" * digits if digits else "") + "%")
+
+
+def number(value) -> str:
+    """Format a number with the locale's separators."""
+    return "—" if value is None else format_decimal(value)
+
+
+def init_app(app: Flask) -> None:
+    """Set up Flask-Babel and the template helpers."""
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config["TIMEZONE"])
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
+    Babel(app, locale_selector=select_locale)
+    app.after_request(remember_locale)
+    app.jinja_env.globals.update(
+        lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, percent=percent, number=number,
+    )

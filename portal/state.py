@@ -1,0 +1,75 @@
+"""The live layers in memory: gazetteer and coverage index, built once per layer version.
+
+Every request asks for the snapshot of the layer ids it just read from ``meta``;
+a new import changes those ids, so each worker process rebuilds on its next
+request and never serves a stale layer. Built objects are shared by threads.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+from . import layers
+from .coverage import CoverageIndex
+from .layers import Town
+from .places import Gazetteer
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the pages need of the live layers."""
+
+    key: tuple
+    towns: list[Town]
+    gazetteer: Gazetteer
+    coverage: CoverageIndex
+    as_of: str | None
+    coverage_source: str | None
+
+
+_cache: dict[tuple, Snapshot] = {}
+_lock = threading.Lock()
+
+
+def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> Snapshot:
+    """Return the snapshot of the live layers, building it if they changed."""
+    ids = layers.live_layer_ids(conn)
+    key = (str(db_path), ids["towns"], ids["coverage"], drop_distance_m)
+    snap = _cache.get(key)
+    if snap is not None:
+        return snap
+    with _lock:
+        snap = _cache.get(key)
+        if snap is None:
+            snap = _build(conn, key, ids, drop_distance_m)
+            # Keep only the newest snapshot per database: old layers are garbage.
+            for old in [k for k in _cache if k[0] == key[0]]:
+                del _cache[old]
+            _cache[key] = snap
+    return snap
+
+
+def _build(conn, key, ids, drop_distance_m) -> Snapshot:
+    """Load the live layers and index them."""
+    towns = layers.load_towns(conn, ids["towns"])
+    areas = layers.load_coverage(conn, ids["coverage"])
+    info = layers.layer_info(conn, ids["coverage"]) if ids["coverage"] else None
+    as_of = None
+    if info:
+        as_of = info.get("as_of") or (info.get("created_at") or "")[:10] or None
+    return Snapshot(
+        key=key,
+        towns=towns,
+        gazetteer=Gazetteer(towns),
+        coverage=CoverageIndex(areas, towns, drop_distance_m=drop_distance_m),
+        as_of=as_of,
+        coverage_source=info.get("source") if info else None,
+    )
+
+
+def region_info(conn: sqlite3.Connection) -> dict:
+    """Return the region's names and flags from ``meta`` (set by the demo build)."""
+    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'region%' OR key = 'demo' OR key LIKE 'provider%'").fetchall())
+    return {k: (json.loads(v) if k == "demo" else v) for k, v in rows.items()}

@@ -1,0 +1,64 @@
+/* Portal map layers: town shapes with labels, coverage fetched by bbox, click to check a point.
+   Loaded from the portal itself; the only third-party request a map makes is for base tiles. */
+(function () {
+  "use strict";
+
+  function townLayer(map, town) {
+    var layer = L.geoJSON(town.geometry, {
+      style: { color: town.colour, weight: 2, fillColor: town.colour, fillOpacity: 0.25 }
+    });
+    if (town.label) {
+      layer.bindTooltip(town.label, { permanent: town.permanent !== false, direction: "center", className: "town-label" });
+    }
+    if (town.url) {
+      layer.on("click", function (e) { L.DomEvent.stopPropagation(e); window.location.href = town.url; });
+    }
+    return layer.addTo(map);
+  }
+
+  function coverageStyle(colours) {
+    return function (feature) {
+      var p = feature.properties, colour = colours[p.technology] || "#666";
+      var planned = p.status === "planned";
+      // Planned coverage is dashed and lighter: colour is never the only signal.
+      return { color: colour, weight: planned ? 2 : 1, dashArray: planned ? "6 4" : null,
+               fillColor: colour, fillOpacity: planned ? 0.08 : 0.3 };
+    };
+  }
+
+  function loadCoverage(map, options) {
+    var layer = L.geoJSON(null, { style: coverageStyle(options.colours) }).addTo(map);
+    var pending = null;
+    function refresh() {
+      var b = map.getBounds(), zoom = map.getZoom();
+      var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); }).join(",");
+      // Coarser shapes when zoomed out keep the download small at any polygon count.
+      var simplify = Math.max(1, Math.round(40000 / Math.pow(2, zoom)));
+      var url = options.coverageUrl + (options.coverageUrl.indexOf("?") < 0 ? "?" : "&") + "bbox=" + bbox + "&simplify=" + simplify;
+      if (pending) { pending.abort(); }
+      pending = new AbortController();
+      fetch(url, { signal: pending.signal }).then(function (r) { return r.json(); }).then(function (data) {
+        layer.clearLayers();
+        layer.addData(data);
+        map.getContainer().setAttribute("data-coverage-features", String(data.features.length));
+      }).catch(function () {});
+    }
+    map.on("moveend", refresh);
+    refresh();
+  }
+
+  function attach(map, options) {
+    (options.towns || []).forEach(function (t) { townLayer(map, t); });
+    (options.incidents || []).forEach(function (g) {
+      L.geoJSON(g, { style: { color: options.incidentColour, weight: 3, dashArray: "2 6", fillOpacity: 0.15 } }).addTo(map);
+    });
+    if (options.coverageUrl) { loadCoverage(map, options); }
+    if (options.checkUrl) {
+      map.on("click", function (e) {
+        window.location.href = options.checkUrl + "?lat=" + e.latlng.lat.toFixed(6) + "&lon=" + e.latlng.lng.toFixed(6);
+      });
+    }
+  }
+
+  window.PortalMaps = { attach: attach };
+})();

@@ -1,0 +1,35 @@
+"""Rebuild the database from geodata/ (the shipped demo region)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click  # noqa: E402
+
+from portal import build  # noqa: E402
+from portal.cli import db_option  # noqa: E402
+from portal.config import GEODATA_DIR  # noqa: E402
+
+
+@click.command()
+@db_option
+@click.option("--geodata", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=str(GEODATA_DIR), show_default="geodata/", help="Folder with the shipped data.")
+def main(db_path: Path, geodata: Path) -> None:
+    """Rebuild the database from geodata/, replacing the file at --db.
+
+    The new file is built beside the old one and moved into place, so a running
+    portal keeps serving the old data until the new file is complete.
+
+    Example:
+
+        python scripts/build_db.py --db instance/portal.sqlite
+    """
+    build.build_database(db_path, geodata)
+    click.echo(f"built {db_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Pages render the answers in words, in both languages, and bad input gets a helpful page."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+def test_home_has_search_and_point_check(client):
+    html = client.get("/").get_data(as_text=True)
+    assert 'action="/search"' in html and 'name="q"' in html
+    assert 'action="/check"' in html
+
+
+def test_search_form_without_javascript_goes_to_the_town(client):
+    response = client.get("/search?q=Pechori")
+    assert response.status_code in (200, 302)
+    if response.status_code == 302:
+        assert response.headers["Location"].endswith("/towns/pechory")
+    else:
+        assert "/towns/pechory" in response.get_data(as_text=True)
+
+
+def test_town_page_states_the_fiber_share_and_has_a_map(client):
+    html = client.get("/towns/pechory").get_data(as_text=True)
+    verdict = re.search(r'id="verdict">(.*?)</p>', html, re.S).group(1)
+    assert re.search(r"Yes: fiber covers about \d+%", verdict)
+    assert "folium-map" in html
+    assert "10 working days" in html
+
+
+def test_town_page_in_russian(client):
+    html = client.get("/towns/pechory", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "<h1>Печоры</h1>" in html
+    assert "оптика" in html.lower()
+
+
+def test_language_choice_is_remembered(client):
+    response = client.get("/?lang=ru")
+    assert "lang=ru" in response.headers.get("Set-Cookie", "")
+    html = client.get("/towns/pechory").get_data(as_text=True)
+    assert "<h1>Печоры</h1>" in html
+
+
+def test_town_page_is_small(client):
+    html = client.get("/towns/pechory").get_data()
+    assert len(html) < 150_000
+
+
+def test_pages_load_nothing_from_third_parties(client):
+    for url in ("/", "/towns", "/towns/pechory", "/check?lat=57.8&lon=27.6"):
+        html = client.get(url).get_data(as_text=True)
+        for src in re.findall(r'(?:src|href)="(https?://[^"]+)"', html):
+            assert "openstreetmap.org/copyright" in src, (url, src)
+
+
+def test_check_page_for_the_cottage_settlement_says_network_extension(client):
+    cottage = client.get("/api/v1/towns?q=Lesnoy").get_json()["towns"][0]
+    html = client.get(f"/check?lat={cottage['lat']}&lon={cottage['lon']}").get_data(as_text=True)
+    assert "No coverage at this point." in html
+    assert re.search(r"Fiber: [\d,]+ m to the [a-z-]+\.", html)
+    assert "network extension" in html
+
+
+def test_towns_overview_is_sortable_and_downloadable(client):
+    html = client.get("/towns?sort=fiber_share").get_data(as_text=True)
+    assert 'aria-sort="descending"' in html
+    csv_text = client.get("/towns.csv").get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("slug,name,name_ru,population")
+    assert len(lines) == 57
+    assert any(line.startswith("pechory,Pechory,Печоры") for line in lines)
+
+
+def test_unknown_town_page_suggests(client):
+    response = client.get("/towns/pechori")
+    assert response.status_code == 404
+    assert 'href="/towns/pechory"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url, word", [
+    ("/check", "lat"), ("/check?lat=x&lon=1", "lat"), ("/check?lat=1&lon=999", "lon"),
+    ("/towns?sort=colour", "sort"),
+])
+def test_bad_query_values_get_a_400_page_naming_them(client, url, word):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert f"'{word}'" in response.get_data(as_text=True) or word in response.get_data(as_text=True)
+
+
+def test_weird_paths_never_500(client):
+    for url in ("/towns/%00", "/towns/" + "a" * 3000, "/check?lat=1e309&lon=1", "/search?q=%F0%9F%92%A9",
+                "/api/v1/towns?q=" + "я" * 5000, "/api/v1/check?lat=&lon="):
+        assert client.get(url).status_code < 500, url
