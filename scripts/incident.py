@@ -1,0 +1,304 @@
+"""Open, update and resolve incidents, announce maintenance, list and show them."""
+from __future__ import annotations
+
+import sys
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click  # noqa: E402
+import shapely  # noqa: E402
+
+from portal import db, incidents, layers  # noqa: E402
+from portal.cli import Refused, author_default, db_option  # noqa: E402
+from portal.config import DEFAULTS  # noqa: E402
+
+TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
+              "time of the region (Europe/Moscow).")
+
+# Shown at the end of each --help; real commands a member of staff can copy and adapt.
+EXAMPLES = {
+    "group": 'python scripts/incident.py open --title "No internet in Pechory" --service internet'
+             " --town Pechory",
+    "open": 'python scripts/incident.py open --title "No cable TV in one building" --service tv'
+            ' --area building.geojson --at 2026-11-01T19:40 --message "A technician is on the way"',
+    "update": 'python scripts/incident.py update 12 --status identified --message "Fibre burned'
+              ' through on the roof; replacing it" --at 2026-11-02T11:00 --eta 2026-11-02T16:00'
+              ' --cause "Roofers working with a torch"',
+    "resolve": 'python scripts/incident.py resolve 12 --message "Cable replaced, TV is back"'
+               " --at 2026-11-02T15:00",
+    "maintenance": 'python scripts/incident.py maintenance --title "Node upgrade" --service internet'
+                   " --service tv --town Pskov --start 2026-11-25T01:00 --end 2026-11-25T05:00",
+    "list": "python scripts/incident.py list --all",
+    "show": "python scripts/incident.py show 12",
+}
+
+
+def _example(name: str) -> str:
+    """Return a help epilog that ends the --help text with a command staff can copy."""
+    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
+
+
+def _zone(conn) -> ZoneInfo:
+    """Return the region's time zone."""
+    return ZoneInfo(db.get_meta(conn).get("timezone") or DEFAULTS["TIMEZONE"])
+
+
+def _database(db_path: Path) -> Path:
+    """Build the demo database first when the file does not exist yet, as the app does."""
+    if not Path(db_path).exists():
+        from portal import build
+
+        build.ensure_database(Path(db_path))
+    return Path(db_path)
+
+
+def _reader(db_path: Path):
+    """Open the database read-only, building it first if missing."""
+    return closing(db.connect_readonly(_database(db_path)))
+
+
+def _time(option: str, text: str | None, zone: ZoneInfo) -> datetime | None:
+    """Parse an ISO 8601 option value; a naive time is the region's local time."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise Refused(f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-22T19:40 "
+                      "(local time) or 2026-11-22T16:40Z (UTC)") from None
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+
+
+def _towns(conn, names) -> list:
+    """Resolve town names with the public search; refuse unknown or ambiguous ones."""
+    if not names:
+        return []
+    from portal.places import Gazetteer
+
+    gazetteer = Gazetteer(layers.load_towns(conn))
+    found = []
+    for name in names:
+        try:
+            found.append(gazetteer.resolve(name))
+        except LookupError as exc:
+            hint = "" if getattr(exc, "suggestions", None) or getattr(exc, "candidates", None) else (
+                "; give a town's name or slug as the town search on the portal finds it")
+            raise Refused(f"--town: {exc}{hint}") from None
+    return found
+
+
+def _say_towns(towns) -> None:
+    """Print which towns the names were taken for, since the search forgives typos."""
+    if towns:
+        click.echo("towns: " + ", ".join(f"{t.name} ({t.slug})" for t in towns))
+
+
+def _area(files) -> shapely.Geometry | None:
+    """Read polygons from GIS files into one WGS 84 area; refuse unreadable or invalid ones."""
+    if not files:
+        return None
+    import geopandas as gpd
+
+    parts = []
+    for file in files:
+        try:
+            frame = gpd.read_file(file)
+        except Exception as exc:  # GDAL raises several error types for unreadable files
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Refused(f"--area {file}: cannot be read as a GIS file ({reason}); give a GeoJSON "
+                          "file with the affected polygon") from None
+        if frame.empty:
+            raise Refused(f"--area {file}: has no features; draw a polygon around the affected place")
+        if frame.crs is None:
+            minx, miny, maxx, maxy = frame.total_bounds
+            if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+                raise Refused(f"--area {file}: declares no CRS and its coordinates are not "
+                              "longitude/latitude; export it with its CRS")
+            frame = frame.set_crs(4326)
+        frame = frame.to_crs(4326)
+        for n, geom in enumerate(frame.geometry, start=1):
+            if geom is None or geom.is_empty:
+                raise Refused(f"--area {file}: feature {n} has no geometry; every feature must be a polygon")
+            if geom.geom_type not in ("Polygon", "MultiPolygon"):
+                raise Refused(f"--area {file}: feature {n} is a {geom.geom_type}; expected a Polygon "
+                              "or MultiPolygon around the affected place")
+            if not geom.is_valid:
+                raise Refused(f"--area {file}: feature {n} is not a valid polygon "
+                              f"({shapely.is_valid_reason(geom)}); fix it in the GIS tool")
+            parts.append(geom)
+    return shapely.union_all(parts)
+
+
+def _write(action, *args, **kwargs):
+    """Run a write; an IncidentError becomes a refusal with nothing written."""
+    try:
+        return action(*args, **kwargs)
+    except incidents.IncidentError as exc:
+        raise Refused(str(exc)) from None
+
+
+def _local(text: str | None, zone: ZoneInfo) -> str:
+    """Show a stored UTC time in the region's local time with the zone named."""
+    if text is None:
+        return "-"
+    return db.parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _duration(seconds: int) -> str:
+    """Format seconds as '2d 3h 05m'."""
+    hours, rest = divmod(int(seconds), 3600)
+    days, hours = divmod(hours, 24)
+    return (f"{days}d " if days else "") + f"{hours}h {rest // 60:02d}m"
+
+
+@click.group(epilog=_example("group"))
+def main() -> None:
+    """Run incidents and maintenance: what the public status pages, feeds and API show."""
+
+
+@main.command("open", epilog=_example("open"))
+@db_option
+@click.option("--title", required=True, help="Public headline.")
+@click.option("--service", "services", multiple=True, required=True,
+              type=click.Choice(incidents.SERVICES), help="Affected service (repeat for several).")
+@click.option("--town", "towns", multiple=True, help="Affected town by name or slug (repeatable).")
+@click.option("--area", "areas", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GeoJSON (or any GIS) file with the affected polygon: a building, a street (repeatable).")
+@click.option("--kind", type=click.Choice(["outage", "degraded"]), default="outage", show_default=True)
+@click.option("--at", help="When it started. " + TIMES_HELP + " Default: now.")
+@click.option("--eta", help="Expected restoration. " + TIMES_HELP)
+@click.option("--message", help="First public update (default: the title).")
+@click.option("--cause", help="Cause, when already known.")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def open_command(db_path, title, services, towns, areas, kind, at, eta, message, cause, author):
+    """Open an incident for towns and/or an area; print its id on the last line."""
+    with _reader(db_path) as conn:
+        zone, found = _zone(conn), _towns(conn, towns)
+    incident_id = _write(
+        incidents.open_incident, db_path, title=title, services=services, towns=[t.slug for t in found],
+        area=_area(areas), kind=kind, at=_time("--at", at, zone), eta=_time("--eta", eta, zone),
+        message=message, cause=cause, author=author)
+    _say_towns(found)
+    click.echo(f"opened incident {incident_id}: /incidents/{incident_id}")
+    click.echo(incident_id)
+
+
+@main.command("update", epilog=_example("update"))
+@db_option
+@click.argument("incident_id", type=int)
+@click.option("--status", required=True,
+              help="investigating, identified, monitoring or resolved (maintenance: as its window says).")
+@click.option("--message", required=True, help="Public text of the update.")
+@click.option("--at", help="When it happened. " + TIMES_HELP + " Default: now.")
+@click.option("--eta", help="New expected restoration (the old one is kept in the history). " + TIMES_HELP)
+@click.option("--cause", help="Cause, once found.")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def update_command(db_path, incident_id, status, message, at, eta, cause, author):
+    """Add a public update to an incident: new status, message, ETA or cause."""
+    with _reader(db_path) as conn:
+        zone = _zone(conn)
+    _write(incidents.update_incident, db_path, incident_id, status=status, message=message,
+           at=_time("--at", at, zone), eta=_time("--eta", eta, zone), cause=cause, author=author)
+    click.echo(f"updated incident {incident_id}: {status}")
+
+
+@main.command("resolve", epilog=_example("resolve"))
+@db_option
+@click.argument("incident_id", type=int)
+@click.option("--message", required=True, help="Closing public text.")
+@click.option("--at", help="When service was restored. " + TIMES_HELP + " Default: now.")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def resolve_command(db_path, incident_id, message, at, author):
+    """Resolve an incident (or end a maintenance early)."""
+    with _reader(db_path) as conn:
+        zone = _zone(conn)
+    _write(incidents.resolve_incident, db_path, incident_id, message=message,
+           at=_time("--at", at, zone), author=author)
+    click.echo(f"resolved incident {incident_id}")
+
+
+@main.command("maintenance", epilog=_example("maintenance"))
+@db_option
+@click.option("--title", required=True, help="Public headline.")
+@click.option("--service", "services", multiple=True, required=True,
+              type=click.Choice(incidents.SERVICES), help="Affected service (repeat for several).")
+@click.option("--town", "towns", multiple=True, help="Affected town by name or slug (repeatable).")
+@click.option("--area", "areas", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GeoJSON (or any GIS) file with the affected polygon (repeatable).")
+@click.option("--start", required=True, help="Window start. " + TIMES_HELP)
+@click.option("--end", required=True, help="Window end. " + TIMES_HELP)
+@click.option("--message", help="Public text (default: the title).")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def maintenance_command(db_path, title, services, towns, areas, start, end, message, author):
+    """Announce a maintenance window; print its id on the last line."""
+    with _reader(db_path) as conn:
+        zone, found = _zone(conn), _towns(conn, towns)
+    incident_id = _write(
+        incidents.schedule_maintenance, db_path, title=title, services=services,
+        towns=[t.slug for t in found],
+        area=_area(areas), start=_time("--start", start, zone), end=_time("--end", end, zone),
+        message=message, author=author)
+    _say_towns(found)
+    click.echo(f"scheduled maintenance {incident_id}: /incidents/{incident_id}")
+    click.echo(incident_id)
+
+
+@main.command("list", epilog=_example("list"))
+@db_option
+@click.option("--all", "show_all", is_flag=True, help="Include resolved incidents and past maintenance.")
+def list_command(db_path, show_all):
+    """List active incidents and upcoming maintenance (with --all: history too)."""
+    with _reader(db_path) as conn:
+        zone, now = _zone(conn), db.utcnow()
+        found = incidents.list_incidents(conn, now, "all" if show_all else "active")
+    if not found:
+        click.echo("no incidents" if show_all else "no active incidents or upcoming maintenance")
+        return
+    rows = [("ID", "KIND", "STATUS", "STARTED", "SERVICES", "WHERE", "TITLE")]
+    for i in found:
+        where = ", ".join(i["towns"] + (["area"] if i["has_area"] else []))
+        rows.append((str(i["id"]), i["kind"], i["status"], _local(i["started_at"], zone),
+                     ",".join(i["services"]), where, i["title"]))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+
+
+@main.command("show", epilog=_example("show"))
+@db_option
+@click.argument("incident_id", type=int)
+def show_command(db_path, incident_id):
+    """Show one incident: where, what, deadlines and the timeline in local time."""
+    with _reader(db_path) as conn:
+        zone, now = _zone(conn), db.utcnow()
+        i = incidents.get_incident(conn, incident_id, now)
+    if i is None:
+        raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
+    click.echo(f"#{i['id']} {i['title']}")
+    click.echo(f"  {i['kind']}, {i['status']}; services: {', '.join(i['services'])}")
+    click.echo(f"  towns: {', '.join(i['towns']) or '-'}; area: {'yes' if i['has_area'] else 'no'}; "
+               f"affected towns: {', '.join(i['affected_towns']) or '-'}")
+    if i["kind"] == "maintenance":
+        click.echo(f"  window: {_local(i['scheduled_start'], zone)} to {_local(i['scheduled_end'], zone)}")
+    else:
+        click.echo(f"  started: {_local(i['started_at'], zone)}; resolved: {_local(i['resolved_at'], zone)}")
+        click.echo(f"  duration: {_duration(i['duration_s'])}; eta: {_local(i['eta'], zone)}")
+    if i["cause"]:
+        click.echo(f"  cause: {i['cause']}")
+    for service, d in i["deadline"].items():
+        state = "MISSED" if d["missed"] else "met" if d["remaining_s"] is None else (
+            f"{_duration(d['remaining_s'])} left")
+        click.echo(f"  {service} deadline ({d['hours']} h): {_local(d['due_at'], zone)}, {state}")
+    click.echo("  timeline:")
+    for u in i["updates"]:
+        click.echo(f"    {_local(u['at'], zone)}  {u['status']:<13}  {u['message']}")
+    for e in i["eta_history"]:
+        click.echo(f"    eta set {_local(e['at'], zone)} -> {_local(e['eta'], zone)}")
+
+
+if __name__ == "__main__":
+    main()
