@@ -1,0 +1,331 @@
+"""Coverage answers without Flask: what covers a point, the nearest coverage, town shares, map areas.
+
+``CoverageIndex`` is built once per data version; every answer after that is
+a handful of STRtree look-ups, never a scan over all areas.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from functools import cached_property
+
+import numpy as np
+import shapely
+
+from .geo import GEOD, LocalProjection, azimuth_to_compass, display_geometry
+from .layers import Area, Town
+
+TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
+STATUS_ORDER = ("live", "planned")
+# Long rings are cut into pieces this long so a nearest search costs the same for a
+# 20,000-vertex footprint as for a square.
+NEAREST_CHUNK_SEGMENTS = 32
+# Every technology's rings live in one nearest tree, each shifted east by its own band
+# of this many metres: more than twice any distance on Earth, so a query point shifted
+# into band k can only find technology k, and one query_nearest call serves them all.
+BAND_M = 1e8
+
+
+def _max(a, b):
+    """Return the larger of two optional numbers."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+def _min(a, b):
+    """Return the smaller of two optional values (ISO dates compare as text)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
+
+
+def _covered_area(geoms: np.ndarray, extent) -> float:
+    """Return the area of the union of some polygons inside an extent (same projection)."""
+    try:
+        # Overlaps are unioned so they count once; this union is several times faster
+        # than union_all when most polygons do not touch each other.
+        return float(shapely.area(shapely.intersection(shapely.disjoint_subset_union_all(geoms), extent)))
+    except shapely.errors.GEOSException:
+        # A projected ring can pinch into an invalid one; repair instead of failing the page.
+        covered = shapely.union_all(shapely.make_valid(geoms))
+        return float(shapely.area(shapely.intersection(covered, shapely.make_valid(extent))))
+
+
+def _copy_summary(summary: dict) -> dict:
+    """Return a copy of a cached town summary that a caller may extend freely."""
+    return {**summary, "technologies": [dict(e) for e in summary["technologies"]]}
+
+
+def _object_array(items) -> np.ndarray:
+    """Return a 1-D object array of geometries (np.array would try to unpack them)."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _chunked_boundaries(geoms: np.ndarray, max_segments: int, x_offsets: np.ndarray) -> np.ndarray:
+    """Return the rings of polygons cut into linestrings of at most ``max_segments``, shifted in x."""
+    lines, owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
+    coords, line_of = shapely.get_coordinates(lines, return_index=True)
+    if len(coords) == 0:
+        return _object_array([])
+    coords[:, 0] += x_offsets[owner[line_of]]
+    counts = np.bincount(line_of, minlength=len(lines))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    n_chunks = np.maximum(1, np.ceil((counts - 1) / max_segments).astype(np.intp))
+    chunk_line = np.repeat(np.arange(len(lines)), n_chunks)
+    chunk_no = np.arange(len(chunk_line)) - np.repeat(np.cumsum(n_chunks) - n_chunks, n_chunks)
+    first = starts[chunk_line] + chunk_no * max_segments
+    last = np.minimum(first + max_segments, starts[chunk_line] + counts[chunk_line] - 1)
+    # Neighbouring chunks share their end vertex so no segment is lost.
+    sizes = last - first + 1
+    point_chunk = np.repeat(np.arange(len(first)), sizes)
+    within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    point_idx = np.repeat(first, sizes) + within
+    return shapely.linestrings(coords[point_idx], indices=point_chunk)
+
+
+class CoverageIndex:
+    """Spatial index over one version of the towns and coverage layers."""
+
+    def __init__(self, areas: list[Area], towns: list[Town], drop_distance_m: float = 150):
+        """Project, index and prepare everything once."""
+        self.drop_distance_m = float(drop_distance_m)
+        self.areas = [a for a in areas if a.geometry is not None and not a.geometry.is_empty]
+        self.towns = [t for t in towns if t.geometry is not None and not t.geometry.is_empty]
+        self._area_geoms = _object_array([a.geometry for a in self.areas])
+        self._town_geoms = _object_array([t.geometry for t in self.towns])
+        self._slug_index = {t.slug: i for i, t in enumerate(self.towns)}
+        self._bounds = self._compute_bounds()
+        self.projection = (
+            LocalProjection.for_bounds(*self._bounds) if self._bounds else LocalProjection(0.0, 0.0)
+        )
+        self._area_tree = shapely.STRtree(self._area_geoms)
+        # Areas and towns share one tree for point look-ups: one query answers both.
+        self._point_geoms = np.concatenate((self._area_geoms, self._town_geoms))
+        self._point_tree = shapely.STRtree(self._point_geoms)
+        # Prepared polygons answer point-in-polygon from an index, which matters for
+        # footprints with thousands of vertices. GEOS builds that index lazily and not
+        # thread-safely, so build it here, before threads share the index: one test
+        # point inside each envelope does it.
+        shapely.prepare(self._point_geoms)
+        shapely.intersects(self._point_geoms, shapely.centroid(self._point_geoms))
+        self._town_equal_area = self.projection.to_equal_area(self._town_geoms)
+        self._town_area = shapely.area(self._town_equal_area)
+        band = {t: k for k, t in enumerate(TECH_ORDER)}
+        live = np.flatnonzero([a.status == "live" and a.technology in band for a in self.areas])
+        live_band = np.array([band[self.areas[i].technology] for i in live], dtype=float)
+        # Technologies with live coverage somewhere, best first, and their band offsets.
+        self._bands = {t: band[t] * BAND_M for t in TECH_ORDER if band[t] in set(live_band.tolist())}
+        self._chunks = _chunked_boundaries(
+            self.projection.to_metric(self._area_geoms[live]), NEAREST_CHUNK_SEGMENTS, live_band * BAND_M
+        )
+        self._chunk_tree = shapely.STRtree(self._chunks)
+        self._summaries: dict[str, dict] = {}
+        self._display: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        # Guards the lazy caches (and the polygon-against-polygon prepared state they use).
+        self._lock = threading.Lock()
+
+    def _compute_bounds(self) -> tuple[float, float, float, float] | None:
+        """Return the lon/lat bounds of all towns and areas, None without data."""
+        geoms = np.concatenate((self._area_geoms, self._town_geoms))
+        if len(geoms) == 0:
+            return None
+        b = shapely.total_bounds(geoms)
+        return None if np.isnan(b).any() else tuple(float(v) for v in b)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """Return (minlon, minlat, maxlon, maxlat) of towns and areas, None without data."""
+        return self._bounds
+
+    @property
+    def technologies(self) -> tuple[str, ...]:
+        """Return the technologies with live coverage somewhere, best first."""
+        return tuple(self._bands)
+
+    # -- points ---------------------------------------------------------------
+
+    def _nearest_entries(self, technologies: list[str], lon: float, lat: float) -> dict:
+        """Return the nearest live point of each technology, measured on the ellipsoid."""
+        x, y = self.projection.point_to_metric(lon, lat)
+        offsets = [self._bands[t] for t in technologies]
+        points = shapely.points([(x + offset, y) for offset in offsets])
+        which, nearest = self._chunk_tree.query_nearest(points, all_matches=False)
+        which = which.tolist()
+        # Each shortest line starts on the coverage; shift its start back out of the band.
+        ends = shapely.get_coordinates(shapely.shortest_line(self._chunks[nearest], points[which]))[0::2]
+        to_lonlat = self.projection.metric_to_lonlat
+        out = {}
+        for k, ex, ey in zip(which, ends[:, 0].tolist(), ends[:, 1].tolist()):
+            nlon, nlat = to_lonlat(ex - offsets[k], ey)
+            azimuth, _, distance = GEOD.inv(lon, lat, nlon, nlat)
+            out[technologies[k]] = {
+                "distance_m": int(round(distance)),
+                "direction": azimuth_to_compass(azimuth),
+                "lat": round(nlat, 6),
+                "lon": round(nlon, 6),
+                "connection": "standard_drop" if distance <= self.drop_distance_m else "network_extension",
+            }
+        return {t: out[t] for t in technologies}
+
+    def point_answer(self, lat: float, lon: float) -> dict:
+        """Return what is available, planned and nearest at a point, and its town."""
+        lat, lon = float(lat), float(lon)
+        # A one-element array: the STRtree wrappers take a slower path for scalars.
+        point = shapely.points([(lon, lat)])
+        cand = self._point_tree.query(point)[1]
+        n_areas = len(self.areas)
+        live: dict[str, list] = {}
+        planned: dict[str, str | None] = {}
+        town = None
+        if len(cand):
+            # intersects, not contains: a point on the edge counts as covered.
+            for i in cand[shapely.intersects(self._point_geoms[cand], point[0])].tolist():
+                if i >= n_areas:
+                    # Nested extents: the smallest is the most specific town.
+                    if town is None or self._town_area[i - n_areas] < self._town_area[town]:
+                        town = i - n_areas
+                    continue
+                a = self.areas[i]
+                if a.status == "live":
+                    speeds = live.get(a.technology)
+                    if speeds is None:
+                        live[a.technology] = [a.max_down_mbps, a.max_up_mbps]
+                    else:
+                        speeds[0] = _max(speeds[0], a.max_down_mbps)
+                        speeds[1] = _max(speeds[1], a.max_up_mbps)
+                elif a.status == "planned":
+                    planned[a.technology] = _min(planned.get(a.technology), a.available_from)
+        missing = [t for t in self._bands if t not in live]
+        nearest = self._nearest_entries(missing, lon, lat) if missing else {}
+        town = self.towns[town] if town is not None else None
+        return {
+            "lat": lat,
+            "lon": lon,
+            "town": {"slug": town.slug, "name": town.name} if town else None,
+            "available": [
+                {"technology": t, "max_down_mbps": live[t][0], "max_up_mbps": live[t][1]}
+                for t in TECH_ORDER if t in live
+            ],
+            "planned": [
+                {"technology": t, "available_from": planned[t]}
+                for t in TECH_ORDER if t in planned and t not in live
+            ],
+            "nearest": nearest,
+        }
+
+    def bulk_point_answers(self, lats, lons) -> list[dict]:
+        """Return ``point_answer`` for each pair of coordinates."""
+        return [self.point_answer(lat, lon) for lat, lon in zip(lats, lons)]
+
+    # -- towns ----------------------------------------------------------------
+
+    @cached_property
+    def _area_equal_area(self) -> np.ndarray:
+        """Return every area in the equal-area projection (only town shares need it)."""
+        return self.projection.to_equal_area(self._area_geoms)
+
+    def _summarise(self, town_i: int, cand: np.ndarray) -> dict:
+        """Return the summary of one town from the areas whose boxes meet its extent."""
+        extent = self._town_geoms[town_i]
+        if len(cand):
+            # Interiors must meet: an area that only touches the edge covers nothing.
+            cand = cand[shapely.intersects(extent, self._area_geoms[cand])]
+            cand = cand[~shapely.touches(extent, self._area_geoms[cand])]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i in np.sort(cand).tolist():
+            a = self.areas[i]
+            groups.setdefault((a.technology, a.status), []).append(i)
+        town_area = float(self._town_area[town_i])
+        extent_ea = self._town_equal_area[town_i]
+        entries = []
+        for (technology, status), idx in groups.items():
+            share = _covered_area(self._area_equal_area[idx], extent_ea) / town_area if town_area > 0 else 0.0
+            if share <= 0:
+                # Boxes met but no area is shared (a slit, a rounding sliver): not present.
+                continue
+            down = up = available_from = None
+            for i in idx:
+                a = self.areas[i]
+                down, up = _max(down, a.max_down_mbps), _max(up, a.max_up_mbps)
+                if status == "planned":
+                    available_from = _min(available_from, a.available_from)
+            entries.append({
+                "technology": technology, "status": status, "share": min(1.0, float(share)),
+                "max_down_mbps": down, "max_up_mbps": up, "available_from": available_from,
+            })
+        rank = {t: n for n, t in enumerate(TECH_ORDER)}
+        srank = {s: n for n, s in enumerate(STATUS_ORDER)}
+        entries.sort(key=lambda e: (rank.get(e["technology"], len(rank)), srank.get(e["status"], 2)))
+        # Decide on the exact shares: a sliver that rounds to 0.000 is still coverage.
+        live = [e for e in entries if e["status"] == "live" and e["share"] > 0]
+        fiber = next((e["share"] for e in live if e["technology"] == "fiber"), 0.0)
+        best = live[0]["technology"] if live else None
+        for e in entries:
+            e["share"] = round(e["share"], 3)
+        return {"has_fiber": fiber > 0, "best": best, "fiber_share": round(fiber, 3), "technologies": entries}
+
+    def town_summary(self, slug: str) -> dict:
+        """Return the coverage shares of one town's extent; KeyError for an unknown slug."""
+        summary = self._summaries.get(slug)
+        if summary is None:
+            i = self._slug_index[slug]
+            with self._lock:
+                summary = self._summaries.get(slug) or self._summarise(
+                    i, self._area_tree.query(self._town_geoms[i])
+                )
+                self._summaries[slug] = summary
+        return _copy_summary(summary)
+
+    def all_town_summaries(self) -> dict[str, dict]:
+        """Return every town's summary, computed in one bulk tree query."""
+        with self._lock:
+            self._summarise_missing()
+        return {t.slug: _copy_summary(self._summaries[t.slug]) for t in self.towns}
+
+    def _summarise_missing(self) -> None:
+        """Compute the summaries not cached yet with one bulk tree query."""
+        missing = [i for i, t in enumerate(self.towns) if t.slug not in self._summaries]
+        if missing:
+            towns_i, areas_i = self._area_tree.query(self._town_geoms[missing])
+            order = np.argsort(towns_i, kind="stable")
+            towns_i, areas_i = towns_i[order], areas_i[order]
+            cuts = np.searchsorted(towns_i, np.arange(len(missing) + 1))
+            for k, i in enumerate(missing):
+                self._summaries[self.towns[i].slug] = self._summarise(i, areas_i[cuts[k]:cuts[k + 1]])
+
+    # -- maps -----------------------------------------------------------------
+
+    def _display_geoms(self, idx: np.ndarray, tolerance_m: float) -> np.ndarray:
+        """Return (and cache) map geometries of some areas at one tolerance."""
+        key = float(tolerance_m)
+        if key not in self._display:
+            n = len(self.areas)
+            self._display[key] = (np.full(n, None, dtype=object), np.zeros(n, dtype=bool))
+        geoms, done = self._display[key]
+        todo = idx[~done[idx]]
+        if len(todo):
+            geoms[todo] = display_geometry(self._area_geoms[todo], key, self.projection)
+            done[todo] = True
+        return geoms[idx]
+
+    def areas_in_bbox(self, bbox: tuple | None, tolerance_m: float | None = None) -> list[Area]:
+        """Return the areas meeting a (minlon, minlat, maxlon, maxlat) box (None: all), in layer order."""
+        if bbox is None:
+            idx = np.arange(len(self.areas))
+        else:
+            idx = np.sort(self._area_tree.query(shapely.box(*bbox), predicate="intersects"))
+        if tolerance_m is None:
+            return [self.areas[i] for i in idx.tolist()]
+        with self._lock:
+            geoms = self._display_geoms(idx, tolerance_m)
+        return [
+            dataclasses.replace(self.areas[i], geometry=g)
+            for i, g in zip(idx.tolist(), geoms) if g is not None
+        ]
