@@ -67,6 +67,15 @@ def percent(value: float | None, digits: int = 0) -> str:
     return format_percent(value, format="#,##0" + ("." + "0" * digits if digits else "") + "%")
 
 
+def distance(metres) -> str:
+    """Format a ground distance: metres below 1 km, else kilometres with one decimal."""
+    if metres is None:
+        return "—"
+    if metres < 1000:
+        return _("%(n)s m", n=format_decimal(round(metres)))
+    return _("%(n)s km", n=format_decimal(round(metres / 1000, 1)))
+
+
 def number(value) -> str:
     """Format a number with the locale's separators."""
     return "—" if value is None else format_decimal(value)
@@ -79,5 +88,5 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.after_request(remember_locale)
     app.jinja_env.globals.update(
-        lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, percent=percent, number=number,
+        lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, percent=percent, number=number, distance=distance,
     )

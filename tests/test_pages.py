@@ -58,7 +58,7 @@ def test_check_page_for_the_cottage_settlement_says_network_extension(client):
     cottage = client.get("/api/v1/towns?q=Lesnoy").get_json()["towns"][0]
     html = client.get(f"/check?lat={cottage['lat']}&lon={cottage['lon']}").get_data(as_text=True)
     assert "No coverage at this point." in html
-    assert re.search(r"Fiber: [\d,]+ m to the [a-z-]+\.", html)
+    assert re.search(r"Fiber: [\d.,]+ (m|km) to the [a-z-]+\.", html)
     assert "network extension" in html
 
 

@@ -36,10 +36,29 @@ def _legend() -> list[dict]:
     return maps.legend(labels.as_strings(labels.TECHNOLOGY))
 
 
+def _region_map(rows: list[dict]) -> dict:
+    """Return the region map: every town coloured by its best technology, click to check."""
+    snap = get_snapshot()
+    map_towns = []
+    for row in rows:
+        town = snap.gazetteer.get(row["slug"])
+        shape = geo.display_geometry(town.geometry, REGION_DISPLAY_TOLERANCE_M, snap.coverage.projection)
+        map_towns.append({
+            "geometry": geo.to_geojson(shape), "label": town_name(row), "colour": maps.town_colour(row["best"]),
+            "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
+        })
+    settings = _map_settings()
+    return maps.coverage_map(
+        snap.coverage.bounds, towns=map_towns, tiles_url=settings["tiles_url"],
+        attribution=settings["attribution"], coverage_url=None, check_url=settings["check_url"],
+    )
+
+
 @bp.get("/")
 def index():
-    """Show the search box, the point check and the status banner."""
-    return render_template("index.html")
+    """Show the search box, the point check, a region map to click and the status banner."""
+    rows = reports.overview(get_snapshot())
+    return render_template("index.html", map=_region_map(rows), legend_entries=_legend())
 
 
 @bp.get("/search")
@@ -65,20 +84,7 @@ def _overview_rows():
 def towns():
     """List every locality with its best technology and fiber share, and the region map."""
     rows, sort, desc = _overview_rows()
-    snap = get_snapshot()
-    map_towns = []
-    for row in rows:
-        town = snap.gazetteer.get(row["slug"])
-        shape = geo.display_geometry(town.geometry, REGION_DISPLAY_TOLERANCE_M, snap.coverage.projection)
-        map_towns.append({
-            "geometry": geo.to_geojson(shape), "label": town_name(row), "colour": maps.town_colour(row["best"]),
-            "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
-        })
-    settings = _map_settings()
-    the_map = maps.coverage_map(
-        snap.coverage.town_bounds, towns=map_towns, tiles_url=settings["tiles_url"],
-        attribution=settings["attribution"], coverage_url=None, check_url=settings["check_url"],
-    )
+    the_map = _region_map(rows)
     sort_labels = {"name": labels.COLUMN["name"], "population": labels.COLUMN["population"],
                    "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"]}
     return render_template(
