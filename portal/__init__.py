@@ -18,7 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE"] = str(default_database_path())
 
     from . import build, i18n, web
-    from .views import api, context, errors, pages
+    from .views import api, context, errors, feeds, pages, status
 
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
     web.init_app(app)
@@ -27,4 +27,6 @@ def create_app(config: dict | None = None) -> Flask:
     context.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    status.init_app(app)
+    app.register_blueprint(feeds.bp)
     return app

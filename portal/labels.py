@@ -27,3 +27,19 @@ COLUMN = {
     "best": _l("Best technology"),
     "fiber_share": _l("Fiber share"),
 }
+
+INCIDENT_KIND = {"outage": _l("Outage"), "degraded": _l("Degraded service"), "maintenance": _l("Planned maintenance")}
+INCIDENT_STATUS = {
+    "investigating": _l("Investigating"), "identified": _l("Identified"), "monitoring": _l("Monitoring"),
+    "resolved": _l("Resolved"), "scheduled": _l("Scheduled"), "in_progress": _l("In progress"),
+    "completed": _l("Completed"),
+}
+SERVICE_STATUS = {
+    "operational": _l("working normally"), "degraded_performance": _l("degraded"),
+    "partial_outage": _l("partial outage"), "major_outage": _l("major outage"),
+    "under_maintenance": _l("under maintenance"),
+}
+DAY_STATUS = {
+    "ok": _l("no outage"), "partial": _l("partial outage or degraded service"), "down": _l("outage"),
+    "no_data": _l("no data"),
+}

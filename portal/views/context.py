@@ -50,12 +50,9 @@ def init_app(app: Flask) -> None:
         def data_as_of():
             return get_snapshot().as_of
 
-        def has_endpoint(name: str) -> bool:
-            return name in current_app.view_functions
-
         return {
             "region_name": region_name, "site_name": site_name, "data_as_of": data_as_of,
-            "has_endpoint": has_endpoint, "lang_url": lang_url,
+            "lang_url": lang_url,
             "tech_label": labels.as_strings(labels.TECHNOLOGY),
             "direction_label": labels.as_strings(labels.DIRECTION),
             "service_label": labels.as_strings(labels.SERVICE),
