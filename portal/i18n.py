@@ -1,8 +1,12 @@
 """Russian and English: locale choice (query, cookie, Accept-Language) and formatting helpers."""
 from __future__ import annotations
 
+import re
+from datetime import date
+
+from babel import Locale
 from flask import Flask, current_app, g, request
-from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, get_locale
 from flask_babel import gettext as _
 
 from . import db
@@ -52,6 +56,18 @@ def local_time(value, fmt: str = "medium") -> str:
     return f"{format_datetime(value, fmt)} ({zone_name(short=True)})"
 
 
+def local_date(value, fmt: str = "long") -> str:
+    """Format a calendar date (date or ISO string) in the current language: 1 March 2027 / 1 марта 2027 г."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value  # not a date: show what the data says rather than fail the page
+    return format_date(value, fmt)
+
+
 def zone_name(short: bool = False) -> str:
     """Return the name of the region's time zone, as pages show it."""
     tz = current_app.config["TIMEZONE"]
@@ -64,7 +80,11 @@ def percent(value: float | None, digits: int = 0) -> str:
     """Format a 0..1 share as a localised percentage."""
     if value is None:
         return "—"
-    return format_percent(value, format="#,##0" + ("." + "0" * digits if digits else "") + "%")
+    # The locale's own pattern keeps its spacing (63% in English, 63 % in Russian); only decimals are added.
+    pattern = Locale.parse(lang()).percent_formats[None].pattern
+    if digits:
+        pattern = re.sub(r"0(?=[^0#,]*$)", "0." + "0" * digits, pattern, count=1)
+    return format_percent(value, format=pattern)
 
 
 def distance(metres) -> str:
@@ -88,5 +108,6 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.after_request(remember_locale)
     app.jinja_env.globals.update(
-        lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, percent=percent, number=number, distance=distance,
+        lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, local_date=local_date,
+        percent=percent, number=number, distance=distance,
     )

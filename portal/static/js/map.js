@@ -49,6 +49,8 @@
 
   function attach(map, options) {
     (options.towns || []).forEach(function (t) { townLayer(map, t); });
+    // Lets tests (and curious readers of the DOM) see what was drawn: the canvas renderer leaves no paths.
+    map.getContainer().setAttribute("data-town-shapes", String((options.towns || []).length));
     (options.incidents || []).forEach(function (g) {
       L.geoJSON(g, { style: { color: options.incidentColour, weight: 3, dashArray: "2 6", fillOpacity: 0.15 } }).addTo(map);
     });

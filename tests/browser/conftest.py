@@ -1,0 +1,133 @@
+"""Browser fixtures: one real gunicorn server and one Chromium per session; nothing may leave the machine.
+
+Chromium is Debian's (``make browser`` installs it); Playwright never downloads a browser here. A
+missing browser fails the run with a message instead of skipping, so CI cannot pass without these tests.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from pagecheck import ROOT, SIZES
+
+from portal import build
+from portal.config import GEODATA_DIR
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _free_port() -> int:
+    """Return a TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Poll the server until it answers, failing early if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited with code {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"gunicorn did not answer {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Serve a fresh demo database with gunicorn; tiles point at a local port that answers nothing."""
+    workdir = tmp_path_factory.mktemp("browser")
+    template = workdir / "template.sqlite"
+    # Built with the real clock, so the demo's active outage (Velikiye Luki) is active now.
+    build.build_database(template, GEODATA_DIR)
+    db_path = workdir / "portal.sqlite"
+    shutil.copy(template, db_path)
+    port, dead_port = _free_port(), _free_port()
+    env = dict(os.environ, PORTAL_DB=str(db_path),
+               PORTAL_TILES_URL=f"http://127.0.0.1:{dead_port}/tiles/{{z}}/{{x}}/{{y}}.png",
+               PORTAL_TILES_ATTRIBUTION="Test tiles")
+    base = f"http://127.0.0.1:{port}"
+    with (workdir / "gunicorn.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(base + "/api/v1/summary", proc)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Launch Debian's Chromium once for the session, or fail saying how to install it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (apt-get install chromium) "
+                    "or set CHROMIUM_PATH. The browser tests are never skipped.", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+        ])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def offsite():
+    """Collect requests that tried to leave the machine; the test fails if there are any."""
+    attempted: list[str] = []
+    yield attempted
+    assert not attempted, f"requests left the machine: {attempted}"
+
+
+@pytest.fixture
+def open_page(browser, server, offsite):
+    """Return a function that opens a page in a fresh context (size, language, JavaScript on or off)."""
+    contexts = []
+
+    def guard(route):
+        url = route.request.url
+        host = urlsplit(url).hostname
+        if urlsplit(url).scheme in ("data", "blob") or host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            offsite.append(url)
+            route.abort()
+
+    def open_(path: str, *, size: str = "desktop", lang: str = "en", js: bool = True, wait: str = "load"):
+        context = browser.new_context(
+            viewport=SIZES[size], locale=lang, java_script_enabled=js, base_url=server,
+            extra_http_headers={"Accept-Language": lang},
+        )
+        contexts.append(context)
+        context.route("**/*", guard)
+        page = context.new_page()
+        page.goto(path, wait_until=wait)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
