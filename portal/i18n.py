@@ -6,7 +6,7 @@ from datetime import date
 
 from babel import Locale
 from flask import Flask, current_app, g, request
-from flask_babel import Babel, format_date, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import Babel, format_date, format_decimal, format_percent, format_time, get_locale
 from flask_babel import gettext as _
 
 from . import db
@@ -47,13 +47,14 @@ def town_name(town) -> str:
     return name_ru if lang() == "ru" and name_ru else name
 
 
-def local_time(value, fmt: str = "medium") -> str:
-    """Format a UTC time (datetime or ISO string) in the region's time zone, zone named."""
+def local_time(value, date_format: str = "medium") -> str:
+    """Format a UTC time (datetime or ISO string) in the region's time zone to the minute, zone named."""
     if value is None:
         return "—"
     if isinstance(value, str):
         value = db.parse_iso(value)
-    return f"{format_datetime(value, fmt)} ({zone_name(short=True)})"
+    # Date and time formatted separately: the locale's medium datetime pattern shows seconds.
+    return f"{format_date(value, date_format)}, {format_time(value, 'short')} ({zone_name(short=True)})"
 
 
 def local_date(value, fmt: str = "long") -> str:

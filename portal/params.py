@@ -1,7 +1,9 @@
-"""Parsing of query values shared by pages and the JSON API."""
+"""Parsing of query values shared by pages and the JSON API; refusals are in the visitor's language."""
 from __future__ import annotations
 
 import math
+
+from flask_babel import gettext as _
 
 
 class BadParam(ValueError):
@@ -12,17 +14,24 @@ class BadParam(ValueError):
         self.name = name
 
 
+def _shown(raw: str) -> str:
+    """Return a user's value clipped for quoting in a message."""
+    return repr(raw[:40])
+
+
 def parse_float(args, name: str, low: float, high: float) -> float:
     """Return ``args[name]`` as a finite float within [low, high], else raise BadParam."""
     raw = args.get(name)
     if raw is None or not raw.strip():
-        raise BadParam(name, f"missing value for '{name}': give a number between {low:g} and {high:g}")
+        raise BadParam(name, _("missing value for '%(name)s': give a number between %(low)s and %(high)s",
+                               name=name, low=f"{low:g}", high=f"{high:g}"))
     try:
         value = float(raw.strip().replace(",", "."))
     except ValueError:
-        raise BadParam(name, f"'{name}' must be a number between {low:g} and {high:g}, not {raw[:40]!r}") from None
+        value = math.nan
     if not math.isfinite(value) or not low <= value <= high:
-        raise BadParam(name, f"'{name}' must be a number between {low:g} and {high:g}, not {raw[:40]!r}")
+        raise BadParam(name, _("'%(name)s' must be a number between %(low)s and %(high)s, not %(value)s",
+                               name=name, low=f"{low:g}", high=f"{high:g}", value=_shown(raw)))
     return value
 
 
@@ -35,19 +44,20 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     """Return a bbox 'minlon,minlat,maxlon,maxlat' as floats, None when absent."""
     if raw is None or raw == "":
         return None
+    refusal = BadParam("bbox", _("'bbox' must be minlon,minlat,maxlon,maxlat in degrees with min ≤ max,"
+                                 " not %(value)s", value=repr(raw[:80])))
     parts = raw.split(",")
-    expected = "bbox must be minlon,minlat,maxlon,maxlat in degrees"
     if len(parts) != 4:
-        raise BadParam("bbox", f"{expected}, not {raw[:80]!r}")
+        raise refusal
     try:
         minlon, minlat, maxlon, maxlat = (float(p) for p in parts)
     except ValueError:
-        raise BadParam("bbox", f"{expected}, not {raw[:80]!r}") from None
+        raise refusal from None
     values = (minlon, minlat, maxlon, maxlat)
     if not all(math.isfinite(v) for v in values) or not (
         -180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90
     ):
-        raise BadParam("bbox", f"{expected} with min ≤ max, not {raw[:80]!r}")
+        raise refusal
     return values
 
 
@@ -57,5 +67,6 @@ def parse_choice(args, name: str, choices: tuple[str, ...], default: str | None)
     if raw is None or raw == "":
         return default
     if raw not in choices:
-        raise BadParam(name, f"unknown {name} {raw[:40]!r}; expected one of {', '.join(choices)}")
+        raise BadParam(name, _("unknown %(name)s %(value)s; expected one of %(choices)s",
+                               name=name, value=_shown(raw), choices=", ".join(choices)))
     return raw

@@ -42,7 +42,7 @@ def _page_number() -> int:
     """Return ?page= as a positive integer (1 when absent)."""
     raw = request.args.get("page") or "1"
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise BadParam("page", f"'page' must be a whole number from 1, not {raw[:40]!r}")
+        raise BadParam("page", _("'page' must be a whole number from 1, not %(value)s", value=repr(raw[:40])))
     return int(raw)
 
 
@@ -166,7 +166,7 @@ def status_json():
         lat = lon = None
         town = valid_town(request.args["town"])
     else:
-        raise BadParam("town", "give a place: ?town=SLUG or ?lat=LAT&lon=LON")
+        raise BadParam("town", _("give a place: ?town=SLUG or ?lat=LAT&lon=LON"))
     answer = incidents.status_for(get_db(), now(), lat, lon, town, deadlines=deadlines(),
                                   towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return jsonify(answer)
