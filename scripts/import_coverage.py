@@ -1,0 +1,12 @@
+"""Replace the live coverage layer with a GIS file (see docs/importing.md)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portal.import_report import import_command  # noqa: E402
+
+main = import_command("coverage")
+
+if __name__ == "__main__":
+    main()
