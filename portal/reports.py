@@ -32,6 +32,14 @@ def search_towns(snap: Snapshot, query: str | None, limit: int = 10) -> list[dic
     return [town_brief(t) for t in snap.gazetteer.search(query, limit=limit)]
 
 
+def clear_match(snap: Snapshot, query: str) -> str | None:
+    """Return the slug of the one town a query clearly names (as staff scripts resolve it), else None."""
+    try:
+        return snap.gazetteer.resolve(query).slug
+    except LookupError:
+        return None
+
+
 def find_town(snap: Snapshot, slug: str) -> Town:
     """Return the town with this slug or raise LookupError carrying suggestions."""
     town = snap.gazetteer.get(slug)

@@ -65,9 +65,11 @@ def index():
 def search():
     """Search towns without JavaScript; a single match goes straight to its page."""
     q = (request.args.get("q") or "").strip()
-    towns = reports.search_towns(get_snapshot(), q, limit=10) if q else []
-    if len(towns) == 1:
-        return redirect(url_for("pages.town", slug=towns[0]["slug"]))
+    snap = get_snapshot()
+    towns = reports.search_towns(snap, q, limit=10) if q else []
+    clear = reports.clear_match(snap, q) if towns else None
+    if clear is not None or len(towns) == 1:
+        return redirect(url_for("pages.town", slug=clear or towns[0]["slug"]))
     return render_template("search.html", q=q, towns=towns)
 
 

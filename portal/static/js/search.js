@@ -16,7 +16,9 @@
     if (i >= 0) { input.setAttribute("aria-activedescendant", options[i].id); }
   }
   function render(towns) {
-    items = towns; list.innerHTML = "";
+    // A late answer must not drop the option the visitor has already highlighted.
+    var keep = active >= 0 && items[active] ? items[active].slug : null;
+    items = towns; list.innerHTML = ""; active = -1;
     towns.forEach(function (t, i) {
       var li = document.createElement("li");
       li.id = "town-option-" + i; li.setAttribute("role", "option"); li.setAttribute("aria-selected", "false");
@@ -26,6 +28,7 @@
       list.appendChild(li);
     });
     if (towns.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); } else { close(); }
+    if (keep) { towns.forEach(function (t, i) { if (t.slug === keep) { highlight(i); } }); }
   }
   input.addEventListener("input", function () {
     clearTimeout(timer);
