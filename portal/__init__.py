@@ -17,11 +17,13 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config.get("DATABASE"):
         app.config["DATABASE"] = str(default_database_path())
 
-    from . import build, i18n, web
+    from . import build, caching, i18n, web
     from .views import api, context, errors, feeds, pages, status
 
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
     web.init_app(app)
+    # Before i18n: after-request hooks run in reverse, so the caching headers see its cookie.
+    caching.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     context.init_app(app)

@@ -23,9 +23,12 @@ Availability rule (published on the pages):
 from __future__ import annotations
 
 import json
+import math
+import threading
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import shapely
 
 from . import db
@@ -75,8 +78,7 @@ def present(rec: Record, now: datetime, *, deadlines=None, towns_by_slug=None, g
         shapes = rec.areas + [geometry_of(towns_by_slug[s]) for s in rec.towns if s in towns_by_slug]
         union = shapely.union_all(shapes) if shapes else None
         out["geometry"] = None if union is None or union.is_empty else json.loads(shapely.to_geojson(union))
-        out["affected_towns"] = sorted(
-            s for s, t in towns_by_slug.items() if rec.affects_town(s, geometry_of(t)))
+        out["affected_towns"] = sorted(_affected_towns(rec, towns_by_slug))
     return out
 
 
@@ -96,9 +98,156 @@ def _timeline(rec: Record, now: datetime) -> list[dict]:
     return [{**i, "at": db.iso(i["at"])} for i in items]
 
 
-def _towns(conn, towns_by_slug) -> dict:
-    """Return the given towns mapping, else the live towns."""
-    return towns_by_slug if towns_by_slug is not None else towns_map(conn)
+def _towns(conn, towns_by_slug, entry=None) -> dict:
+    """Return the given towns mapping, else the live towns (read once per data revision)."""
+    if towns_by_slug is not None:
+        return towns_by_slug
+    entry = entry or _index(conn)
+    if entry.towns is None:
+        entry.towns = towns_map(conn)
+    return entry.towns
+
+
+# --- the incidents of one data revision, read once per process ---------------------------------
+#
+# Pages, the API and feeds ask about incidents on every request; reading and parsing every
+# incident each time cost milliseconds at 10,000 incidents. Each process keeps the records of
+# the revision it last saw (``meta.revision`` is bumped by every write), indexed by when they
+# end, which towns they list and where their areas lie, so a question touches only the few
+# incidents that can answer it. The answers are the same as scanning every record.
+
+
+class _Index:
+    """The incidents of one revision: records, end times, listed towns, an area tree."""
+
+    def __init__(self, recs: list[Record]):
+        """Index the records once."""
+        self.recs = recs
+        self.by_id = {r.id: r for r in recs}
+        # A record is active while its end (resolution, or a maintenance window's end) is later
+        # than now, or while it has none: Record.end() and status() say the same.
+        ends = [r.resolved_at or (r.scheduled_end if r.kind == "maintenance" else None) for r in recs]
+        self.end_ts = np.array([e.timestamp() if e else math.inf for e in ends], dtype=float)
+        self.by_town: dict[str, list[int]] = {}
+        for i, r in enumerate(recs):
+            for slug in r.towns:
+                self.by_town.setdefault(slug, []).append(i)
+        owners = [i for i, r in enumerate(recs) for _ in r.areas]
+        self.area_owner = np.array(owners, dtype=np.intp)
+        self.area_geoms = np.array([a for r in recs for a in r.areas] or [], dtype=object)
+        self.area_tree = shapely.STRtree(self.area_geoms)
+        shapely.prepare(self.area_geoms)
+        self.towns: dict | None = None
+        self.town_indexes: dict[tuple, _TownIndex] = {}
+        self.lock = threading.Lock()
+
+    def active(self, now: datetime) -> np.ndarray:
+        """Return a mask of the records active at ``now``."""
+        return self.end_ts > now.timestamp()
+
+    def town_index(self, towns_by_slug: dict) -> _TownIndex:
+        """Return the tree of the given towns' extents (built once per towns mapping)."""
+        values = towns_by_slug.values()
+        # Callers build the mapping per request from one snapshot's Town objects: the same
+        # objects in the same order mean the same towns. The index keeps them alive, so their
+        # ids cannot be reused by other objects while it is cached.
+        key = (len(towns_by_slug), id(next(iter(values), None)), id(next(reversed(values), None)))
+        found = self.town_indexes.get(key)
+        if found is None:
+            with self.lock:
+                if len(self.town_indexes) > 4:
+                    self.town_indexes.clear()
+                found = self.town_indexes[key] = _TownIndex(towns_by_slug, self)
+        return found
+
+
+class _TownIndex:
+    """An STRtree over one towns mapping's extents, and which towns each record affects."""
+
+    def __init__(self, towns_by_slug: dict, entry: _Index):
+        """Index the extents, and with them the incident areas for point look-ups."""
+        self.keep = list(towns_by_slug.values())
+        self.slugs = list(towns_by_slug)
+        self.geoms = np.array([geometry_of(t) for t in self.keep] or [], dtype=object)
+        self.tree = shapely.STRtree(self.geoms)
+        self.affected: dict[int, frozenset] = {}
+        # Areas first, then extents: one tree answers both halves of "what covers this point".
+        self.n_areas = len(entry.area_geoms)
+        self.point_geoms = np.concatenate((entry.area_geoms, self.geoms))
+        self.point_tree = shapely.STRtree(self.point_geoms)
+        self.area_owner = entry.area_owner
+        self.by_town = entry.by_town
+
+    def records_at(self, point: np.ndarray) -> set[int]:
+        """Return the records whose area, or one of whose listed towns' extent, meets the point."""
+        cand = self.point_tree.query(point)[1]
+        if not len(cand):
+            return set()
+        cand = cand[shapely.intersects(self.point_geoms[cand], point[0])]
+        found = set()
+        for i in cand.tolist():
+            if i < self.n_areas:
+                found.add(int(self.area_owner[i]))
+            else:
+                found.update(self.by_town.get(self.slugs[i - self.n_areas], ()))
+        return found
+
+    def affected_by(self, rec: Record) -> frozenset:
+        """Return the slugs of the mapping that the record affects (listed, or sharing interior)."""
+        found = self.affected.get(rec.id)
+        if found is None:
+            known = set(self.slugs)
+            slugs = {s for s in rec.towns if s in known}
+            for area in rec.areas:
+                for i in self.tree.query(area).tolist():
+                    if self.geoms[i] is not None and shapely.relate_pattern(area, self.geoms[i], "T********"):
+                        slugs.add(self.slugs[i])
+            found = self.affected[rec.id] = frozenset(slugs)
+        return found
+
+
+_cache: dict[str, tuple[int, _Index]] = {}
+_cache_lock = threading.Lock()
+
+
+def _index(conn) -> _Index:
+    """Return the incidents of the connection's current revision, reading them on a change."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    rev = db.revision(conn)
+    found = _cache.get(path)
+    if found is not None and found[0] == rev:
+        return found[1]
+    with _cache_lock:
+        found = _cache.get(path)
+        if found is None or found[0] != rev:
+            # Read after the revision: the records are at least as new as the key they get.
+            found = _cache[path] = (rev, _Index(load_records(conn)))
+    return found[1]
+
+
+def _records(conn, ids=None) -> list[Record]:
+    """Return the current records (all, or those ids), from the per-revision cache."""
+    entry = _index(conn)
+    if ids is None:
+        return entry.recs
+    return [entry.by_id[i] for i in ids if i in entry.by_id]
+
+
+def _affected_towns(rec: Record, towns_by_slug: dict) -> frozenset:
+    """Return the slugs of ``towns_by_slug`` the record affects."""
+    for _rev, entry in list(_cache.values()):
+        if entry.by_id.get(rec.id) is rec:
+            return entry.town_index(towns_by_slug).affected_by(rec)
+    # A record not from the cache (a caller's own): look at every town.
+    return frozenset(s for s, t in towns_by_slug.items() if rec.affects_town(s, geometry_of(t)))
+
+
+def _town_candidates(entry: _Index, slug: str, extent) -> list[int]:
+    """Return the records that may affect a town: those listing it and those with an area nearby."""
+    found = set(entry.by_town.get(slug, ()))
+    if extent is not None and len(entry.area_geoms):
+        found.update(entry.area_owner[entry.area_tree.query(extent)].tolist())
+    return sorted(found)
 
 
 def _order(rec: Record, now: datetime):
@@ -113,7 +262,7 @@ def _order(rec: Record, now: datetime):
 def get_incident(conn, incident_id, now, *, deadlines=None, towns_by_slug=None) -> dict | None:
     """Return one incident with its timeline, affected geometry and towns, or None."""
     try:
-        found = load_records(conn, [int(incident_id)])
+        found = _records(conn, [int(incident_id)])
     except (TypeError, ValueError, OverflowError):
         return None
     return present(found[0], now, deadlines=deadlines, geometry=True,
@@ -127,10 +276,15 @@ def list_incidents(conn, now, status="active", town=None, service=None, *, deadl
         raise IncidentError(f"unknown status {status!r}; expected one of active, resolved, all")
     if service is not None and service not in SERVICES:
         raise IncidentError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
-    recs = load_records(conn)
+    entry = _index(conn)
     if town is not None:
-        extent = geometry_of(_towns(conn, towns_by_slug).get(town))
+        extent = geometry_of(_towns(conn, towns_by_slug, entry).get(town))
+        recs = [entry.recs[i] for i in _town_candidates(entry, town, extent)]
         recs = [r for r in recs if r.affects_town(town, extent)]
+    elif status == "active":
+        recs = [entry.recs[i] for i in np.flatnonzero(entry.active(now)).tolist()]
+    else:
+        recs = entry.recs
     if service is not None:
         recs = [r for r in recs if service in r.services]
     if status != "all":
@@ -140,9 +294,21 @@ def list_incidents(conn, now, status="active", town=None, service=None, *, deadl
 
 def affecting_point(conn, lat, lon, now, town_slug=None, *, towns_by_slug=None, deadlines=None) -> list[dict]:
     """Return the active incidents and maintenance whose area or listed towns cover the point."""
-    towns = _towns(conn, towns_by_slug)
-    point = shapely.Point(float(lon), float(lat))
-    recs = [r for r in load_records(conn) if r.active(now) and r.affects_point(point, towns, town_slug)]
+    entry = _index(conn)
+    towns = _towns(conn, towns_by_slug, entry)
+    # A one-element array: the STRtree wrappers take a slower path for scalars.
+    points = shapely.points([(float(lon), float(lat))])
+    point = points[0]
+    # Candidates: records listing the point's town, whose area meets the point, or listing a
+    # town whose extent meets it; the exact test below is the one a full scan would make.
+    cand = set(entry.by_town.get(town_slug, ())) if town_slug is not None else set()
+    if towns:
+        cand |= entry.town_index(towns).records_at(points)
+    elif len(entry.area_geoms):
+        cand.update(entry.area_owner[entry.area_tree.query(point, predicate="intersects")].tolist())
+    stamp = now.timestamp()
+    recs = [entry.recs[i] for i in sorted(cand) if entry.end_ts[i] > stamp]
+    recs = [r for r in recs if r.active(now) and r.affects_point(point, towns, town_slug)]
     return [present(r, now, deadlines=deadlines) for r in sorted(recs, key=lambda r: _order(r, now))]
 
 
@@ -172,21 +338,22 @@ def summary(conn, now, *, towns_by_slug=None, deadlines=None) -> dict:
     of the towns, else a ``partial_outage``; degraded service is ``degraded_performance``; a
     maintenance in progress is ``under_maintenance``; the worst applies.
     """
-    towns = _towns(conn, towns_by_slug)
-    recs = [r for r in load_records(conn) if r.active(now)]
+    entry = _index(conn)
+    towns = _towns(conn, towns_by_slug, entry)
+    recs = [entry.recs[i] for i in np.flatnonzero(entry.active(now)).tolist()]
+    recs = [r for r in recs if r.active(now)]
+    affects = entry.town_index(towns).affected_by if towns else (lambda r: frozenset())
     services = {}
     for service in SERVICES:
         mine = [r for r in recs if service in r.services and r.status(now) != "scheduled"]
-        hit = {s for r in mine if r.kind == "outage" for s, t in towns.items()
-               if r.affects_town(s, geometry_of(t))}
+        hit = set().union(*(affects(r) for r in mine if r.kind == "outage"))
         found = ["operational"]
         for r in mine:
             if r.kind == "outage":
                 found.append("major_outage" if towns and len(hit) * 2 >= len(towns) else "partial_outage")
             else:
                 found.append("degraded_performance" if r.kind == "degraded" else "under_maintenance")
-        affected = {s for r in mine if r.kind != "maintenance" for s, t in towns.items()
-                    if r.affects_town(s, geometry_of(t))}
+        affected = set().union(*(affects(r) for r in mine if r.kind != "maintenance"))
         services[service] = {"status": max(found, key=SEVERITY.index), "incidents": [r.id for r in mine],
                              "towns": sorted(affected)}
     worst = max((v["status"] for v in services.values()), key=SEVERITY.index)
@@ -201,9 +368,10 @@ def availability(conn, slug, service, now, days=90, *, tz=TIMEZONE, since=None, 
     if int(days) < 1:
         raise IncidentError(f"days {days!r} must be at least 1")
     zone = ZoneInfo(tz)
-    extent = geometry_of(_towns(conn, towns_by_slug).get(slug))
+    entry = _index(conn)
+    extent = geometry_of(_towns(conn, towns_by_slug, entry).get(slug))
     down, partial, maintenance = [], [], []
-    for r in load_records(conn):
+    for r in (entry.recs[i] for i in _town_candidates(entry, slug, extent)):
         if service not in r.services or r.started_at >= now or not r.affects_town(slug, extent):
             continue
         span = (r.started_at, r.end(now) or now)

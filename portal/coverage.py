@@ -18,8 +18,9 @@ from .layers import Area, Town
 TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
 # Long rings are cut into pieces this long so a nearest search costs the same for a
-# 20,000-vertex footprint as for a square.
-NEAREST_CHUNK_SEGMENTS = 32
+# 20,000-vertex footprint as for a square. Short pieces have tight boxes, so the search
+# measures fewer of them exactly: at 20,000 polygons 8 answered in 177 µs where 32 took 282.
+NEAREST_CHUNK_SEGMENTS = 8
 # Every technology's rings live in one nearest tree, each shifted east by its own band
 # of this many metres: more than twice any distance on Earth, so a query point shifted
 # into band k can only find technology k, and one query_nearest call serves them all.

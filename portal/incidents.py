@@ -297,7 +297,9 @@ def _towns(conn, towns) -> list[str]:
     """Return the sorted slugs, refusing any not in the live towns layer."""
     if isinstance(towns, str):
         towns = [towns]
-    known = {t.slug for t in layers.load_towns(conn)}
+    # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
+    live = layers.live_layer_ids(conn)["towns"]
+    known = {r[0] for r in conn.execute("SELECT slug FROM towns WHERE layer_id = ?", (live,))}
     slugs = list(dict.fromkeys(towns or ()))
     for slug in slugs:
         if slug not in known:

@@ -1,6 +1,9 @@
 """Per-request plumbing: the read-only connection, the live snapshot, the clock."""
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from datetime import datetime
 
 from flask import Flask, current_app, g
@@ -8,10 +11,49 @@ from flask import Flask, current_app, g
 from . import db, state
 
 
+# Each thread keeps its read-only connections open between requests: opening one cost more
+# than the whole coverage answer. Every statement still sees the latest commit (no read
+# transaction stays open), and a file replaced by a rebuild is noticed by its inode.
+_local = threading.local()
+KEEP_CONNECTIONS = 4
+_inherited: list = []
+
+
+def _forget_after_fork() -> None:
+    """Drop connections inherited from a parent process (SQLite must not use them across fork)."""
+    global _local
+    # Keep them referenced: closing them here would touch the parent's file locks.
+    _inherited.append(_local)
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _connection(path: str) -> sqlite3.Connection:
+    """Return this thread's open read-only connection to ``path``, reopening a replaced file."""
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    st = os.stat(path)
+    ident = (st.st_dev, st.st_ino)
+    found = conns.pop(path, None)
+    if found is not None and found[0] == ident:
+        conns[path] = found
+        return found[1]
+    if found is not None:
+        found[1].close()
+    while len(conns) >= KEEP_CONNECTIONS:
+        conns.pop(next(iter(conns)))[1].close()
+    conn = db.connect_readonly(path)
+    conns[path] = (ident, conn)
+    return conn
+
+
 def get_db():
-    """Return this request's read-only connection, opening it on first use."""
+    """Return this request's read-only connection (the thread's, kept open between requests)."""
     if "db" not in g:
-        g.db = db.connect_readonly(current_app.config["DATABASE"])
+        g.db = _connection(current_app.config["DATABASE"])
     return g.db
 
 
@@ -31,10 +73,10 @@ def now() -> datetime:
 
 
 def close_db(exc=None) -> None:
-    """Close the request's connection."""
+    """Release the request's connection; it stays open for the thread's next request."""
     conn = g.pop("db", None)
-    if conn is not None:
-        conn.close()
+    if conn is not None and conn.in_transaction:
+        conn.rollback()
 
 
 def init_app(app: Flask) -> None:

@@ -12,6 +12,7 @@ import pyproj
 import pytest
 import shapely
 
+from dbtools import database_with_towns, dump
 from portal import db, imports, layers
 from portal.import_report import format_diff, format_report
 from portal.layers import Area, Town
@@ -44,14 +45,6 @@ def live_rows(n: int = 2, **extra) -> list[dict]:
              "max_down_mbps": 500.0, "max_up_mbps": 200.0, **extra} for i in range(n)]
 
 
-def dump(path) -> list[str]:
-    """Return the whole database as SQL, to compare before and after."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
-
 
 def read_conn(path):
     """Return a read-only connection that closes at the end of a with block."""
@@ -61,11 +54,7 @@ def read_conn(path):
 @pytest.fixture
 def dbp(tmp_path):
     """Return a fresh database with the two towns live."""
-    path = tmp_path / "portal.sqlite"
-    db.migrate(path)
-    with db.writing(path) as conn:
-        layers.store_layer(conn, "towns", TOWNS, source="towns.test", author="test")
-    return path
+    return database_with_towns(tmp_path / "portal.sqlite", TOWNS, source="towns.test")
 
 
 def zip_shapefile(frame: gpd.GeoDataFrame, folder, name: str = "cov", with_prj: bool = True):

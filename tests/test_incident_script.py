@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -15,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import box, mapping
 
+from dbtools import database_with_towns, dump
 from portal import db, incidents, layers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,20 +43,7 @@ BUILDING = box(30.04, 60.04, 30.06, 60.06)
 @pytest.fixture
 def db_path(tmp_path):
     """Give a migrated database whose live towns are the hand-made squares."""
-    path = tmp_path / "portal.sqlite"
-    db.migrate(path)
-    with db.writing(path) as conn:
-        layers.store_layer(conn, "towns", TOWNS, source="test", author="test")
-    return path
-
-
-def dump(path) -> str:
-    """Return the whole database as SQL text."""
-    conn = sqlite3.connect(path)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
+    return database_with_towns(tmp_path / "portal.sqlite", TOWNS)
 
 
 def when(hours_ago: float) -> str:

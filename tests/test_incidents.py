@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from shapely.geometry import Point, Polygon, box, shape
 
+from dbtools import database_with_towns, dump
 from portal import build, db, incidents, layers
 from portal.config import GEODATA_DIR
 from portal.incidents import IncidentError
@@ -38,20 +38,7 @@ OUTSIDE_WEST = box(29.9, 60.0, 30.0, 60.1)  # touches Alpha's west edge only
 @pytest.fixture
 def db_path(tmp_path):
     """Give a migrated database whose live towns are the hand-made squares."""
-    path = tmp_path / "incidents.sqlite"
-    db.migrate(path)
-    with db.writing(path) as conn:
-        layers.store_layer(conn, "towns", TOWNS, source="test", author="test")
-    return path
-
-
-def dump(path) -> str:
-    """Return the whole database as SQL text."""
-    conn = sqlite3.connect(path)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
+    return database_with_towns(tmp_path / "incidents.sqlite", TOWNS)
 
 
 def read(path):

@@ -14,9 +14,10 @@ import geopandas as gpd
 import pytest
 import shapely
 
+from dbtools import database_with_towns, dump
 from portal import db, imports, layers
 from portal.cli import ROOT
-from test_imports import ALPHA, BETA, coverage, dump, live_rows
+from test_imports import ALPHA, BETA, coverage, live_rows
 
 SCRIPTS = ROOT / "scripts"
 
@@ -26,11 +27,7 @@ def dbp(tmp_path):
     """Return a fresh database with the two towns live."""
     from test_imports import TOWNS
 
-    path = tmp_path / "portal.sqlite"
-    db.migrate(path)
-    with db.writing(path) as conn:
-        layers.store_layer(conn, "towns", TOWNS, source="towns.test", author="test")
-    return path
+    return database_with_towns(tmp_path / "portal.sqlite", TOWNS, source="towns.test")
 
 
 def run(script: str, *args, cwd=None, check=None) -> subprocess.CompletedProcess:

@@ -1,0 +1,207 @@
+"""Provider-scale benchmark: point answers in-process and from PostGIS, HTTP load, page sizes, memory.
+
+    python -m benchmarks.bench            # 1,000 towns, 100,000 polygons, 10,000 incidents, 1M points
+    python -m benchmarks.bench --small    # the same steps on little data, in under a minute (CI)
+
+It prints figures (and with ``--json FILE`` writes them); it asserts nothing about speed.
+Only correctness is checked: PostGIS and the portal must find the same covering areas.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import datagen, load, pg  # noqa: E402
+from portal import create_app, db, reports, state  # noqa: E402
+
+
+def _stats(ns: np.ndarray) -> dict:
+    """Return median and p99 in microseconds and the rate of a set of timings."""
+    return {"median_us": round(float(np.median(ns)) / 1000, 1),
+            "p99_us": round(float(np.percentile(ns, 99)) / 1000, 1),
+            "per_s": round(len(ns) / (ns.sum() / 1e9))}
+
+
+def say(text: str) -> None:
+    """Print a progress line at once."""
+    print(text, flush=True)
+
+
+def build(folder: Path, scale: datagen.Scale) -> tuple[Path, dict, dict]:
+    """Generate the files, import them and write incidents; return the DB, data and timings."""
+    t0 = time.perf_counter()
+    data = datagen.write_files(folder / "files", scale)
+    timings = {"generate_s": round(time.perf_counter() - t0, 1)}
+    say(f"  generated {scale.towns} towns, {scale.polygons} polygons ({data['vertices']} vertices),"
+        f" {scale.points} points in {timings['generate_s']} s")
+    db_path = folder / "portal.sqlite"
+    imported = datagen.import_files(db_path, folder / "files")
+    timings.update({f"import_{k}_s": round(v, 1) for k, v in imported.items()})
+    say(f"  imported towns in {imported['towns']:.1f} s, {scale.polygons} polygons in {imported['coverage']:.1f} s")
+    t0 = time.perf_counter()
+    datagen.write_incidents(db_path, data["towns"], scale.incidents)
+    timings["incidents_s"] = round(time.perf_counter() - t0, 1)
+    say(f"  wrote {scale.incidents} incidents in {timings['incidents_s']} s")
+    return db_path, data, timings
+
+
+def in_process(db_path: Path, points: np.ndarray) -> tuple[dict, state.Snapshot]:
+    """Time the full point answer (coverage, town, nearest, incidents) as /api/v1/check computes it."""
+    conn = db.connect_readonly(db_path)
+    t0 = time.perf_counter()
+    snap = state.snapshot(conn, str(db_path), 150)
+    built = time.perf_counter() - t0
+    now = db.utcnow()
+    reports.check_point(snap, conn, *points[0], now)  # the incident index is read on first use
+    clock = time.perf_counter_ns
+    ns = np.empty(len(points), dtype=np.int64)
+    t0 = time.perf_counter()
+    for k, (lat, lon) in enumerate(points.tolist()):
+        t = clock()
+        reports.check_point(snap, conn, lat, lon, now)
+        ns[k] = clock() - t
+    wall = time.perf_counter() - t0
+    conn.close()
+    out = {"index_build_s": round(built, 1), **_stats(ns), "bulk_points_per_s": round(len(points) / wall)}
+    say(f"  full point answer: median {out['median_us']} µs, p99 {out['p99_us']} µs,"
+        f" {out['bulk_points_per_s']} points/s over {len(points)} points (index built in {out['index_build_s']} s)")
+    return out, snap
+
+
+def versus_postgis(snap: state.Snapshot, points: np.ndarray, full_median_us: float) -> dict:
+    """Ask PostGIS and an in-process STRtree which areas cover each point; compare."""
+    missing = pg.available()
+    if missing:
+        raise SystemExit(f"PostGIS comparison impossible: {missing}")
+    geoms = np.array([a.geometry for a in snap.coverage.areas], dtype=object)
+    tree = shapely.STRtree(geoms)
+    shapely.prepare(geoms)
+    clock = time.perf_counter_ns
+    ns = np.empty(len(points), dtype=np.int64)
+    ours = []
+    for k, (lat, lon) in enumerate(points.tolist()):
+        t = clock()
+        found = tree.query(shapely.points([(lon, lat)]), predicate="intersects")[1]
+        ns[k] = clock() - t
+        ours.append(sorted(found.tolist()))
+    with pg.cluster() as dsn:
+        load_s = pg.load(dsn, geoms)
+        pg_ns, theirs = pg.time_points(dsn, points)
+    mismatches = sum(a != b for a, b in zip(ours, theirs))
+    out = {"points": len(points), "postgis_load_s": round(load_s, 1), "postgis": _stats(pg_ns),
+           "strtree": _stats(ns), "mismatches": mismatches}
+    out["ratio_postgis_to_strtree"] = round(out["postgis"]["median_us"] / out["strtree"]["median_us"], 1)
+    out["ratio_postgis_to_full_answer"] = round(out["postgis"]["median_us"] / full_median_us, 2)
+    say(f"  PostGIS 'which areas cover it': median {out['postgis']['median_us']} µs, p99"
+        f" {out['postgis']['p99_us']} µs; in-process STRtree {out['strtree']['median_us']} µs"
+        f" ({out['ratio_postgis_to_strtree']}x faster); the full answer is"
+        f" {out['ratio_postgis_to_full_answer']}x PostGIS's partial one; {mismatches} disagreements")
+    if mismatches:
+        raise SystemExit(f"PostGIS and the portal disagree on {mismatches} points")
+    return out
+
+
+def page_sizes(db_path: Path, slugs: list[str]) -> dict:
+    """Return raw and gzip bytes of the heaviest town page and the /towns overview."""
+    app = create_app({"DATABASE": str(db_path)})
+    client = app.test_client()
+    sizes = {}
+    for slug in slugs:
+        r = client.get(f"/towns/{slug}", headers={"Accept-Language": "ru"})
+        assert r.status_code == 200, (slug, r.status_code)
+        sizes[slug] = r.data
+    heaviest = max(sizes, key=lambda s: len(sizes[s]))
+    t0 = time.perf_counter()
+    overview = client.get("/towns", headers={"Accept-Language": "ru"})
+    overview_ms = (time.perf_counter() - t0) * 1000
+    assert overview.status_code == 200
+    out = {"heaviest_town": heaviest, "town_html_bytes": len(sizes[heaviest]),
+           "town_gzip_bytes": len(gzip.compress(sizes[heaviest])),
+           "towns_html_bytes": len(overview.data), "towns_gzip_bytes": len(gzip.compress(overview.data)),
+           "towns_render_ms": round(overview_ms)}
+    say(f"  heaviest town page /towns/{heaviest}: {out['town_html_bytes']} B ({out['town_gzip_bytes']} B gzip);"
+        f" /towns: {out['towns_html_bytes']} B ({out['towns_gzip_bytes']} B gzip)")
+    return out
+
+
+def http(db_path: Path, points: np.ndarray, towns: list[str], seconds: float, workers: int,
+         worker_class: str = "sync", threads: int = 1) -> dict:
+    """Load /api/v1/check, /api/v1/status and a bare endpoint under gunicorn; then nginx in front."""
+    paths = [f"/api/v1/check?lat={lat}&lon={lon}" for lat, lon in points.tolist()]
+    status_paths = [f"/api/v1/status?lat={lat}&lon={lon}" for lat, lon in points.tolist()]
+    out = {"workers": workers, "worker_class": worker_class, "threads": threads, "seconds": seconds,
+           "connections": 32}
+    settings = {"workers": workers, "worker_class": worker_class, "threads": threads}
+    with load.gunicorn("benchmarks.bare_app:app", None, probe="/bare", **settings) as (base, _pid):
+        out["bare"] = load.wrk(base, ["/bare"], seconds)
+    say(f"  bare Flask: {out['bare']}")
+    with load.gunicorn("wsgi:app", db_path, probe="/api/v1/summary", **settings) as (base, pid):
+        out["check"] = load.wrk(base, paths, seconds)
+        say(f"  /api/v1/check: {out['check']}")
+        out["status"] = load.wrk(base, status_paths, seconds)
+        say(f"  /api/v1/status: {out['status']}")
+        out["memory"] = load.worker_memory(pid)
+        say(f"  memory: {out['memory']}")
+        port = int(base.rsplit(":", 1)[1])
+        with load.nginx(port) as (front, log):
+            spike = [f"/api/v1/status?town={slug}" for slug in towns]
+            out["nginx_status_town"] = load.wrk(front, spike, seconds)
+            time.sleep(1.2)  # the access log is flushed every second
+            out["nginx_cache"] = load.cache_statuses(log)
+            say(f"  nginx, /api/v1/status?town= x{len(towns)} towns: {out['nginx_status_town']};"
+                f" cache {out['nginx_cache']}")
+    out["check_vs_bare"] = round(out["check"]["rps"] / out["bare"]["rps"], 2)
+    out["status_vs_bare"] = round(out["status"]["rps"] / out["bare"]["rps"], 2)
+    return out
+
+
+def main(argv=None) -> int:
+    """Run every step and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="little data and 4 s of load (CI)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--postgis-points", type=int, help="points asked of PostGIS (default: 100,000; small: all)")
+    parser.add_argument("--seconds", type=float, help="seconds of load per HTTP run (default 20; small 4)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
+    parser.add_argument("--points", type=int, help="points timed in-process (default: all generated)")
+    args = parser.parse_args(argv)
+    scale = datagen.SMALL if args.small else datagen.FULL
+    seconds = args.seconds or (4 if args.small else 20)
+    pg_points = args.postgis_points or (2_000 if args.small else 100_000)
+    figures: dict = {"scale": scale.__dict__}
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:
+        folder = Path(tmp)
+        say("data")
+        db_path, data, figures["build"] = build(folder, scale)
+        points = data["points"]
+        say("in-process")
+        figures["in_process"], snap = in_process(db_path, points[:args.points] if args.points else points)
+        figures["postgis"] = versus_postgis(snap, points[:pg_points], figures["in_process"]["median_us"])
+        say("pages")
+        heavy = datagen.heaviest_towns(data["towns"], data["coverage"], count=10)
+        figures["pages"] = page_sizes(db_path, heavy)
+        say("http")
+        figures["http"] = http(db_path, points[:10_000], heavy, seconds, args.workers, args.worker_class,
+                               args.threads)
+    say(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""HTTP load: gunicorn as deployed (docs/gunicorn.conf.py), nginx as shipped (docs/nginx.conf), wrk."""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "docs" / "gunicorn.conf.py"
+NGINX_CONF = ROOT / "docs" / "nginx.conf"
+
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+init = function(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+  i = math.random(#paths)
+end
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, "p50_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 120.0) -> None:
+    """Wait until a URL answers (any status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextmanager
+def gunicorn(target: str, db_path: Path | None, workers: int = 2, probe: str = "/", log: Path | None = None,
+             worker_class: str = "sync", threads: int = 1):
+    """Run gunicorn with the shipped settings on a free port; yield (base URL, master pid)."""
+    port = free_port()
+    env = {**os.environ, "PORTAL_BIND": f"127.0.0.1:{port}", "PORTAL_WORKERS": str(workers),
+           "PORTAL_WORKER_CLASS": worker_class, "PORTAL_THREADS": str(threads),
+           "PYTHONPATH": str(ROOT)}
+    if db_path is not None:
+        env["PORTAL_DB"] = str(db_path)
+    if log is not None:
+        env["PORTAL_ACCESS_LOG"] = str(log)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), target],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}{probe}", timeout=600)
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def worker_memory(master_pid: int) -> list[dict]:
+    """Return VmRSS and PSS (MiB) of each worker forked by a gunicorn master."""
+    out = []
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    for pid in [master_pid] + [int(c) for c in children]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+        pss = None
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1)) / 1024
+        except (OSError, AttributeError):
+            pass
+        out.append({"pid": pid, "role": "master" if pid == master_pid else "worker", "rss_mib": round(rss, 1),
+                    "pss_mib": round(pss, 1) if pss is not None else None})
+    return out
+
+
+def wrk(base: str, paths: list[str], seconds: float, connections: int = 32, threads: int = 1) -> dict:
+    """Load ``base`` with wrk, cycling through ``paths``; return requests/s and latency."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths))
+        script = f.name
+    try:
+        run = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+                              "--timeout", "10s", "-s", script, base], capture_output=True, text=True,
+                             check=True)
+    finally:
+        os.unlink(script)
+    found = json.loads(run.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    return {"rps": round(found["requests"] / (found["duration_us"] / 1e6), 1),
+            "p50_ms": round(found["p50_us"] / 1000, 2), "p99_ms": round(found["p99_us"] / 1000, 2),
+            "max_ms": round(found["max_us"] / 1000, 2), "requests": found["requests"],
+            "errors": found["errors"], "non2xx": found["non2xx"]}
+
+
+def nginx_conf(upstream_port: int, port: int, folder: Path) -> str:
+    """Return docs/nginx.conf with ports, cache and log paths moved into ``folder``."""
+    text = NGINX_CONF.read_text()
+    swaps = {
+        "listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;",
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        "/var/cache/nginx/portal": str(folder / "cache"),
+        "/run/nginx-portal.pid": str(folder / "nginx.pid"),
+        "/var/log/nginx/portal-access.log": str(folder / "access.log"),
+        "/var/log/nginx/portal-error.log": str(folder / "error.log"),
+        "/srv/portal/static-export": str(folder / "export"),
+    }
+    for old, new in swaps.items():
+        if old not in text:
+            raise ValueError(f"docs/nginx.conf no longer contains {old!r}; update benchmarks/load.py")
+        text = text.replace(old, new)
+    return text
+
+
+@contextmanager
+def nginx(upstream_port: int):
+    """Run nginx with the shipped configuration in front of a gunicorn; yield (base URL, access log)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    os.chmod(folder, 0o755)
+    (folder / "cache").mkdir()
+    (folder / "export").mkdir()
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("www-data")
+        os.chown(folder / "cache", user.pw_uid, user.pw_gid)
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(nginx_conf(upstream_port, port, folder))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        yield f"http://127.0.0.1:{port}", folder / "access.log"
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def cache_statuses(access_log: Path) -> dict:
+    """Count nginx cache results (HIT, MISS, UPDATING, ...) in the shipped log format."""
+    counts: dict[str, int] = {}
+    for line in access_log.read_text().splitlines():
+        found = re.search(r'cache=(\S+)', line)
+        if found:
+            counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+    return counts
+
+
+def fetch(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """GET a URL; return (status, headers, body) without following errors."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()

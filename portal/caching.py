@@ -1,0 +1,187 @@
+"""HTTP caching for outage spikes: validators from the data revision, 304s, Cache-Control, gzip.
+
+Every public GET answers with
+
+- ``ETag: W/"<revision>-<minute>-<language>"``: the data revision (``meta.revision``,
+  bumped by every write), the current minute (incident status, ETAs and maintenance
+  windows change with the clock, not only with the data) and the page language;
+- ``Last-Modified``: the latest write to the database file, but not before the start of
+  the current minute;
+- ``Cache-Control: public, max-age=30, stale-while-revalidate=300, stale-if-error=86400``:
+  a browser or proxy may reuse an answer for 30 s, serve it up to 5 minutes longer while it
+  fetches a fresh one in the background, and for a day while the portal is failing;
+- ``Vary: Accept-Language, Cookie`` on pages and feeds (the language comes from the query,
+  the ``lang`` cookie or the header).
+
+A request whose ``If-None-Match`` (or, without it, ``If-Modified-Since``) matches gets a
+304 before any page is built, so revalidation costs one indexed read. Errors are cached
+for 10 s at most (5xx not at all). Bodies are gzipped when the client accepts it; behind
+nginx, nginx asks for identity and compresses itself (docs/nginx.conf).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from datetime import datetime, timezone
+
+from flask import Flask, Response, g, request
+
+MAX_AGE_S = 30
+STALE_WHILE_REVALIDATE_S = 300
+STALE_IF_ERROR_S = 86400
+ERROR_MAX_AGE_S = 10
+BUCKET_S = 60
+PUBLIC = f"public, max-age={MAX_AGE_S}, stale-while-revalidate={STALE_WHILE_REVALIDATE_S}, " \
+         f"stale-if-error={STALE_IF_ERROR_S}"
+COMPRESS_MIN_BYTES = 500
+COMPRESS_LEVEL = 6
+COMPRESSIBLE = ("text/", "application/json", "application/geo+json", "application/atom+xml",
+                "application/javascript", "application/xml", "image/svg+xml")
+# Endpoints that set their own validators (files served as they are).
+OWN_VALIDATORS = ("static", "vendor")
+
+
+def _is_api() -> bool:
+    """Return True for machine answers whose body does not depend on the language."""
+    return request.path.startswith("/api/")
+
+
+def _cacheable_request() -> bool:
+    """Return True for a public GET/HEAD of one of the portal's own routes."""
+    return (request.method in ("GET", "HEAD") and request.endpoint is not None
+            and request.endpoint not in OWN_VALIDATORS)
+
+
+def _data_mtime(path: str) -> float:
+    """Return when the database was last written (the file or its write-ahead log)."""
+    latest = 0.0
+    for name in (path, f"{path}-wal"):
+        try:
+            latest = max(latest, os.stat(name).st_mtime)
+        except OSError:
+            pass
+    return latest
+
+
+def validators() -> tuple[str, datetime] | None:
+    """Return this request's (ETag, Last-Modified), or None when the data cannot be read."""
+    if "validators" not in g:
+        from flask import current_app
+
+        from . import db
+        from .i18n import select_locale
+        from .web import get_db, now
+
+        try:
+            revision = db.revision(get_db())
+        except Exception:  # noqa: BLE001 -- no validators is better than no page
+            g.validators = None
+            return None
+        clock = now()
+        bucket = int(clock.timestamp() // BUCKET_S)
+        # JSON answers are the same in every language (only error texts differ, and errors
+        # carry no validators): skip parsing Accept-Language for them.
+        etag = f'W/"{revision}-{bucket}-{"api" if _is_api() else select_locale()}"'
+        written = _data_mtime(current_app.config["DATABASE"])
+        modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc).replace(microsecond=0)
+        g.validators = (etag, modified)
+    return g.validators
+
+
+def _matches(etag: str, modified: datetime) -> bool:
+    """Return whether the request's conditional headers match the current validators."""
+    if request.if_none_match:
+        # Weak comparison (RFC 9110): W/"x" and "x" match; proxies may strip or add W/.
+        tag = etag.removeprefix("W/").strip('"')
+        return request.if_none_match.contains_weak(tag) or request.if_none_match.star_tag
+    if request.if_modified_since:
+        return modified <= request.if_modified_since
+    return False
+
+
+def _vary(response: Response, *fields: str) -> None:
+    """Add fields to the response's Vary header."""
+    for name in fields:
+        response.vary.add(name)
+
+
+def _not_modified() -> Response | None:
+    """Answer 304 before the page is built when the client's copy is current."""
+    if not _cacheable_request():
+        return None
+    found = validators()
+    if found is None or not _matches(*found):
+        return None
+    return Response(status=304)
+
+
+def _finish(response: Response) -> Response:
+    """Set validators and Cache-Control on public answers, and compress the body."""
+    if not _cacheable_request():
+        return _compress(response)
+    if not _is_api():
+        _vary(response, "Accept-Language", "Cookie")
+    status = response.status_code
+    if status in (200, 304) and response.headers.get("Cache-Control") is None:
+        found = validators()
+        if found is not None:
+            etag, modified = found
+            response.headers["ETag"] = etag
+            response.last_modified = modified
+        private = "Set-Cookie" in response.headers
+        response.headers["Cache-Control"] = (
+            f"private, max-age={MAX_AGE_S}" if private else PUBLIC)
+    elif status >= 500:
+        response.headers["Cache-Control"] = "no-store"
+    elif response.headers.get("Cache-Control") is None:
+        # A wrong address or value: absorb a burst of them, but do not remember them long.
+        response.headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
+    return _compress(response)
+
+
+def _compress(response: Response) -> Response:
+    """Gzip a compressible body when the client accepts it."""
+    if (response.direct_passthrough or response.is_streamed or response.status_code < 200
+            or response.status_code in (204, 304) or "Content-Encoding" in response.headers):
+        return response
+    mimetype = response.mimetype or ""
+    if not mimetype.startswith(COMPRESSIBLE):
+        return response
+    _vary(response, "Accept-Encoding")
+    if "gzip" not in request.accept_encodings:
+        return response
+    body = response.get_data()
+    if len(body) < COMPRESS_MIN_BYTES:
+        return response
+    # mtime=0 keeps the bytes (and so any proxy's copy) the same for the same body.
+    response.set_data(gzip.compress(body, COMPRESS_LEVEL, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the conditional-request check and the response headers."""
+    app.before_request(_not_modified)
+    app.after_request(_finish)
+    app.extensions["portal_warm"] = lambda: warm(app)
+
+
+def warm(app: Flask) -> None:
+    """Build the live snapshot and the incident index now (before a pre-forking server forks).
+
+    Forked workers then share these structures copy-on-write; ``gc.freeze`` keeps the
+    collector from touching (and so copying) them in every worker.
+    """
+    import gc
+
+    from . import availability, db, reports, state
+
+    conn = db.connect_readonly(app.config["DATABASE"])
+    try:
+        snap = state.snapshot(conn, app.config["DATABASE"], app.config["DROP_DISTANCE_M"])
+        snap.coverage.all_town_summaries()
+        availability.summary(conn, db.utcnow(), towns_by_slug=reports.towns_by_slug(snap))
+    finally:
+        conn.close()
+    gc.collect()
+    gc.freeze()

@@ -1,0 +1,104 @@
+"""Every gunicorn worker serves new data on its next request after an incident change or an import."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import shapely
+
+from portal import db, imports, incidents
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(demo_db_template, tmp_path):
+    """Run gunicorn with three workers (the shipped settings) on a copy of the demo database."""
+    path = tmp_path / "portal.sqlite"
+    shutil.copy(demo_db_template, path)
+    port, log = _free_port(), tmp_path / "access.log"
+    env = {**os.environ, "PORTAL_DB": str(path), "PORTAL_WORKERS": str(WORKERS),
+           "PORTAL_BIND": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docs" / "gunicorn.conf.py"),
+         "--access-logfile", str(log), "--access-logformat", "%(p)s %(U)s", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/api/v1/summary", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base, path, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _get_many(url: str, count: int = 90) -> list[dict]:
+    """Fetch a URL many times at once, so that every worker answers some."""
+    def one(_):
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return json.loads(r.read())
+
+    with ThreadPoolExecutor(12) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _pids(log: Path, path: str) -> set[str]:
+    """Return the worker pids that answered a path (from the access log)."""
+    time.sleep(0.3)
+    return {line.split()[0] for line in log.read_text().splitlines() if line.split()[1] == path}
+
+
+def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
+    base, path, log = served
+    # Warm every worker: each builds its snapshot and incident index for the current revision.
+    before = _get_many(f"{base}/api/v1/incidents")
+    assert len(_pids(log, "/api/v1/incidents")) == WORKERS
+    known = {i["id"] for i in before[0]["incidents"]}
+
+    new_id = incidents.open_incident(path, title="Fibre cut on Lenina", services=["internet"],
+                                     towns=["pechory"], author="test")
+    after = _get_many(f"{base}/api/v1/incidents")
+    assert new_id not in known
+    assert all(new_id in {i["id"] for i in answer["incidents"]} for answer in after)
+    assert len(_pids(log, "/api/v1/incidents")) == WORKERS
+
+    conn = db.connect_readonly(path)
+    town = next(t for t in incidents.towns_map(conn).values() if t.slug == "pechory")
+    conn.close()
+    centre = shapely.point_on_surface(town.geometry)
+    check = f"{base}/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
+    assert any(a["available"] != [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
+               for a in _get_many(check))
+    layer = tmp_path / "coverage.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": shapely.geometry.mapping(centre.buffer(0.01)),
+        "properties": {"technology": "wireless", "status": "live", "max_down_mbps": 30,
+                       "max_up_mbps": 10, "feature_id": "w1"}}]}))
+    imports.import_layer(path, "coverage", layer, author="test")
+    answers = _get_many(check)
+    assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
+               for a in answers)
+    assert all(a["nearest"] == {} for a in answers)
+    assert len(_pids(log, "/api/v1/check")) == WORKERS
