@@ -95,3 +95,25 @@ def test_weird_paths_never_500(client):
     for url in ("/towns/%00", "/towns/" + "a" * 3000, "/check?lat=1e309&lon=1", "/search?q=%F0%9F%92%A9",
                 "/api/v1/towns?q=" + "я" * 5000, "/api/v1/check?lat=&lon="):
         assert client.get(url).status_code < 500, url
+
+
+def test_region_map_shows_many_towns_as_points_to_stay_light(tmp_path):
+    """A region of 250 towns: the overview map carries points, not outlines."""
+    import shapely
+
+    from dbtools import database_with_towns
+    from portal import create_app
+    from portal.layers import Town
+
+    towns = []
+    for i in range(250):
+        lon, lat = 28 + (i % 25) * 0.1, 57 + (i // 25) * 0.1
+        # A 400-vertex outline each: drawn as outlines this page would be several hundred KB.
+        outline = shapely.Point(lon, lat).buffer(0.02, quad_segs=100)
+        towns.append(Town(f"town-{i}", f"Town {i}", None, 1000, lat, lon, outline))
+    path = database_with_towns(tmp_path / "many.sqlite", towns)
+    client = create_app({"DATABASE": str(path)}).test_client()
+    html = client.get("/towns", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert html.count('"type":"Point"') + html.count('"type": "Point"') == 250
+    assert "Polygon" not in html
+    assert len(html.encode()) < 250 * 600

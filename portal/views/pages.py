@@ -19,6 +19,8 @@ CHECK_MAP_RADIUS_M = 1500
 # Town shapes on maps are simplified to this many metres; the JSON keeps the full shape.
 TOWN_DISPLAY_TOLERANCE_M = 5
 REGION_DISPLAY_TOLERANCE_M = 60
+# Above this many towns the region map shows each town as a point: 1,000 outlines weigh ~1 MB.
+REGION_OUTLINE_LIMIT = 200
 
 
 def _map_settings() -> dict:
@@ -40,11 +42,16 @@ def _region_map(rows: list[dict]) -> dict:
     """Return the region map: every town coloured by its best technology, click to check."""
     snap = get_snapshot()
     map_towns = []
+    outlines = len(rows) <= REGION_OUTLINE_LIMIT
     for row in rows:
-        town = snap.gazetteer.get(row["slug"])
-        shape = geo.display_geometry(town.geometry, REGION_DISPLAY_TOLERANCE_M, snap.coverage.projection)
+        if outlines:
+            town = snap.gazetteer.get(row["slug"])
+            shape = geo.to_geojson(
+                geo.display_geometry(town.geometry, REGION_DISPLAY_TOLERANCE_M, snap.coverage.projection))
+        else:
+            shape = {"type": "Point", "coordinates": [row["lon"], row["lat"]]}
         map_towns.append({
-            "geometry": geo.to_geojson(shape), "label": town_name(row), "colour": maps.town_colour(row["best"]),
+            "geometry": shape, "label": town_name(row), "colour": maps.town_colour(row["best"]),
             "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
         })
     settings = _map_settings()

@@ -4,8 +4,11 @@
   "use strict";
 
   function townLayer(map, town) {
+    var style = { color: town.colour, weight: 2, fillColor: town.colour, fillOpacity: 0.25 };
     var layer = L.geoJSON(town.geometry, {
-      style: { color: town.colour, weight: 2, fillColor: town.colour, fillOpacity: 0.25 }
+      style: style,
+      // Regions with many towns send points instead of outlines to keep the page light.
+      pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, L.extend({ radius: 6 }, style)); }
     });
     if (town.label) {
       layer.bindTooltip(town.label, { permanent: town.permanent !== false, direction: "center", className: "town-label" });
