@@ -8,7 +8,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from . import db, imports, incidents, layers
+from . import db, demo_incidents, imports, layers
 from .config import GEODATA_DIR
 
 BUILD_AUTHOR = "build_db"
@@ -43,9 +43,9 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
                 if meta.get(key):
                     db.set_meta(conn, key, meta[key])
             db.set_meta(conn, "demo", json.dumps(bool(meta.get("demo"))))
-            demo_incidents = geodata_dir / "incidents.json"
-            if demo_incidents.exists():
-                incidents.load_demo(conn, demo_incidents, now)
+            demo_file = geodata_dir / "incidents.json"
+            if demo_file.exists():
+                demo_incidents.load_demo(conn, demo_file, now)
         # Fold the WAL into the file so one file is the whole database.
         import sqlite3
 

@@ -22,8 +22,7 @@ from tqdm import tqdm
 
 from . import db, layers
 from .gisfiles import (BadMapping, ImportFailure, Mapping, UnreadableFile, alt_names_cell,
-                       cell_fid, coordinate_cell, date_cell, file_checksum, is_blank,
-                       load_mapping, number_cell, open_file, text_cell)
+                       cell_fid, coordinate_cell, date_cell, file_checksum, load_mapping, number_cell, open_file, text_cell)
 from .layers import Area, Town
 from .places import slugify
 

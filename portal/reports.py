@@ -60,7 +60,7 @@ def town_report(snap: Snapshot, conn: sqlite3.Connection, slug: str, now: dateti
         "best": summary["best"],
         "fiber_share": summary["fiber_share"],
         "technologies": summary["technologies"],
-        "incidents": incidents.affecting_town(conn, town.slug, now),
+        "incidents": availability.affecting_town(conn, town.slug, now),
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
     }
@@ -70,7 +70,7 @@ def check_point(snap: Snapshot, conn: sqlite3.Connection, lat: float, lon: float
     """Return what reaches a point: coverage there, nearest coverage, incidents."""
     answer = snap.coverage.point_answer(lat, lon)
     town_slug = answer["town"]["slug"] if answer["town"] else None
-    answer["incidents"] = incidents.affecting_point(conn, lat, lon, now, town_slug=town_slug)
+    answer["incidents"] = availability.affecting_point(conn, lat, lon, now, town_slug=town_slug)
     answer["as_of"] = snap.as_of
     return answer
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import click  # noqa: E402
 import shapely  # noqa: E402
 
-from portal import db, incidents, layers  # noqa: E402
+from portal import availability, db, incidents, layers  # noqa: E402
 from portal.cli import Refused, author_default, db_option  # noqa: E402
 from portal.config import DEFAULTS  # noqa: E402
 
@@ -254,7 +254,7 @@ def list_command(db_path, show_all):
     """List active incidents and upcoming maintenance (with --all: history too)."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        found = incidents.list_incidents(conn, now, "all" if show_all else "active")
+        found = availability.list_incidents(conn, now, "all" if show_all else "active")
     if not found:
         click.echo("no incidents" if show_all else "no active incidents or upcoming maintenance")
         return
@@ -275,7 +275,7 @@ def show_command(db_path, incident_id):
     """Show one incident: where, what, deadlines and the timeline in local time."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        i = incidents.get_incident(conn, incident_id, now)
+        i = availability.get_incident(conn, incident_id, now)
     if i is None:
         raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
     click.echo(f"#{i['id']} {i['title']}")

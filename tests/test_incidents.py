@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import Point, Polygon, box, shape
 
 from dbtools import database_with_towns, dump
-from portal import build, db, incidents, layers
+from portal import availability, build, db, demo_incidents, incidents, layers
 from portal.config import GEODATA_DIR
 from portal.incidents import IncidentError
 
@@ -57,7 +57,7 @@ def open_(path, **kw):
 def test_open_records_the_incident_its_geometry_and_an_audit_row(db_path):
     incident_id = open_(db_path, towns=["alpha"], eta=NOW + 2 * H, message="Looking into it", cause=None)
     with read(db_path) as conn:
-        got = incidents.get_incident(conn, incident_id, NOW)
+        got = availability.get_incident(conn, incident_id, NOW)
         audit = conn.execute("SELECT * FROM audit").fetchall()
     assert got["id"] == incident_id and got["url"] == f"/incidents/{incident_id}"
     assert (got["kind"], got["status"], got["services"], got["towns"]) == (
@@ -76,7 +76,7 @@ def test_open_records_the_incident_its_geometry_and_an_audit_row(db_path):
 def test_geometry_is_the_union_of_areas_and_listed_towns(db_path):
     incident_id = open_(db_path, towns=["gamma"], area=BUILDING)
     with read(db_path) as conn:
-        got = incidents.get_incident(conn, incident_id, NOW)
+        got = availability.get_incident(conn, incident_id, NOW)
     assert shape(got["geometry"]).equals(TOWNS[2].geometry.union(BUILDING))
     assert got["affected_towns"] == ["alpha", "gamma"]
 
@@ -91,7 +91,7 @@ def test_geometry_is_the_union_of_areas_and_listed_towns(db_path):
 def test_point_is_affected_inside_or_on_the_border_of_an_area(db_path, lat, lon, affected):
     open_(db_path, area=BUILDING)
     with read(db_path) as conn:
-        found = incidents.affecting_point(conn, lat, lon, NOW)
+        found = availability.affecting_point(conn, lat, lon, NOW)
     assert bool(found) is affected
 
 
@@ -104,9 +104,9 @@ def test_point_is_affected_inside_or_on_the_border_of_an_area(db_path, lat, lon,
 def test_point_is_affected_inside_a_listed_town(db_path, lat, lon, affected):
     open_(db_path, towns=["alpha"])
     with read(db_path) as conn:
-        assert bool(incidents.affecting_point(conn, lat, lon, NOW)) is affected
+        assert bool(availability.affecting_point(conn, lat, lon, NOW)) is affected
         # The caller's town of the point counts as well, whatever its extent.
-        assert incidents.affecting_point(conn, 0.0, 0.0, NOW, town_slug="alpha")
+        assert availability.affecting_point(conn, 0.0, 0.0, NOW, town_slug="alpha")
 
 
 def test_a_town_is_affected_when_listed_or_overlapped_not_when_only_touched(db_path):
@@ -114,7 +114,7 @@ def test_a_town_is_affected_when_listed_or_overlapped_not_when_only_touched(db_p
     across = open_(db_path, title="Across", area=ACROSS)
     touching = open_(db_path, title="Touching", area=OUTSIDE_WEST)
     with read(db_path) as conn:
-        ids = {slug: {i["id"] for i in incidents.affecting_town(conn, slug, NOW)}
+        ids = {slug: {i["id"] for i in availability.affecting_town(conn, slug, NOW)}
                for slug in ("alpha", "beta", "gamma")}
     assert ids == {"alpha": {across}, "beta": {across}, "gamma": {listed}}
     assert touching not in ids["alpha"]
@@ -125,11 +125,11 @@ def test_status_for_a_point_a_town_and_the_region(db_path):
     maint = incidents.schedule_maintenance(db_path, title="Upgrade", services=["phone"], towns=["beta"],
                                            start=NOW + H, end=NOW + 3 * H, author="ops", now=NOW)
     with read(db_path) as conn:
-        alpha = incidents.status_for(conn, NOW, lat=60.05, lon=30.05)
-        beta = incidents.status_for(conn, NOW, town="beta")
-        beta_later = incidents.status_for(conn, NOW + 2 * H, town="beta")
-        gamma = incidents.status_for(conn, NOW, town="gamma")
-        region = incidents.status_for(conn, NOW)
+        alpha = availability.status_for(conn, NOW, lat=60.05, lon=30.05)
+        beta = availability.status_for(conn, NOW, town="beta")
+        beta_later = availability.status_for(conn, NOW + 2 * H, town="beta")
+        gamma = availability.status_for(conn, NOW, town="gamma")
+        region = availability.status_for(conn, NOW)
     assert alpha["down"] and [i["kind"] for i in alpha["incidents"]] == ["degraded"]
     assert not beta["down"] and [m["id"] for m in beta["maintenance"]] == [maint]
     assert beta_later["down"] and beta_later["maintenance"][0]["status"] == "in_progress"
@@ -142,7 +142,7 @@ def test_summary_derives_each_service_from_the_active_incidents(db_path):
     open_(db_path, area=BUILDING, services=["tv"])
     open_(db_path, towns=["gamma"], services=["phone"], kind="degraded")
     with read(db_path) as conn:
-        got = incidents.summary(conn, NOW)
+        got = availability.summary(conn, NOW)
     assert {s: v["status"] for s, v in got["services"].items()} == {
         "internet": "major_outage", "tv": "partial_outage", "phone": "degraded_performance"}
     assert got["status"] == "major_outage" and len(got["incidents"]) == 3
@@ -158,9 +158,9 @@ def test_lifecycle_keeps_the_timeline_and_eta_revisions(db_path):
     incidents.resolve_incident(db_path, incident_id, message="All good", at=NOW - H / 2, author="lead",
                                now=NOW)
     with read(db_path) as conn:
-        got = incidents.get_incident(conn, incident_id, NOW)
-        active = incidents.list_incidents(conn, NOW)
-        history = incidents.list_incidents(conn, NOW, "resolved", town="alpha", service="internet")
+        got = availability.get_incident(conn, incident_id, NOW)
+        active = availability.list_incidents(conn, NOW)
+        history = availability.list_incidents(conn, NOW, "resolved", town="alpha", service="internet")
         audit = [r["action"] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
     assert [u["status"] for u in got["updates"]] == ["investigating", "identified", "monitoring", "resolved"]
     assert got["status"] == "resolved" and got["resolved_at"] == "2026-03-10T08:30:00Z"
@@ -176,7 +176,7 @@ def test_update_with_status_resolved_resolves(db_path):
     incident_id = open_(db_path, towns=["alpha"])
     incidents.update_incident(db_path, incident_id, status="resolved", message="Fixed", author="ops", now=NOW)
     with read(db_path) as conn:
-        assert incidents.get_incident(conn, incident_id, NOW)["status"] == "resolved"
+        assert availability.get_incident(conn, incident_id, NOW)["status"] == "resolved"
 
 
 def test_deadline_clock_per_service(db_path):
@@ -185,8 +185,8 @@ def test_deadline_clock_per_service(db_path):
     done = open_(db_path, towns=["gamma"], services=["internet"], at=NOW - 30 * H)
     incidents.resolve_incident(db_path, done, message="Fixed", at=NOW - 10 * H, author="ops", now=NOW)
     with read(db_path) as conn:
-        late, early, done = (incidents.get_incident(conn, i, NOW)["deadline"] for i in (late, early, done))
-        custom = incidents.get_incident(conn, 2, NOW, deadlines={"tv": 1})["deadline"]
+        late, early, done = (availability.get_incident(conn, i, NOW)["deadline"] for i in (late, early, done))
+        custom = availability.get_incident(conn, 2, NOW, deadlines={"tv": 1})["deadline"]
     assert late["internet"] == {"hours": 24, "due_at": "2026-03-10T08:00:00Z", "missed": True,
                                 "remaining_s": -3600}
     assert late["phone"]["missed"] is False and late["phone"]["remaining_s"] == 47 * 3600
@@ -202,10 +202,10 @@ def test_maintenance_status_follows_its_window(db_path):
     seen = {}
     for label, now in (("before", NOW), ("during", NOW + 3 * H), ("after", NOW + 7 * H)):
         with read(db_path) as conn:
-            seen[label] = (incidents.get_incident(conn, mid, now),
-                           [i["id"] for i in incidents.list_incidents(conn, now)],
-                           incidents.status_for(conn, now, town="alpha")["down"],
-                           incidents.summary(conn, now)["services"]["tv"]["status"])
+            seen[label] = (availability.get_incident(conn, mid, now),
+                           [i["id"] for i in availability.list_incidents(conn, now)],
+                           availability.status_for(conn, now, town="alpha")["down"],
+                           availability.summary(conn, now)["services"]["tv"]["status"])
     assert [seen[k][0]["status"] for k in seen] == ["scheduled", "in_progress", "completed"]
     assert [seen[k][1] for k in seen] == [[mid], [mid], []]
     assert [seen[k][2] for k in seen] == [False, True, False]
@@ -226,10 +226,10 @@ def test_availability_on_a_hand_computed_case(db_path):
     incidents.resolve_incident(db_path, building, message="Back", at=datetime(2026, 3, 5, 11, 0, tzinfo=MSK),
                                author="ops", now=NOW)
     with read(db_path) as conn:
-        got = incidents.availability(conn, "alpha", "internet", NOW, tz="Europe/Moscow")
-        tv = incidents.availability(conn, "alpha", "tv", NOW)
-        gamma = incidents.availability(conn, "gamma", "internet", NOW)
-        since = incidents.availability(conn, "alpha", "internet", NOW, days=5, since=NOW - 72 * H)
+        got = availability.availability(conn, "alpha", "internet", NOW, tz="Europe/Moscow")
+        tv = availability.availability(conn, "alpha", "tv", NOW)
+        gamma = availability.availability(conn, "gamma", "internet", NOW)
+        since = availability.availability(conn, "alpha", "internet", NOW, days=5, since=NOW - 72 * H)
     days = {d["date"]: d for d in got["days"]}
     assert len(got["days"]) == 90 and got["days"][-1]["date"] == "2026-03-10"
     assert days["2026-03-08"]["down_s"] == 43200 and days["2026-03-08"]["status"] == "down"
@@ -245,7 +245,7 @@ def test_availability_on_a_hand_computed_case(db_path):
 def test_availability_counts_an_ongoing_outage_up_to_now(db_path):
     open_(db_path, towns=["alpha"], at=NOW - 2 * H)
     with read(db_path) as conn:
-        got = incidents.availability(conn, "alpha", "internet", NOW, days=1)
+        got = availability.availability(conn, "alpha", "internet", NOW, days=1)
     assert got["days"][0]["down_s"] == 7200 and got["percent"] == pytest.approx(100 * (1 - 2 / 24))
 
 
@@ -334,22 +334,22 @@ def test_rejected_input_names_the_value_and_changes_nothing(busy_db, case):
 
 def test_list_orders_ongoing_then_upcoming_then_history(busy_db):
     with read(busy_db) as conn:
-        assert [i["id"] for i in incidents.list_incidents(conn, NOW, "all")] == [1, 3, 2]
-        assert [i["id"] for i in incidents.list_incidents(conn, NOW, service="tv")] == [3]
-        assert incidents.get_incident(conn, 42, NOW) is None
+        assert [i["id"] for i in availability.list_incidents(conn, NOW, "all")] == [1, 3, 2]
+        assert [i["id"] for i in availability.list_incidents(conn, NOW, service="tv")] == [3]
+        assert availability.get_incident(conn, 42, NOW) is None
         with pytest.raises(IncidentError, match="'radio'"):
-            incidents.list_incidents(conn, NOW, service="radio")
+            availability.list_incidents(conn, NOW, service="radio")
 
 
 def test_demo_time_expressions():
     now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)  # a Sunday, 15:00 in Moscow
-    start = incidents.demo_time("-3w sun 19:40", now, MSK)
+    start = demo_incidents.demo_time("-3w sun 19:40", now, MSK)
     assert start == datetime(2026, 11, 1, 19, 40, tzinfo=MSK)
-    assert incidents.demo_time("start +1d 11:00", now, MSK, start) == datetime(2026, 11, 2, 11, 0, tzinfo=MSK)
-    assert incidents.demo_time("-6d 19h", now, MSK) == now - timedelta(days=6, hours=19)
-    assert incidents.demo_time("+2d 01:00", now, MSK) == datetime(2026, 11, 24, 1, 0, tzinfo=MSK)
+    assert demo_incidents.demo_time("start +1d 11:00", now, MSK, start) == datetime(2026, 11, 2, 11, 0, tzinfo=MSK)
+    assert demo_incidents.demo_time("-6d 19h", now, MSK) == now - timedelta(days=6, hours=19)
+    assert demo_incidents.demo_time("+2d 01:00", now, MSK) == datetime(2026, 11, 24, 1, 0, tzinfo=MSK)
     with pytest.raises(ValueError, match="'soon'"):
-        incidents.demo_time("soon", now, MSK)
+        demo_incidents.demo_time("soon", now, MSK)
 
 
 def test_demo_incidents_tell_the_stories(tmp_path):
@@ -357,12 +357,12 @@ def test_demo_incidents_tell_the_stories(tmp_path):
     path = tmp_path / "demo.sqlite"
     build.build_database(path, GEODATA_DIR, now=now)
     with read(path) as conn:
-        active = incidents.list_incidents(conn, now)
-        history = incidents.list_incidents(conn, now, "resolved")
+        active = availability.list_incidents(conn, now)
+        history = availability.list_incidents(conn, now, "resolved")
         towns = {t.slug for t in layers.load_towns(conn)}
         tv = next(i for i in history if i["services"] == ["tv"] and "building" in i["title"])
-        story = incidents.get_incident(conn, tv["id"], now)
-        strips = [incidents.availability(conn, slug, "internet", now) for slug in ("pskov", "sebezh")]
+        story = availability.get_incident(conn, tv["id"], now)
+        strips = [availability.availability(conn, slug, "internet", now) for slug in ("pskov", "sebezh")]
     assert any(i["kind"] == "outage" for i in active)
     assert any(i["kind"] == "maintenance" and i["status"] == "scheduled" for i in active)
     assert any(any(d["missed"] for d in i["deadline"].values()) for i in active)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, request, url_for
 from flask_babel import gettext as _
 
-from .. import feeds, incidents, labels, reports, state
+from .. import availability, feeds, labels, reports, state
 from ..i18n import lang, town_name, zone_name
 from ..web import get_db, get_snapshot, now
 from .status import deadlines, valid_town
@@ -46,7 +46,7 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
 @bp.get("/incidents.atom")
 def incidents_atom():
     """Return every incident, most recently updated first."""
-    found = incidents.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
+    found = availability.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
                                              towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return _atom(found, _("Outages and maintenance: %(provider)s", provider=_provider()),
                  url_for("incidents.index", _external=True))
@@ -57,7 +57,7 @@ def town_atom(slug: str):
     """Return the incidents affecting one town."""
     slug = valid_town(slug)
     town = get_snapshot().gazetteer.get(slug)
-    found = incidents.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
+    found = availability.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
                                              towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return _atom(found, _("Outages and maintenance in %(town)s", town=town_name(town)),
                  url_for("incidents.index", town=slug, _external=True))

@@ -7,7 +7,7 @@ import shapely.geometry
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import db, geo, incidents, labels, maps, reports, state
+from .. import availability, db, geo, incidents, labels, maps, reports, state
 from ..params import BadParam, parse_choice, parse_lat_lon
 from ..web import get_db, get_snapshot, now
 from .errors import TownNotFound
@@ -89,7 +89,7 @@ def status_context():
     """Give every template the banner, availability, the incident words and duration formatting."""
     return {
         "status_banner": _banner, "town_availability": _availability, "duration": duration,
-        "availability_rule": incidents.AVAILABILITY_RULE,
+        "availability_rule": availability.AVAILABILITY_RULE,
         "kind_label": labels.as_strings(labels.INCIDENT_KIND),
         "incident_status_label": labels.as_strings(labels.INCIDENT_STATUS),
         "service_status_label": labels.as_strings(labels.SERVICE_STATUS),
@@ -145,7 +145,7 @@ def incidents_json():
     status = parse_choice(request.args, "status", ("active", "resolved", "all"), "active")
     service = parse_choice(request.args, "service", incidents.SERVICES, None)
     town = valid_town(request.args.get("town"))
-    found = incidents.list_incidents(get_db(), now(), status, town=town, service=service, deadlines=deadlines(),
+    found = availability.list_incidents(get_db(), now(), status, town=town, service=service, deadlines=deadlines(),
                                      towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return jsonify({"incidents": found})
 
@@ -167,7 +167,7 @@ def status_json():
         town = valid_town(request.args["town"])
     else:
         raise BadParam("town", _("give a place: ?town=SLUG or ?lat=LAT&lon=LON"))
-    answer = incidents.status_for(get_db(), now(), lat, lon, town, deadlines=deadlines(),
+    answer = availability.status_for(get_db(), now(), lat, lon, town, deadlines=deadlines(),
                                   towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return jsonify(answer)
 
@@ -175,7 +175,7 @@ def status_json():
 @api.get("/summary")
 def summary_json():
     """Return every service's status and the active incidents."""
-    answer = incidents.summary(get_db(), now(), deadlines=deadlines(),
+    answer = availability.summary(get_db(), now(), deadlines=deadlines(),
                                towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return jsonify({**answer, "updated_at": db.iso(now())})
 
