@@ -9,7 +9,7 @@ imports take; incidents go through the validating write functions of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import geopandas as gpd
