@@ -36,9 +36,16 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
+def require_database(db_path) -> Path:
+    """Return the path of an existing database, or refuse naming the missing file."""
+    if not Path(db_path).exists():
+        raise Refused(f"database {db_path} does not exist; give an existing file with --db.")
+    return Path(db_path)
+
+
 def echo_err(message: str) -> None:
     """Print a line on stderr."""
     click.echo(message, err=True)
 
 
-__all__ = ["db_option", "author_default", "Refused", "echo_err", "ROOT", "sys"]
+__all__ = ["db_option", "author_default", "Refused", "require_database", "echo_err", "ROOT", "sys"]

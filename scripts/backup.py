@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import click  # noqa: E402
 
 from portal import db  # noqa: E402
-from portal.cli import Refused, db_option  # noqa: E402
+from portal.cli import Refused, db_option, require_database  # noqa: E402
 
 
 @click.command(epilog="\b\nExample:\n    python scripts/backup.py backups/portal-2025-06-30.sqlite")
@@ -17,8 +17,7 @@ from portal.cli import Refused, db_option  # noqa: E402
 @db_option
 def main(dest, force, db_path):
     """Copy the database to DEST with SQLite's online backup API (one consistent snapshot)."""
-    if not Path(db_path).exists():
-        raise Refused(f"database {db_path} does not exist; give an existing file with --db.")
+    require_database(db_path)
     if dest.exists() and not force:
         raise Refused(f"{dest} already exists; give a new file name or add --force to replace it.")
     if dest.resolve() == Path(db_path).resolve():

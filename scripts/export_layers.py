@@ -9,7 +9,7 @@ import click  # noqa: E402
 import geopandas as gpd  # noqa: E402
 
 from portal import db, layers  # noqa: E402
-from portal.cli import Refused, db_option  # noqa: E402
+from portal.cli import Refused, db_option, require_database  # noqa: E402
 
 GPKG = "layers.gpkg"
 
@@ -40,8 +40,7 @@ def coverage_frame(areas: list) -> gpd.GeoDataFrame:
 @db_option
 def main(out_dir, force, db_path):
     """Write the live towns and coverage to OUT_DIR/layers.gpkg, towns.geojson, coverage.geojson."""
-    if not Path(db_path).exists():
-        raise Refused(f"database {db_path} does not exist; give an existing file with --db.")
+    require_database(db_path)
     targets = [out_dir / GPKG, out_dir / "towns.geojson", out_dir / "coverage.geojson"]
     present = [str(t) for t in targets if t.exists()]
     if present and not force:

@@ -155,6 +155,20 @@ def _duration(seconds: int) -> str:
     return (f"{days}d " if days else "") + f"{hours}h {rest // 60:02d}m"
 
 
+def _what_and_where(func):
+    """Add the options that say which services are hit and where: --service, --town, --area."""
+    for option in reversed([
+        click.option("--service", "services", multiple=True, required=True,
+                     type=click.Choice(incidents.SERVICES), help="Affected service (repeat for several)."),
+        click.option("--town", "towns", multiple=True, help="Affected town by name or slug (repeatable)."),
+        click.option("--area", "areas", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="GeoJSON (or any GIS) file with the affected polygon: a building, a street"
+                          " (repeatable)."),
+    ]):
+        func = option(func)
+    return func
+
+
 @click.group(epilog=_example("group"))
 def main() -> None:
     """Run incidents and maintenance: what the public status pages, feeds and API show."""
@@ -163,11 +177,7 @@ def main() -> None:
 @main.command("open", epilog=_example("open"))
 @db_option
 @click.option("--title", required=True, help="Public headline.")
-@click.option("--service", "services", multiple=True, required=True,
-              type=click.Choice(incidents.SERVICES), help="Affected service (repeat for several).")
-@click.option("--town", "towns", multiple=True, help="Affected town by name or slug (repeatable).")
-@click.option("--area", "areas", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="GeoJSON (or any GIS) file with the affected polygon: a building, a street (repeatable).")
+@_what_and_where
 @click.option("--kind", type=click.Choice(["outage", "degraded"]), default="outage", show_default=True)
 @click.option("--at", help="When it started. " + TIMES_HELP + " Default: now.")
 @click.option("--eta", help="Expected restoration. " + TIMES_HELP)
@@ -224,11 +234,7 @@ def resolve_command(db_path, incident_id, message, at, author):
 @main.command("maintenance", epilog=_example("maintenance"))
 @db_option
 @click.option("--title", required=True, help="Public headline.")
-@click.option("--service", "services", multiple=True, required=True,
-              type=click.Choice(incidents.SERVICES), help="Affected service (repeat for several).")
-@click.option("--town", "towns", multiple=True, help="Affected town by name or slug (repeatable).")
-@click.option("--area", "areas", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="GeoJSON (or any GIS) file with the affected polygon (repeatable).")
+@_what_and_where
 @click.option("--start", required=True, help="Window start. " + TIMES_HELP)
 @click.option("--end", required=True, help="Window end. " + TIMES_HELP)
 @click.option("--message", help="Public text (default: the title).")

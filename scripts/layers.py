@@ -8,14 +8,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import click  # noqa: E402
 
 from portal import db, layers  # noqa: E402
-from portal.cli import Refused, author_default, db_option  # noqa: E402
+from portal.cli import Refused, author_default, db_option, require_database  # noqa: E402
 
 
 def _open(db_path: Path):
     """Open the database read-only, refusing a path that does not exist."""
-    if not Path(db_path).exists():
-        raise Refused(f"database {db_path} does not exist; give an existing file with --db.")
-    return db.connect_readonly(db_path)
+    return db.connect_readonly(require_database(db_path))
 
 
 def _layer(conn, layer_id: int) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from shapely.geometry import box
+
 from portal import db, layers
 
 
@@ -12,6 +14,12 @@ def database_with_towns(path, towns, source: str = "test"):
     with db.writing(path) as conn:
         layers.store_layer(conn, "towns", towns, source=source, author="test")
     return path
+
+
+def square_town(slug, name, lon, lat, size=0.1):
+    """Return a town whose extent is the square [lon, lon+size] x [lat, lat+size]."""
+    return layers.Town(slug=slug, name=name, name_ru=None, population=1000, lat=lat + size / 2,
+                       lon=lon + size / 2, geometry=box(lon, lat, lon + size, lat + size))
 
 
 def dump(path) -> str:

@@ -14,20 +14,14 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import box, mapping
 
-from dbtools import database_with_towns, dump
-from portal import availability, db, incidents, layers
+from dbtools import database_with_towns, dump, square_town
+from portal import availability, db, incidents
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "incident.py"
 spec = importlib.util.spec_from_file_location("incident_script", SCRIPT)
 incident_script = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(incident_script)
-
-
-def square_town(slug, name, lon, lat, size=0.1):
-    """Return a town whose extent is the square [lon, lon+size] x [lat, lat+size]."""
-    return layers.Town(slug=slug, name=name, name_ru=None, population=1000, lat=lat + size / 2,
-                       lon=lon + size / 2, geometry=box(lon, lat, lon + size, lat + size))
 
 
 # Alpha and Beta share an edge; the two Dubki have the same name, so "Dubki" is ambiguous.

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from shapely.geometry import Point, Polygon, box, shape
 
-from dbtools import database_with_towns, dump
+from dbtools import database_with_towns, dump, square_town
 from portal import availability, build, db, demo_incidents, incidents, layers
 from portal.config import GEODATA_DIR
 from portal.incidents import IncidentError
@@ -16,12 +16,6 @@ from portal.incidents import IncidentError
 MSK = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow
 H = timedelta(hours=1)
-
-
-def square_town(slug, name, lon, lat, size=0.1):
-    """Return a town whose extent is the square [lon, lon+size] x [lat, lat+size]."""
-    return layers.Town(slug=slug, name=name, name_ru=None, population=1000, lat=lat + size / 2,
-                       lon=lon + size / 2, geometry=box(lon, lat, lon + size, lat + size))
 
 
 # Alpha and Beta share the edge lon = 30.1; Gamma is far away.
