@@ -43,3 +43,9 @@ DAY_STATUS = {
     "ok": _l("no outage"), "partial": _l("partial outage or degraded service"), "down": _l("outage"),
     "no_data": _l("no data"),
 }
+
+# Timeline lines the portal writes itself (availability.py adds them to maintenance windows).
+GENERATED_MESSAGE = {
+    "The maintenance window began.": _l("The maintenance window began."),
+    "The maintenance window ended.": _l("The maintenance window ended."),
+}

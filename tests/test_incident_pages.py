@@ -222,3 +222,12 @@ def test_staff_text_is_escaped_on_every_page(client, db_path):
 def test_pages_in_russian_render(client):
     page = html(client, "/incidents/1?lang=ru")
     assert '<html lang="ru">' in page and 'id="timeline"' in page
+
+
+def test_maintenance_timeline_lines_are_translated_and_no_cause_is_asked_for(client):
+    done = [i for i in client.get("/api/v1/incidents?status=resolved").get_json()["incidents"]
+            if i["kind"] == "maintenance"]
+    assert done, "the demo has a completed maintenance window"
+    page = client.get(f"/incidents/{done[0]['id']}", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "Плановые работы начались." in page and "Плановые работы завершены." in page
+    assert 'id="cause"' not in page

@@ -65,4 +65,5 @@ def init_app(app: Flask) -> None:
             "direction_label": labels.as_strings(labels.DIRECTION),
             "direction_to": labels.as_strings(DIRECTION_TO),
             "service_label": labels.as_strings(labels.SERVICE),
+            "generated_message": labels.as_strings(labels.GENERATED_MESSAGE),
         }
