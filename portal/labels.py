@@ -9,10 +9,11 @@ TECHNOLOGY = {
     "dsl": _l("DSL (phone line)"),
     "wireless": _l("Fixed wireless"),
 }
-COVERAGE_STATUS = {"live": _l("available"), "planned": _l("planned")}
-DIRECTION = {
-    "N": _l("north"), "NE": _l("north-east"), "E": _l("east"), "SE": _l("south-east"),
-    "S": _l("south"), "SW": _l("south-west"), "W": _l("west"), "NW": _l("north-west"),
+# "To the north" as one phrase: Russian needs the dative after "к" (к северу), not the bare label.
+DIRECTION_TO = {
+    "N": _l("to the north"), "NE": _l("to the north-east"), "E": _l("to the east"),
+    "SE": _l("to the south-east"), "S": _l("to the south"), "SW": _l("to the south-west"),
+    "W": _l("to the west"), "NW": _l("to the north-west"),
 }
 SERVICE = {"internet": _l("Internet"), "tv": _l("TV"), "phone": _l("Phone")}
 

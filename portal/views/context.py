@@ -3,18 +3,10 @@ from __future__ import annotations
 
 from flask import Flask, abort, request, send_from_directory, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from .. import labels, state
 from ..i18n import lang
 from ..web import get_db, get_snapshot
-
-# "To the north" as one phrase: Russian needs the dative after "к" (к северу), not the bare label.
-DIRECTION_TO = {
-    "N": _l("to the north"), "NE": _l("to the north-east"), "E": _l("to the east"),
-    "SE": _l("to the south-east"), "S": _l("to the south"), "SW": _l("to the south-west"),
-    "W": _l("to the west"), "NW": _l("to the north-west"),
-}
 
 # Front-end packages served by the portal itself (no CDN): name -> directory.
 VENDOR = {}
@@ -62,8 +54,7 @@ def init_app(app: Flask) -> None:
             "region_name": region_name, "site_name": site_name, "data_as_of": data_as_of,
             "lang_url": lang_url,
             "tech_label": labels.as_strings(labels.TECHNOLOGY),
-            "direction_label": labels.as_strings(labels.DIRECTION),
-            "direction_to": labels.as_strings(DIRECTION_TO),
+            "direction_to": labels.as_strings(labels.DIRECTION_TO),
             "service_label": labels.as_strings(labels.SERVICE),
             "generated_message": labels.as_strings(labels.GENERATED_MESSAGE),
         }
