@@ -117,3 +117,9 @@ def test_region_map_shows_many_towns_as_points_to_stay_light(tmp_path):
     assert html.count('"type":"Point"') + html.count('"type": "Point"') == 250
     assert "Polygon" not in html
     assert len(html.encode()) < 250 * 600
+
+
+def test_town_slug_typed_with_capitals_redirects_to_the_town(client):
+    response = client.get("/towns/PECHORY")
+    assert response.status_code == 301
+    assert response.headers["Location"].endswith("/towns/pechory")

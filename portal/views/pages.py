@@ -123,6 +123,9 @@ def towns_csv():
 def town(slug: str):
     """Show one town: verdict, shares, speeds, map, incidents."""
     snap = get_snapshot()
+    if slug != slug.lower() and snap.gazetteer.get(slug.lower()):
+        # A slug typed with capitals is still that town: send the visitor to its address.
+        return redirect(url_for("pages.town", slug=slug.lower()), code=301)
     try:
         report = reports.town_report(snap, get_db(), slug, now())
     except LookupError as exc:
