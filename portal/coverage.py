@@ -209,7 +209,7 @@ class CoverageIndex:
         return {
             "lat": lat,
             "lon": lon,
-            "town": {"slug": town.slug, "name": town.name} if town else None,
+            "town": {"slug": town.slug, "name": town.name, "name_ru": town.name_ru} if town else None,
             "available": [
                 {"technology": t, "max_down_mbps": live[t][0], "max_up_mbps": live[t][1]}
                 for t in TECH_ORDER if t in live

@@ -85,7 +85,7 @@ def test_point_inside_fiber(index):
     assert cable["distance_m"] == pytest.approx(4300, abs=2)
     assert cable["direction"] == "E"
     assert cable["connection"] == "network_extension"
-    assert a["town"] == {"slug": "small", "name": "Small"}  # the smaller of two nested extents
+    assert a["town"] == {"slug": "small", "name": "Small", "name_ru": None}  # the smaller of two nested extents
 
 
 def test_overlapping_areas_of_one_technology_report_the_best_speeds(index):

@@ -123,3 +123,11 @@ def test_town_slug_typed_with_capitals_redirects_to_the_town(client):
     response = client.get("/towns/PECHORY")
     assert response.status_code == 301
     assert response.headers["Location"].endswith("/towns/pechory")
+
+
+def test_check_page_names_the_town_in_russian(client):
+    cottage = client.get("/api/v1/towns?q=Lesnoy").get_json()["towns"][0]
+    html = client.get(f"/check?lat={cottage['lat']}&lon={cottage['lon']}",
+                      headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "коттеджный посёлок Лесной" in html
+    assert "Lesnoy (cottage settlement)" not in html
