@@ -197,6 +197,7 @@ def test_town_page_shows_90_day_availability_per_service(client):
     assert '<th scope="row">2026-09-08</th><td>✕ outage</td><td>6 h 25 min</td>' in avail
     assert "Internet: 99.70% available" in avail
     assert "TV: 100.00% available" in avail
+    assert "No downtime." in avail  # TV and phone had none: not "less than a minute"
 
 
 def test_partial_outage_days_are_marked_and_the_rule_is_published(client):
