@@ -119,7 +119,8 @@ def _finish(response: Response) -> Response:
     """Set validators and Cache-Control on public answers, and compress the body."""
     if not _cacheable_request():
         return _compress(response)
-    if not _is_api():
+    # API answers are the same in every language, except error messages, which are translated.
+    if not _is_api() or response.status_code >= 400:
         _vary(response, "Accept-Language", "Cookie")
     status = response.status_code
     if status in (200, 304) and response.headers.get("Cache-Control") is None:

@@ -78,3 +78,11 @@ def test_a_chosen_language_is_not_cached_publicly(client):
     r = client.get("/towns?lang=en")
     assert "Set-Cookie" in r.headers
     assert r.headers["Cache-Control"].startswith("private")
+
+
+def test_api_errors_vary_by_language_because_their_messages_are_translated(client):
+    ru = client.get("/api/v1/check?lat=abc&lon=1", headers={"Accept-Language": "ru"})
+    en = client.get("/api/v1/check?lat=abc&lon=1", headers={"Accept-Language": "en"})
+    assert ru.get_json()["error"] != en.get_json()["error"]
+    assert "Accept-Language" in ru.headers["Vary"]
+    assert "Accept-Language" not in client.get("/api/v1/towns?q=Pskov").headers.get("Vary", "")
