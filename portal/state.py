@@ -28,6 +28,7 @@ class Snapshot:
     coverage: CoverageIndex
     as_of: str | None
     coverage_source: str | None
+    region: dict  # region and provider names from meta, written by the same build as the layers
 
 
 _cache: dict[tuple, Snapshot] = {}
@@ -71,10 +72,11 @@ def _build(conn, key, ids, drop_distance_m) -> Snapshot:
         coverage=CoverageIndex(areas, towns, drop_distance_m=drop_distance_m),
         as_of=as_of,
         coverage_source=info.get("source") if info else None,
+        region=_region_info(conn),
     )
 
 
-def region_info(conn: sqlite3.Connection) -> dict:
+def _region_info(conn: sqlite3.Connection) -> dict:
     """Return the region's names and flags from ``meta`` (set by the demo build)."""
     rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'region%' OR key = 'demo' OR key LIKE 'provider%'").fetchall())
     return {k: (json.loads(v) if k == "demo" else v) for k, v in rows.items()}

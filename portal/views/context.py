@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Flask, abort, request, send_from_directory, url_for
 from flask_babel import gettext as _
 
-from .. import labels, state
+from .. import labels
 from ..i18n import lang
-from ..web import get_db, get_snapshot
+from ..web import get_snapshot
 
 # Front-end packages served by the portal itself (no CDN): name -> directory.
 VENDOR = {}
@@ -41,7 +41,7 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def portal_context():
         def region_name() -> str:
-            info = state.region_info(get_db())
+            info = get_snapshot().region
             return info.get("region_ru" if lang() == "ru" else "region") or info.get("region") or ""
 
         def site_name() -> str:

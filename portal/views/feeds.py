@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, request, url_for
 from flask_babel import gettext as _
 
-from .. import availability, feeds, labels, reports, state
+from .. import availability, feeds, labels, reports
 from ..i18n import lang, town_name, zone_name
 from ..web import get_db, get_snapshot, now
 from .status import deadlines, valid_town
@@ -28,7 +28,7 @@ def _words() -> dict:
 
 def _provider() -> str:
     """Return the provider's name, or the site's."""
-    info = state.region_info(get_db())
+    info = get_snapshot().region
     return info.get("provider_ru" if lang() == "ru" else "provider") or info.get("provider") or _(
         "Coverage and outages")
 

@@ -7,7 +7,7 @@ import shapely.geometry
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import availability, db, geo, incidents, labels, maps, reports, state
+from .. import availability, db, geo, incidents, labels, maps, reports
 from ..params import BadParam, parse_choice, parse_lat_lon
 from ..web import get_db, get_snapshot, now
 from .errors import TownNotFound
@@ -185,7 +185,7 @@ def summary_json():
 
 def _page() -> dict:
     """Return Statuspage's page object for this portal."""
-    info = state.region_info(get_db())
+    info = get_snapshot().region
     name = info.get("provider") or _("Coverage and outages")
     return {"id": "portal", "name": name, "url": url_for("pages.index", _external=True),
             "time_zone": current_app.config["TIMEZONE"]}
