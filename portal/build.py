@@ -5,6 +5,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -47,8 +48,6 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
             if demo_file.exists():
                 demo_incidents.load_demo(conn, demo_file, now)
         # Fold the WAL into the file so one file is the whole database.
-        import sqlite3
-
         with sqlite3.connect(tmp) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         os.replace(tmp, path)

@@ -8,7 +8,6 @@ makes the server request itself.
 """
 from __future__ import annotations
 
-import json
 
 import folium
 from branca.element import MacroElement
@@ -87,8 +86,3 @@ def town_colour(best: str | None) -> str:
 def legend(labels: dict[str, str]) -> list[dict]:
     """Return legend entries (colour, pattern, text) in technology order."""
     return [{"technology": t, "colour": TECH_COLOURS[t], "label": labels[t]} for t in TECH_ORDER]
-
-
-def geojson_text(obj) -> str:
-    """Serialise GeoJSON compactly for embedding."""
-    return json.dumps(obj, separators=(",", ":"))
