@@ -131,3 +131,10 @@ def test_check_page_names_the_town_in_russian(client):
                       headers={"Accept-Language": "ru"}).get_data(as_text=True)
     assert "коттеджный посёлок Лесной" in html
     assert "Lesnoy (cottage settlement)" not in html
+
+
+def test_region_map_legend_explains_grey_as_no_coverage(client):
+    for url in ("/", "/towns"):
+        html = client.get(url).get_data(as_text=True)
+        assert "grey: no coverage yet" in html and "the town's extent" not in html
+    assert "grey outline: the town's extent" in client.get("/towns/pechory").get_data(as_text=True)
