@@ -171,26 +171,18 @@ class _TownIndex:
         self.geoms = np.array([geometry_of(t) for t in self.keep] or [], dtype=object)
         self.tree = shapely.STRtree(self.geoms)
         self.affected: dict[int, frozenset] = {}
-        # Areas first, then extents: one tree answers both halves of "what covers this point".
-        self.n_areas = len(entry.area_geoms)
-        self.point_geoms = np.concatenate((entry.area_geoms, self.geoms))
-        self.point_tree = shapely.STRtree(self.point_geoms)
-        self.area_owner = entry.area_owner
-        self.by_town = entry.by_town
+        self.entry = entry
+        self.by_slug = dict(zip(self.slugs, self.geoms))
+        self._open: _OpenAreas | None = None
 
-    def records_at(self, point: np.ndarray) -> set[int]:
-        """Return the records whose area, or one of whose listed towns' extent, meets the point."""
-        cand = self.point_tree.query(point)[1]
-        if not len(cand):
-            return set()
-        cand = cand[shapely.intersects(self.point_geoms[cand], point[0])]
-        found = set()
-        for i in cand.tolist():
-            if i < self.n_areas:
-                found.add(int(self.area_owner[i]))
-            else:
-                found.update(self.by_town.get(self.slugs[i - self.n_areas], ()))
-        return found
+    def records_at(self, point: np.ndarray, now: datetime) -> set[int]:
+        """Return the records active at ``now`` whose area, or one of whose listed towns' extent, meets the point."""
+        found = self._open
+        stamp = now.timestamp()
+        if found is None or stamp < found.since:
+            # Built once per revision; an earlier ``now`` (a pinned clock) builds it again.
+            found = self._open = _OpenAreas(self.entry, self.by_slug, stamp)
+        return found.records_at(point)
 
     def affected_by(self, rec: Record) -> frozenset:
         """Return the slugs of the mapping that the record affects (listed, or sharing interior)."""
@@ -206,13 +198,52 @@ class _TownIndex:
         return found
 
 
+class _OpenAreas:
+    """Where the records not ended by ``since`` apply: their areas and listed towns' extents.
+
+    Ended records never become active again, so for any later ``now`` the records active then
+    are among these. Most of a long history has ended: the tree holds only what is left.
+    """
+
+    def __init__(self, entry: _Index, by_slug: dict, since: float):
+        """Index the areas and extents of the records whose end is later than ``since``."""
+        self.since = since
+        geoms, owners = [], []
+        listing: dict[str, list[int]] = {}
+        for i in np.flatnonzero(entry.end_ts > since).tolist():
+            rec = entry.recs[i]
+            geoms.extend(rec.areas)
+            owners.extend([i] * len(rec.areas))
+            for slug in rec.towns:
+                listing.setdefault(slug, []).append(i)
+        self.owners = owners + [listing[slug] for slug in listing if by_slug.get(slug) is not None]
+        geoms.extend(by_slug[slug] for slug in listing if by_slug.get(slug) is not None)
+        self.n_areas = len(owners)
+        self.geoms = np.array(geoms or [], dtype=object)
+        self.tree = shapely.STRtree(self.geoms)
+        shapely.prepare(self.geoms)
+
+    def records_at(self, point: np.ndarray) -> set[int]:
+        """Return the records whose area or listed town's extent meets the point."""
+        cand = self.tree.query(point)[1]
+        if not len(cand):
+            return set()
+        found = set()
+        for i in cand[shapely.intersects(self.geoms[cand], point[0])].tolist():
+            if i < self.n_areas:
+                found.add(self.owners[i])
+            else:
+                found.update(self.owners[i])
+        return found
+
+
 _cache: dict[str, tuple[int, _Index]] = {}
 _cache_lock = threading.Lock()
 
 
 def _index(conn) -> _Index:
     """Return the incidents of the connection's current revision, reading them on a change."""
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    path = getattr(conn, "path", None) or conn.execute("PRAGMA database_list").fetchone()[2]
     rev = db.revision(conn)
     found = _cache.get(path)
     if found is not None and found[0] == rev:
@@ -303,7 +334,7 @@ def affecting_point(conn, lat, lon, now, town_slug=None, *, towns_by_slug=None, 
     # town whose extent meets it; the exact test below is the one a full scan would make.
     cand = set(entry.by_town.get(town_slug, ())) if town_slug is not None else set()
     if towns:
-        cand |= entry.town_index(towns).records_at(points)
+        cand |= entry.town_index(towns).records_at(points, now)
     elif len(entry.area_geoms):
         cand.update(entry.area_owner[entry.area_tree.query(point, predicate="intersects")].tolist())
     stamp = now.timestamp()

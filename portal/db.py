@@ -158,11 +158,45 @@ def migrate(path: str | Path) -> None:
         db.close()
 
 
-def connect_readonly(path: str | Path) -> sqlite3.Connection:
+class ReadConnection(sqlite3.Connection):
+    """A read-only connection that keeps ``meta`` until another connection commits.
+
+    ``PRAGMA data_version`` changes when any other connection (any process) commits, so
+    one cheap statement says whether the copy is current. Between ``pin()`` and
+    ``unpin()`` (one web request) not even that is asked: the request sees one version.
+    """
+
+    path = ""
+    _meta: dict[str, str] | None = None
+    _version = None
+    _pinned = False
+
+    def meta(self) -> dict[str, str]:
+        """Return the meta table, read again only when the data changed."""
+        if not self._pinned or self._meta is None:
+            version = self.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version or self._meta is None:
+                self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
+                self._version = version
+        return self._meta
+
+    def pin(self) -> None:
+        """Check for new data once, then answer ``meta`` from memory until ``unpin``."""
+        self._pinned = False
+        self.meta()
+        self._pinned = True
+
+    def unpin(self) -> None:
+        """Check for new data on the next ``meta`` call again."""
+        self._pinned = False
+
+
+def connect_readonly(path: str | Path) -> ReadConnection:
     """Open the database read-only, as every web request does."""
     uri = Path(path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=ReadConnection)
     conn.row_factory = sqlite3.Row
+    conn.path = str(Path(path).resolve())
     return conn
 
 
@@ -197,7 +231,9 @@ def bump_revision(conn: sqlite3.Connection) -> None:
 
 
 def get_meta(conn: sqlite3.Connection) -> dict[str, str]:
-    """Return the whole meta table as a dict."""
+    """Return the whole meta table as a dict (a read connection's copy, while current)."""
+    if isinstance(conn, ReadConnection):
+        return dict(conn.meta())
     return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
 
 
@@ -214,6 +250,8 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
 
 
 def revision(conn: sqlite3.Connection) -> int:
-    """Return the current data revision (a cheap read every request makes)."""
+    """Return the current data revision (every request asks; a read connection answers from memory)."""
+    if isinstance(conn, ReadConnection):
+        return int(conn.meta().get("revision") or 0)
     row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
     return int(row[0]) if row else 0

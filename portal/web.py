@@ -53,7 +53,9 @@ def _connection(path: str) -> sqlite3.Connection:
 def get_db():
     """Return this request's read-only connection (the thread's, kept open between requests)."""
     if "db" not in g:
-        g.db = _connection(current_app.config["DATABASE"])
+        conn = _connection(current_app.config["DATABASE"])
+        conn.pin()  # one look at meta for the whole request
+        g.db = conn
     return g.db
 
 
@@ -75,8 +77,10 @@ def now() -> datetime:
 def close_db(exc=None) -> None:
     """Release the request's connection; it stays open for the thread's next request."""
     conn = g.pop("db", None)
-    if conn is not None and conn.in_transaction:
-        conn.rollback()
+    if conn is not None:
+        conn.unpin()
+        if conn.in_transaction:
+            conn.rollback()
 
 
 def init_app(app: Flask) -> None:

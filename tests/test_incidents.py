@@ -369,3 +369,18 @@ def test_demo_incidents_tell_the_stories(tmp_path):
     assert (local[3][0].weekday(), local[3][0].hour) == (0, 15)  # 15:00: cable replaced
     assert "torch" in story["cause"] and story["affected_towns"] == ["pskov"]
     assert all(s["percent"] < 100 for s in strips)
+
+
+def test_point_answers_follow_the_clock_both_ways_within_one_revision(db_path):
+    # The point index keeps only records not ended when it was built; asking about an earlier
+    # moment must still find an incident that had ended by the later one.
+    area_id = open_(db_path, area=BUILDING)
+    town_id = open_(db_path, towns=["alpha"], title="Town")
+    incidents.resolve_incident(db_path, area_id, message="Fixed", author="ops", at=NOW + H, now=NOW + 2 * H)
+    incidents.resolve_incident(db_path, town_id, message="Fixed", author="ops", at=NOW + H, now=NOW + 2 * H)
+    with read(db_path) as conn:
+        later = availability.affecting_point(conn, 60.05, 30.05, NOW + 3 * H)
+        earlier = availability.affecting_point(conn, 60.05, 30.05, NOW)
+        later_again = availability.affecting_point(conn, 60.05, 30.05, NOW + 3 * H)
+    assert later == [] and later_again == []
+    assert sorted(i["id"] for i in earlier) == [area_id, town_id]

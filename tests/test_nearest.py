@@ -1,0 +1,73 @@
+"""The kd-tree nearest search on polygon rings: hand-made answers and agreement with GEOS."""
+import math
+
+import numpy as np
+import pytest
+import shapely
+
+from portal.nearest import BoundaryIndex
+
+
+def square(x0, y0, side):
+    """Return an axis-aligned square with its lower-left corner at (x0, y0), in metres."""
+    return shapely.box(x0, y0, x0 + side, y0 + side)
+
+
+def test_nearest_point_on_a_long_edge_not_only_at_vertices():
+    # One 1 km square: from 300 m south of the middle of its bottom edge, the nearest point is
+    # that middle (a vertex only after densifying), 300 m away.
+    index = BoundaryIndex(np.array([square(0, 0, 1000)]), step_m=100)
+    qx, qy, d = index.nearest(537.0, -300.0)
+    assert (qx, qy) == pytest.approx((537.0, 0.0))
+    assert d == pytest.approx(300.0)
+
+
+def test_coarse_steps_are_still_exact():
+    # With 5 km steps the square keeps its four corners only; the answer must still be the
+    # foot of the perpendicular on the edge, not a corner.
+    index = BoundaryIndex(np.array([square(0, 0, 1000)]), step_m=5000)
+    qx, qy, d = index.nearest(1250.0, 400.0)
+    assert (qx, qy, d) == pytest.approx((1000.0, 400.0, 250.0))
+
+
+def test_inner_ring_counts_as_boundary():
+    # A 1 km square with a 200 m hole in the middle: from the hole's centre the nearest
+    # boundary is the hole's edge, 100 m away.
+    outer = square(0, 0, 1000)
+    hole = square(400, 400, 200)
+    index = BoundaryIndex(np.array([outer.difference(hole)]))
+    _, _, d = index.nearest(500.0, 500.0)
+    assert d == pytest.approx(100.0)
+
+
+def test_picks_the_nearer_of_two_polygons():
+    index = BoundaryIndex(np.array([square(0, 0, 100), square(1000, 0, 100)]))
+    qx, qy, d = index.nearest(700.0, 50.0)
+    assert (qx, qy, d) == pytest.approx((1000.0, 50.0, 300.0))
+
+
+def test_no_polygons_no_answer():
+    assert BoundaryIndex(np.array([], dtype=object)).nearest(0.0, 0.0) is None
+
+
+def test_agrees_with_geos_on_random_jagged_polygons():
+    rng = np.random.default_rng(7)
+    polys = []
+    for _ in range(300):
+        cx, cy = rng.uniform(0, 20_000, 2)
+        n = int(rng.integers(5, 60))
+        angles = np.sort(rng.uniform(0, 2 * math.pi, n))
+        radii = rng.uniform(20, 600, n)
+        poly = shapely.make_valid(shapely.Polygon(np.column_stack((cx + radii * np.cos(angles),
+                                                                   cy + radii * np.sin(angles)))))
+        polys.extend(p for p in shapely.get_parts(poly) if isinstance(p, shapely.Polygon))
+    geoms = np.array(polys, dtype=object)
+    rings = shapely.boundary(geoms)
+    index = BoundaryIndex(geoms, step_m=150)
+    for x, y in rng.uniform(-5_000, 25_000, (400, 2)):
+        qx, qy, d = index.nearest(float(x), float(y))
+        expected = float(shapely.distance(rings, shapely.Point(x, y)).min())
+        assert d == pytest.approx(expected, abs=1e-6)
+        # The returned point is on a ring and at that distance.
+        assert math.hypot(qx - x, qy - y) == pytest.approx(d, abs=1e-6)
+        assert float(shapely.distance(rings, shapely.Point(qx, qy)).min()) < 1e-6
