@@ -18,8 +18,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE"] = str(default_database_path())
 
     from . import build, caching, i18n, web
+    from .json_provider import FastJSONProvider
     from .views import api, context, errors, feeds, pages, status
 
+    app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
     web.init_app(app)
     # Before i18n: after-request hooks run in reverse, so the caching headers see its cookie.

@@ -175,14 +175,13 @@ class _TownIndex:
         self.by_slug = dict(zip(self.slugs, self.geoms))
         self._open: _OpenAreas | None = None
 
-    def records_at(self, point: np.ndarray, now: datetime) -> set[int]:
-        """Return the records active at ``now`` whose area, or one of whose listed towns' extent, meets the point."""
+    def open_areas(self, now: datetime) -> _OpenAreas:
+        """Return where the records not ended by ``now`` apply (built once per revision)."""
         found = self._open
-        stamp = now.timestamp()
-        if found is None or stamp < found.since:
-            # Built once per revision; an earlier ``now`` (a pinned clock) builds it again.
-            found = self._open = _OpenAreas(self.entry, self.by_slug, stamp)
-        return found.records_at(point)
+        if found is None or now.timestamp() < found.since:
+            # An earlier ``now`` than the last build (a pinned clock) builds it again.
+            found = self._open = _OpenAreas(self.entry, self.by_slug, now.timestamp())
+        return found
 
     def affected_by(self, rec: Record) -> frozenset:
         """Return the slugs of the mapping that the record affects (listed, or sharing interior)."""
@@ -202,7 +201,7 @@ class _OpenAreas:
     """Where the records not ended by ``since`` apply: their areas and listed towns' extents.
 
     Ended records never become active again, so for any later ``now`` the records active then
-    are among these. Most of a long history has ended: the tree holds only what is left.
+    are among these. Most of a long history has ended: only what is left is indexed.
     """
 
     def __init__(self, entry: _Index, by_slug: dict, since: float):
@@ -216,20 +215,23 @@ class _OpenAreas:
             owners.extend([i] * len(rec.areas))
             for slug in rec.towns:
                 listing.setdefault(slug, []).append(i)
+        self.listing = listing
         self.owners = owners + [listing[slug] for slug in listing if by_slug.get(slug) is not None]
         geoms.extend(by_slug[slug] for slug in listing if by_slug.get(slug) is not None)
         self.n_areas = len(owners)
         self.geoms = np.array(geoms or [], dtype=object)
-        self.tree = shapely.STRtree(self.geoms)
-        shapely.prepare(self.geoms)
+        # What is still open is short: a bounding-box test over all of it is quicker than
+        # building a point geometry for a tree.
+        self.bounds = shapely.bounds(self.geoms).reshape(-1, 4).T.copy()
 
-    def records_at(self, point: np.ndarray) -> set[int]:
+    def records_at(self, lon: float, lat: float) -> set[int]:
         """Return the records whose area or listed town's extent meets the point."""
-        cand = self.tree.query(point)[1]
+        minx, miny, maxx, maxy = self.bounds
+        cand = np.flatnonzero((minx <= lon) & (lon <= maxx) & (miny <= lat) & (lat <= maxy))
         if not len(cand):
             return set()
         found = set()
-        for i in cand[shapely.intersects(self.geoms[cand], point[0])].tolist():
+        for i in cand[shapely.intersects_xy(self.geoms[cand], lon, lat)].tolist():
             if i < self.n_areas:
                 found.add(self.owners[i])
             else:
@@ -327,16 +329,21 @@ def affecting_point(conn, lat, lon, now, town_slug=None, *, towns_by_slug=None, 
     """Return the active incidents and maintenance whose area or listed towns cover the point."""
     entry = _index(conn)
     towns = _towns(conn, towns_by_slug, entry)
-    # A one-element array: the STRtree wrappers take a slower path for scalars.
-    points = shapely.points([(float(lon), float(lat))])
-    point = points[0]
+    lon, lat = float(lon), float(lat)
     # Candidates: records listing the point's town, whose area meets the point, or listing a
     # town whose extent meets it; the exact test below is the one a full scan would make.
-    cand = set(entry.by_town.get(town_slug, ())) if town_slug is not None else set()
     if towns:
-        cand |= entry.town_index(towns).records_at(points, now)
-    elif len(entry.area_geoms):
-        cand.update(entry.area_owner[entry.area_tree.query(point, predicate="intersects")].tolist())
+        still_open = entry.town_index(towns).open_areas(now)
+        cand = still_open.records_at(lon, lat)
+        cand.update(still_open.listing.get(town_slug, ()))
+    else:
+        cand = set(entry.by_town.get(town_slug, ())) if town_slug is not None else set()
+        if len(entry.area_geoms):
+            cand.update(entry.area_owner[entry.area_tree.query(shapely.Point(lon, lat),
+                                                               predicate="intersects")].tolist())
+    if not cand:
+        return []
+    point = shapely.Point(lon, lat)
     stamp = now.timestamp()
     recs = [entry.recs[i] for i in sorted(cand) if entry.end_ts[i] > stamp]
     recs = [r for r in recs if r.active(now) and r.affects_point(point, towns, town_slug)]

@@ -24,7 +24,11 @@ import gzip
 import os
 from datetime import datetime, timezone
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+from werkzeug.http import http_date
+
+from . import db, web
+from .i18n import select_locale
 
 MAX_AGE_S = 30
 STALE_WHILE_REVALIDATE_S = 300
@@ -47,9 +51,12 @@ def _is_api() -> bool:
 
 
 def _cacheable_request() -> bool:
-    """Return True for a public GET/HEAD of one of the portal's own routes."""
-    return (request.method in ("GET", "HEAD") and request.endpoint is not None
-            and request.endpoint not in OWN_VALIDATORS)
+    """Return True for a public GET/HEAD of one of the portal's own routes (decided once per request)."""
+    found = g.get("cacheable")
+    if found is None:
+        found = g.cacheable = (request.method in ("GET", "HEAD") and request.endpoint is not None
+                               and request.endpoint not in OWN_VALIDATORS)
+    return found
 
 
 def _data_mtime(path: str) -> float:
@@ -66,19 +73,12 @@ def _data_mtime(path: str) -> float:
 def validators() -> tuple[str, datetime] | None:
     """Return this request's (ETag, Last-Modified), or None when the data cannot be read."""
     if "validators" not in g:
-        from flask import current_app
-
-        from . import db
-        from .i18n import select_locale
-        from .web import get_db, now
-
         try:
-            revision = db.revision(get_db())
+            revision = db.revision(web.get_db())
         except Exception:  # noqa: BLE001 -- no validators is better than no page
             g.validators = None
             return None
-        clock = now()
-        bucket = int(clock.timestamp() // BUCKET_S)
+        bucket = int(web.now().timestamp() // BUCKET_S)
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
         etag = f'W/"{revision}-{bucket}-{"api" if _is_api() else select_locale()}"'
@@ -101,12 +101,22 @@ def _matches(etag: str, modified: datetime) -> bool:
 
 def _vary(response: Response, *fields: str) -> None:
     """Add fields to the response's Vary header."""
-    for name in fields:
-        response.vary.add(name)
+    present = response.headers.get("Vary")
+    if present:
+        have = {f.strip().lower() for f in present.split(",")}
+        fields = tuple(f for f in fields if f.lower() not in have)
+        if fields:
+            response.headers["Vary"] = ", ".join((present, *fields))
+    else:
+        response.headers["Vary"] = ", ".join(fields)
 
 
 def _not_modified() -> Response | None:
     """Answer 304 before the page is built when the client's copy is current."""
+    environ = request.environ
+    # Most requests are unconditional: no validators are needed before the answer is built.
+    if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
+        return None
     if not _cacheable_request():
         return None
     found = validators()
@@ -123,20 +133,19 @@ def _finish(response: Response) -> Response:
     if not _is_api() or response.status_code >= 400:
         _vary(response, "Accept-Language", "Cookie")
     status = response.status_code
-    if status in (200, 304) and response.headers.get("Cache-Control") is None:
+    headers = response.headers
+    if status in (200, 304) and "Cache-Control" not in headers:
         found = validators()
         if found is not None:
             etag, modified = found
-            response.headers["ETag"] = etag
-            response.last_modified = modified
-        private = "Set-Cookie" in response.headers
-        response.headers["Cache-Control"] = (
-            f"private, max-age={MAX_AGE_S}" if private else PUBLIC)
+            headers["ETag"] = etag
+            headers["Last-Modified"] = http_date(modified)
+        headers["Cache-Control"] = f"private, max-age={MAX_AGE_S}" if "Set-Cookie" in headers else PUBLIC
     elif status >= 500:
-        response.headers["Cache-Control"] = "no-store"
-    elif response.headers.get("Cache-Control") is None:
+        headers["Cache-Control"] = "no-store"
+    elif "Cache-Control" not in headers:
         # A wrong address or value: absorb a burst of them, but do not remember them long.
-        response.headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
+        headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
     return _compress(response)
 
 
@@ -149,7 +158,7 @@ def _compress(response: Response) -> Response:
     if not mimetype.startswith(COMPRESSIBLE):
         return response
     _vary(response, "Accept-Encoding")
-    if "gzip" not in request.accept_encodings:
+    if "gzip" not in request.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in request.accept_encodings:
         return response
     body = response.get_data()
     if len(body) < COMPRESS_MIN_BYTES:

@@ -28,6 +28,8 @@ DEFAULTS = {
     "DROP_DISTANCE_M": 150,
     # Restoration deadlines from the subscriber contract, hours per service.
     "RESTORE_DEADLINE_HOURS": {"internet": 24, "tv": 24, "phone": 72},
+    # Rows per page of the town overview (the CSV and ?page=all have every town).
+    "OVERVIEW_PAGE_SIZE": 100,
     "LANGUAGES": ["ru", "en"],
     "BABEL_DEFAULT_LOCALE": "ru",
 }

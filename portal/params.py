@@ -70,3 +70,16 @@ def parse_choice(args, name: str, choices: tuple[str, ...], default: str | None)
         raise BadParam(name, _("unknown %(name)s %(value)s; expected one of %(choices)s",
                                name=name, value=_shown(raw), choices=", ".join(choices)))
     return raw
+
+
+def parse_page(args, pages: int) -> int | None:
+    """Return ``args["page"]`` as a page number within 1..pages, None for "all" (default 1)."""
+    raw = args.get("page")
+    if raw is None or raw == "":
+        return 1
+    if raw == "all":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= pages:
+        raise BadParam("page", _("'page' must be a page number from 1 to %(pages)s or 'all', not %(value)s",
+                                 pages=pages, value=_shown(raw)))
+    return int(raw)

@@ -27,6 +27,9 @@ from flask import Flask
 HOST = "http://localhost"
 # Pages that answer free parameters; the export writes a page pointing to the town list instead.
 LIVE_ONLY = ("/check", "/search")
+# Pages saved from a fuller variant: the saved town list has every town on one page (its
+# page links would lead back to itself in a copy that ignores query strings).
+EXPORT_QUERY = {"/towns": "page=all"}
 _QUOTED = re.compile(r'(["\'])((?:https?://localhost)?/[^"\'\s<>]*)\1')
 _HTML_TYPES = ("text/html",)
 _TEXT_TYPES = ("text/", "application/atom+xml", "application/xml")
@@ -173,7 +176,8 @@ def export_site(app: Flask, out: Path, base_url: str = "/", lang: str | None = N
     bodies: dict[str, tuple[bytes, str]] = {}
     failed = []
     for path in site_paths(app):
-        response = client.get(path)
+        query = EXPORT_QUERY.get(path)
+        response = client.get(f"{path}?{query}" if query else path)
         if response.status_code != 200:
             failed.append((path, response.status_code))
             continue

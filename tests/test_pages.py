@@ -83,12 +83,48 @@ def test_unknown_town_page_suggests(client):
 
 @pytest.mark.parametrize("url, word", [
     ("/check", "lat"), ("/check?lat=x&lon=1", "lat"), ("/check?lat=1&lon=999", "lon"),
-    ("/towns?sort=colour", "sort"),
+    ("/towns?sort=colour", "sort"), ("/towns?page=0", "page"), ("/towns?page=2", "page"),
+    ("/towns?page=two", "page"),
 ])
 def test_bad_query_values_get_a_400_page_naming_them(client, url, word):
     response = client.get(url)
     assert response.status_code == 400
     assert f"'{word}'" in response.get_data(as_text=True) or word in response.get_data(as_text=True)
+
+
+def test_towns_overview_comes_a_page_at_a_time_with_every_town_reachable(app, client):
+    app.config["OVERVIEW_PAGE_SIZE"] = 20  # the demo's 56 towns make three pages
+
+    def listed(html):
+        return re.findall(r'<th scope="row"><a href="/towns/([a-z0-9-]+)">', html)
+
+    pages = [client.get(f"/towns?sort=population&page={n}").get_data(as_text=True) for n in (1, 2, 3)]
+    rows = [listed(html) for html in pages]
+    assert [len(r) for r in rows] == [20, 20, 16]
+    csv_slugs = [line.split(",")[0] for line in client.get("/towns.csv?sort=population").get_data(
+        as_text=True).strip().splitlines()[1:]]
+    assert rows[0] + rows[1] + rows[2] == csv_slugs  # the same order, nothing lost or repeated
+    assert "1–20 of 56" in pages[0] and "41–56 of 56" in pages[2]
+    # Page links keep the sort; the current page is marked, and the last has no "next".
+    assert 'href="/towns?sort=population&amp;order=desc&amp;page=2" rel="next"' in pages[0]
+    assert '<span aria-current="page">3</span>' in pages[2] and 'rel="next"' not in pages[2]
+    everything = client.get("/towns?sort=population&page=all").get_data(as_text=True)
+    assert listed(everything) == csv_slugs
+    # Sorting from the one-page list stays on one page.
+    assert '/towns?sort=name&amp;order=asc&amp;page=all">Town' in everything
+    # The map still shows every town whatever the page.
+    assert all(f'"/towns/{slug}"' in pages[2] for slug in csv_slugs)
+
+
+def test_towns_overview_in_russian_sorts_by_the_russian_alphabet_across_pages(app, client):
+    app.config["OVERVIEW_PAGE_SIZE"] = 20
+    names = []
+    for n in (1, 2, 3):
+        html = client.get(f"/towns?page={n}", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+        names += re.findall(r'<th scope="row"><a href="/towns/[a-z0-9-]+">([^<]+)</a>', html)
+    assert len(names) == 56
+    assert names == sorted(names, key=str.lower)
+    assert names.index("Бежаницы") < names.index("Великие Луки")
 
 
 def test_weird_paths_never_500(client):

@@ -7,8 +7,8 @@ import io
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from .. import geo, labels, maps, reports
-from ..i18n import town_name
-from ..params import parse_choice, parse_lat_lon
+from ..i18n import lang, town_name
+from ..params import parse_choice, parse_lat_lon, parse_page
 from ..web import get_db, get_snapshot, now
 from .errors import TownNotFound
 
@@ -49,7 +49,7 @@ def _region_map(rows: list[dict]) -> dict:
             shape = geo.to_geojson(
                 geo.display_geometry(town.geometry, REGION_DISPLAY_TOLERANCE_M, snap.coverage.projection))
         else:
-            shape = {"type": "Point", "coordinates": [row["lon"], row["lat"]]}
+            shape = {"type": "Point", "coordinates": [round(row["lon"], 5), round(row["lat"], 5)]}
         map_towns.append({
             "geometry": shape, "label": town_name(row), "colour": maps.town_colour(row["best"]),
             "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
@@ -86,18 +86,27 @@ def _overview_rows():
     default_desc = sort in ("population", "fiber_share")
     order = parse_choice(request.args, "order", ("asc", "desc"), "desc" if default_desc else "asc")
     rows = reports.sort_overview(reports.overview(get_snapshot()), sort, order == "desc")
+    if sort == "name" and lang() == "ru":
+        # In Russian, names sort by the Russian alphabet (Бежаницы before Великие Луки).
+        rows.sort(key=lambda r: (r["name_ru"] or r["name"]).lower(), reverse=order == "desc")
     return rows, sort, order == "desc"
 
 
 @bp.get("/towns")
 def towns():
-    """List every locality with its best technology and fiber share, and the region map."""
+    """List the localities with their best technology and fiber share, a page at a time, and the region map."""
     rows, sort, desc = _overview_rows()
+    size = int(current_app.config["OVERVIEW_PAGE_SIZE"])
+    pages = max(1, -(-len(rows) // size))
+    page = parse_page(request.args, pages)
+    shown = rows if page is None else rows[(page - 1) * size:page * size]
     the_map = _region_map(rows)
     sort_labels = {"name": labels.COLUMN["name"], "population": labels.COLUMN["population"],
                    "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"]}
+    first = 0 if page is None else (page - 1) * size
     return render_template(
-        "towns/list.html", rows=rows, sort=sort, desc=desc, sort_labels=sort_labels,
+        "towns/list.html", rows=shown, total=len(rows), first=first + 1, last=first + len(shown),
+        page=page, pages=pages, sort=sort, desc=desc, sort_labels=sort_labels,
         default_order={"name": "asc", "population": "desc", "best": "asc", "fiber_share": "desc"},
         map=the_map, legend_entries=_legend(),
     )
