@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import os
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.http import http_date
@@ -52,10 +53,12 @@ def _is_api() -> bool:
 
 def _cacheable_request() -> bool:
     """Return True for a public GET/HEAD of one of the portal's own routes (decided once per request)."""
-    found = g.get("cacheable")
+    here = g._get_current_object()
+    found = here.get("cacheable")
     if found is None:
-        found = g.cacheable = (request.method in ("GET", "HEAD") and request.endpoint is not None
-                               and request.endpoint not in OWN_VALIDATORS)
+        req = request._get_current_object()
+        found = here.cacheable = (req.method in ("GET", "HEAD") and req.endpoint is not None
+                                  and req.endpoint not in OWN_VALIDATORS)
     return found
 
 
@@ -72,20 +75,34 @@ def _data_mtime(path: str) -> float:
 
 def validators() -> tuple[str, datetime] | None:
     """Return this request's (ETag, Last-Modified), or None when the data cannot be read."""
-    if "validators" not in g:
+    here = g._get_current_object()
+    if "validators" not in here:
         try:
-            revision = db.revision(web.get_db())
+            meta = db.get_meta(web.get_db())
         except Exception:  # noqa: BLE001 -- no validators is better than no page
-            g.validators = None
+            here.validators = None
             return None
         bucket = int(web.now().timestamp() // BUCKET_S)
+        written = meta.get("written_at")
+        written = int(written) if written else _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
-        etag = f'W/"{revision}-{bucket}-{"api" if _is_api() else select_locale()}"'
-        written = _data_mtime(current_app.config["DATABASE"])
-        modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc).replace(microsecond=0)
-        g.validators = (etag, modified)
-    return g.validators
+        here.validators = _validators(int(meta.get("revision") or 0), bucket,
+                                      "api" if _is_api() else select_locale(), int(written))
+    return here.validators
+
+
+@lru_cache(maxsize=64)
+def _validators(revision: int, bucket: int, variant: str, written: int) -> tuple[str, datetime]:
+    """Return (ETag, Last-Modified) for a revision, minute, language and write time."""
+    modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc)
+    return f'W/"{revision}-{bucket}-{variant}"', modified
+
+
+@lru_cache(maxsize=64)
+def _http_date(moment: datetime) -> str:
+    """Return an HTTP date (the same few per minute: formatted once)."""
+    return http_date(moment)
 
 
 def _matches(etag: str, modified: datetime) -> bool:
@@ -99,9 +116,14 @@ def _matches(etag: str, modified: datetime) -> bool:
     return False
 
 
+def _names(response: Response) -> set[str]:
+    """Return the response's header names, lower-cased (``in`` on Headers raises inside for a miss)."""
+    return {name.lower() for name in response.headers.keys()}
+
+
 def _vary(response: Response, *fields: str) -> None:
     """Add fields to the response's Vary header."""
-    present = response.headers.get("Vary")
+    present = response.headers.get("Vary") if "vary" in _names(response) else None
     if present:
         have = {f.strip().lower() for f in present.split(",")}
         fields = tuple(f for f in fields if f.lower() not in have)
@@ -130,20 +152,21 @@ def _finish(response: Response) -> Response:
     if not _cacheable_request():
         return _compress(response)
     # API answers are the same in every language, except error messages, which are translated.
-    if not _is_api() or response.status_code >= 400:
-        _vary(response, "Accept-Language", "Cookie")
     status = response.status_code
+    if status >= 400 or not _is_api():
+        _vary(response, "Accept-Language", "Cookie")
     headers = response.headers
-    if status in (200, 304) and "Cache-Control" not in headers:
+    names = _names(response)
+    if status in (200, 304) and "cache-control" not in names:
         found = validators()
         if found is not None:
             etag, modified = found
             headers["ETag"] = etag
-            headers["Last-Modified"] = http_date(modified)
-        headers["Cache-Control"] = f"private, max-age={MAX_AGE_S}" if "Set-Cookie" in headers else PUBLIC
+            headers["Last-Modified"] = _http_date(modified)
+        headers["Cache-Control"] = f"private, max-age={MAX_AGE_S}" if "set-cookie" in names else PUBLIC
     elif status >= 500:
         headers["Cache-Control"] = "no-store"
-    elif "Cache-Control" not in headers:
+    elif "cache-control" not in names:
         # A wrong address or value: absorb a burst of them, but do not remember them long.
         headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
     return _compress(response)
@@ -152,13 +175,14 @@ def _finish(response: Response) -> Response:
 def _compress(response: Response) -> Response:
     """Gzip a compressible body when the client accepts it."""
     if (response.direct_passthrough or response.is_streamed or response.status_code < 200
-            or response.status_code in (204, 304) or "Content-Encoding" in response.headers):
+            or response.status_code in (204, 304) or "content-encoding" in _names(response)):
         return response
     mimetype = response.mimetype or ""
     if not mimetype.startswith(COMPRESSIBLE):
         return response
     _vary(response, "Accept-Encoding")
-    if "gzip" not in request.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in request.accept_encodings:
+    req = request._get_current_object()
+    if "gzip" not in req.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in req.accept_encodings:
         return response
     body = response.get_data()
     if len(body) < COMPRESS_MIN_BYTES:

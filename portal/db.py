@@ -224,10 +224,12 @@ def writing(path: str | Path):
 
 
 def bump_revision(conn: sqlite3.Connection) -> None:
-    """Increase the data revision by one (inside the caller's transaction)."""
+    """Increase the data revision by one and note when (inside the caller's transaction)."""
     conn.execute(
         "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
     )
+    # Whole seconds since the epoch: HTTP's Last-Modified without a look at the file.
+    set_meta(conn, "written_at", str(int(utcnow().timestamp())))
 
 
 def get_meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -1,12 +1,13 @@
 """Exact nearest point on the boundaries of a set of polygons, in planar metres.
 
-The rings are densified so that no segment is longer than ``step_m`` and their vertices go
-into a kd-tree. For a query point p, let d be the distance to its nearest vertex. The nearest
-boundary point q is no farther than d, and it lies on a segment of length ≤ ``step_m``, so one
-end of that segment is within |pq| + step_m / 2 ≤ d + step_m / 2 of p. The segments that touch
-the vertices within that radius therefore contain q: measuring those few exactly gives the same
-answer as measuring every segment. A kd-tree of plain coordinates is also a fraction of the
-memory of a tree of geometries.
+The rings are densified so that no segment is longer than L = ``step_m`` and their vertices
+go into a kd-tree. A segment whose two ends are both at least r from a point p is at least
+sqrt(r² - (L/2)²) from p (the foot of the perpendicular is within L/2 of one end). The nearest
+vertex, at distance d, is itself a boundary point, so the nearest boundary point lies on a
+segment with an end within sqrt(d² + (L/2)²) of p; visiting vertices nearest first and
+tightening d as nearer segment points turn up, measuring the segments of those few vertices
+exactly gives the same answer as measuring every segment. A kd-tree of plain coordinates is
+also a fraction of the memory of a tree of geometries.
 """
 from __future__ import annotations
 
@@ -57,40 +58,36 @@ class BoundaryIndex:
             return None
         n = len(self._xy)
         query = np.array([[x, y]], dtype=np.float64)
-        half = self.step_m / 2
+        quarter = (self.step_m / 2) ** 2
         k = min(FIRST_K, n)
         while True:
             dist, idx = self._tree.query(query, k=k)
             dist, idx = np.reshape(dist, -1).tolist(), np.reshape(idx, -1).tolist()
-            limit = dist[0] + half
-            # Every vertex within the limit must be among those fetched: the farthest fetched
-            # one lies beyond it, or all were fetched.
-            if k == n or dist[-1] > limit:
+            # A segment no longer than step_m whose ends are both r or more away is at least
+            # sqrt(r² - (step_m / 2)²) away; the nearest vertex is a boundary point at
+            # dist[0], so only vertices within sqrt(dist[0]² + (step_m / 2)²) can lead to a
+            # nearer one. They must all be among those fetched.
+            if k == n or dist[-1] ** 2 > dist[0] ** 2 + quarter:
                 break
             k = min(n, k * 8)
-        limit = limit * (1 + 1e-12) + 1e-9  # rounding in the tree's distances
-        joined = self._joined
-        starts = set()
+        joined, flat = self._joined, self._flat
+        best = (dist[0] ** 2, flat[2 * idx[0]], flat[2 * idx[0] + 1])
+        seen = set()
         for i, d in zip(idx, dist):
-            if d > limit:
-                break  # sorted by distance
-            if joined[i]:
-                starts.add(i)
-            if i and joined[i - 1]:
-                starts.add(i - 1)
-        flat = self._flat
-        if not starts:
-            # Lone vertices (a degenerate ring): the nearest vertex is the answer.
-            return flat[2 * idx[0]], flat[2 * idx[0] + 1], dist[0]
-        best = (math.inf, 0.0, 0.0)
-        for i in starts:
-            ax, ay, bx, by = flat[2 * i], flat[2 * i + 1], flat[2 * i + 2], flat[2 * i + 3]
-            dx, dy = bx - ax, by - ay
-            length2 = dx * dx + dy * dy
-            t = ((x - ax) * dx + (y - ay) * dy) / length2 if length2 > 0 else 0.0
-            t = 0.0 if t < 0 else 1.0 if t > 1 else t
-            qx, qy = ax + t * dx, ay + t * dy
-            d2 = (x - qx) ** 2 + (y - qy) ** 2
-            if d2 < best[0]:
-                best = (d2, qx, qy)
+            # Vertices come nearest first; the bound tightens as nearer segments are found.
+            if d * d > best[0] + quarter + 1e-9 * (1 + d * d):
+                break
+            for start in (i, i - 1):
+                if start < 0 or start in seen or not joined[start]:
+                    continue
+                seen.add(start)
+                ax, ay, bx, by = flat[2 * start], flat[2 * start + 1], flat[2 * start + 2], flat[2 * start + 3]
+                dx, dy = bx - ax, by - ay
+                length2 = dx * dx + dy * dy
+                t = ((x - ax) * dx + (y - ay) * dy) / length2 if length2 > 0 else 0.0
+                t = 0.0 if t < 0 else 1.0 if t > 1 else t
+                qx, qy = ax + t * dx, ay + t * dy
+                d2 = (x - qx) ** 2 + (y - qy) ** 2
+                if d2 < best[0]:
+                    best = (d2, qx, qy)
         return best[1], best[2], math.sqrt(best[0])

@@ -50,27 +50,34 @@ def _connection(path: str) -> sqlite3.Connection:
     return conn
 
 
+# The helpers below run several times per request: they resolve ``g`` and ``current_app``
+# once each (every access through Flask's proxies costs a context look-up).
+
+
 def get_db():
     """Return this request's read-only connection (the thread's, kept open between requests)."""
-    if "db" not in g:
-        conn = _connection(current_app.config["DATABASE"])
+    here = g._get_current_object()
+    conn = here.get("db")
+    if conn is None:
+        conn = _connection(current_app._get_current_object().config["DATABASE"])
         conn.pin()  # one look at meta for the whole request
-        g.db = conn
-    return g.db
+        here.db = conn
+    return conn
 
 
 def get_snapshot() -> state.Snapshot:
     """Return the snapshot of the live layers for this request."""
-    if "snapshot" not in g:
-        g.snapshot = state.snapshot(
-            get_db(), current_app.config["DATABASE"], current_app.config["DROP_DISTANCE_M"]
-        )
-    return g.snapshot
+    here = g._get_current_object()
+    snap = here.get("snapshot")
+    if snap is None:
+        config = current_app._get_current_object().config
+        snap = here.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
+    return snap
 
 
 def now() -> datetime:
     """Return the request's notion of now (UTC); tests may pin it with NOW."""
-    pinned = current_app.config.get("NOW")
+    pinned = current_app._get_current_object().config.get("NOW")
     return db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
 
 

@@ -64,7 +64,8 @@ def test_agrees_with_geos_on_random_jagged_polygons():
     geoms = np.array(polys, dtype=object)
     rings = shapely.boundary(geoms)
     index = BoundaryIndex(geoms, step_m=150)
-    for x, y in rng.uniform(-5_000, 25_000, (400, 2)):
+    far = [(-100_000.0, 10_000.0), (10_000.0, 250_000.0), (30_000.0, -40_000.0)]
+    for x, y in [*rng.uniform(-5_000, 25_000, (400, 2)).tolist(), *far]:
         qx, qy, d = index.nearest(float(x), float(y))
         expected = float(shapely.distance(rings, shapely.Point(x, y)).min())
         assert d == pytest.approx(expected, abs=1e-6)
