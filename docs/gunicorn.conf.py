@@ -15,7 +15,11 @@ threads = int(os.environ.get("PORTAL_THREADS", "1"))
 preload_app = True
 # Connections wait in the kernel's queue while both workers are busy (a spike).
 backlog = 2048
-timeout = 30
+# A worker that sees new data (an import) rebuilds its index on the request that notices it,
+# and the town shares on the first request that needs all of them (home page, /towns): at
+# 100,000 polygons about 11 s and 27 s. Long enough for both; nginx serves stale copies
+# meanwhile (proxy_cache_use_stale updating).
+timeout = 120
 graceful_timeout = 10
 accesslog = os.environ.get("PORTAL_ACCESS_LOG") or None
 
