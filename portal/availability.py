@@ -23,8 +23,6 @@ Availability rule (published on the pages):
 from __future__ import annotations
 
 import json
-import math
-import threading
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,10 +30,8 @@ import numpy as np
 import shapely
 
 from . import db
-from .incidents import (
-    DEADLINE_HOURS, MAINTENANCE_STATUSES, SERVICES, IncidentError, Record, geometry_of, load_records,
-    towns_map,
-)
+from .incident_index import affected_towns, for_connection, live_towns, records, town_candidates
+from .incidents import DEADLINE_HOURS, MAINTENANCE_STATUSES, SERVICES, IncidentError, Record, geometry_of
 
 AVAILABILITY_RULE = __doc__[__doc__.index("Availability rule"):].strip()
 TIMEZONE = "Europe/Moscow"
@@ -78,7 +74,7 @@ def present(rec: Record, now: datetime, *, deadlines=None, towns_by_slug=None, g
         shapes = rec.areas + [geometry_of(towns_by_slug[s]) for s in rec.towns if s in towns_by_slug]
         union = shapely.union_all(shapes) if shapes else None
         out["geometry"] = None if union is None or union.is_empty else json.loads(shapely.to_geojson(union))
-        out["affected_towns"] = sorted(_affected_towns(rec, towns_by_slug))
+        out["affected_towns"] = sorted(affected_towns(rec, towns_by_slug))
     return out
 
 
@@ -98,191 +94,6 @@ def _timeline(rec: Record, now: datetime) -> list[dict]:
     return [{**i, "at": db.iso(i["at"])} for i in items]
 
 
-def _towns(conn, towns_by_slug, entry=None) -> dict:
-    """Return the given towns mapping, else the live towns (read once per data revision)."""
-    if towns_by_slug is not None:
-        return towns_by_slug
-    entry = entry or _index(conn)
-    if entry.towns is None:
-        entry.towns = towns_map(conn)
-    return entry.towns
-
-
-# --- the incidents of one data revision, read once per process ---------------------------------
-#
-# Pages, the API and feeds ask about incidents on every request; reading and parsing every
-# incident each time cost milliseconds at 10,000 incidents. Each process keeps the records of
-# the revision it last saw (``meta.revision`` is bumped by every write), indexed by when they
-# end, which towns they list and where their areas lie, so a question touches only the few
-# incidents that can answer it. The answers are the same as scanning every record.
-
-
-class _Index:
-    """The incidents of one revision: records, end times, listed towns, an area tree."""
-
-    def __init__(self, recs: list[Record]):
-        """Index the records once."""
-        self.recs = recs
-        self.by_id = {r.id: r for r in recs}
-        # A record is active while its end (resolution, or a maintenance window's end) is later
-        # than now, or while it has none: Record.end() and status() say the same.
-        ends = [r.resolved_at or (r.scheduled_end if r.kind == "maintenance" else None) for r in recs]
-        self.end_ts = np.array([e.timestamp() if e else math.inf for e in ends], dtype=float)
-        self.by_town: dict[str, list[int]] = {}
-        for i, r in enumerate(recs):
-            for slug in r.towns:
-                self.by_town.setdefault(slug, []).append(i)
-        owners = [i for i, r in enumerate(recs) for _ in r.areas]
-        self.area_owner = np.array(owners, dtype=np.intp)
-        self.area_geoms = np.array([a for r in recs for a in r.areas] or [], dtype=object)
-        self.area_tree = shapely.STRtree(self.area_geoms)
-        shapely.prepare(self.area_geoms)
-        self.towns: dict | None = None
-        self.town_indexes: dict[tuple, _TownIndex] = {}
-        self.lock = threading.Lock()
-
-    def active(self, now: datetime) -> np.ndarray:
-        """Return a mask of the records active at ``now``."""
-        return self.end_ts > now.timestamp()
-
-    def town_index(self, towns_by_slug: dict) -> _TownIndex:
-        """Return the tree of the given towns' extents (built once per towns mapping)."""
-        values = towns_by_slug.values()
-        # Callers build the mapping per request from one snapshot's Town objects: the same
-        # objects in the same order mean the same towns. The index keeps them alive, so their
-        # ids cannot be reused by other objects while it is cached.
-        key = (len(towns_by_slug), id(next(iter(values), None)), id(next(reversed(values), None)))
-        found = self.town_indexes.get(key)
-        if found is None:
-            with self.lock:
-                if len(self.town_indexes) > 4:
-                    self.town_indexes.clear()
-                found = self.town_indexes[key] = _TownIndex(towns_by_slug, self)
-        return found
-
-
-class _TownIndex:
-    """An STRtree over one towns mapping's extents, and which towns each record affects."""
-
-    def __init__(self, towns_by_slug: dict, entry: _Index):
-        """Index the extents, and with them the incident areas for point look-ups."""
-        self.keep = list(towns_by_slug.values())
-        self.slugs = list(towns_by_slug)
-        self.geoms = np.array([geometry_of(t) for t in self.keep] or [], dtype=object)
-        self.tree = shapely.STRtree(self.geoms)
-        self.affected: dict[int, frozenset] = {}
-        self.entry = entry
-        self.by_slug = dict(zip(self.slugs, self.geoms))
-        self._open: _OpenAreas | None = None
-
-    def open_areas(self, now: datetime) -> _OpenAreas:
-        """Return where the records not ended by ``now`` apply (built once per revision)."""
-        found = self._open
-        if found is None or now.timestamp() < found.since:
-            # An earlier ``now`` than the last build (a pinned clock) builds it again.
-            found = self._open = _OpenAreas(self.entry, self.by_slug, now.timestamp())
-        return found
-
-    def affected_by(self, rec: Record) -> frozenset:
-        """Return the slugs of the mapping that the record affects (listed, or sharing interior)."""
-        found = self.affected.get(rec.id)
-        if found is None:
-            known = set(self.slugs)
-            slugs = {s for s in rec.towns if s in known}
-            for area in rec.areas:
-                for i in self.tree.query(area).tolist():
-                    if self.geoms[i] is not None and shapely.relate_pattern(area, self.geoms[i], "T********"):
-                        slugs.add(self.slugs[i])
-            found = self.affected[rec.id] = frozenset(slugs)
-        return found
-
-
-class _OpenAreas:
-    """Where the records not ended by ``since`` apply: their areas and listed towns' extents.
-
-    Ended records never become active again, so for any later ``now`` the records active then
-    are among these. Most of a long history has ended: only what is left is indexed.
-    """
-
-    def __init__(self, entry: _Index, by_slug: dict, since: float):
-        """Index the areas and extents of the records whose end is later than ``since``."""
-        self.since = since
-        geoms, owners = [], []
-        listing: dict[str, list[int]] = {}
-        for i in np.flatnonzero(entry.end_ts > since).tolist():
-            rec = entry.recs[i]
-            geoms.extend(rec.areas)
-            owners.extend([i] * len(rec.areas))
-            for slug in rec.towns:
-                listing.setdefault(slug, []).append(i)
-        self.listing = listing
-        self.owners = owners + [listing[slug] for slug in listing if by_slug.get(slug) is not None]
-        geoms.extend(by_slug[slug] for slug in listing if by_slug.get(slug) is not None)
-        self.n_areas = len(owners)
-        self.geoms = np.array(geoms or [], dtype=object)
-        # What is still open is short: a bounding-box test over all of it is quicker than
-        # building a point geometry for a tree.
-        self.bounds = shapely.bounds(self.geoms).reshape(-1, 4).T.copy()
-
-    def records_at(self, lon: float, lat: float) -> set[int]:
-        """Return the records whose area or listed town's extent meets the point."""
-        minx, miny, maxx, maxy = self.bounds
-        cand = np.flatnonzero((minx <= lon) & (lon <= maxx) & (miny <= lat) & (lat <= maxy))
-        if not len(cand):
-            return set()
-        found = set()
-        for i in cand[shapely.intersects_xy(self.geoms[cand], lon, lat)].tolist():
-            if i < self.n_areas:
-                found.add(self.owners[i])
-            else:
-                found.update(self.owners[i])
-        return found
-
-
-_cache: dict[str, tuple[int, _Index]] = {}
-_cache_lock = threading.Lock()
-
-
-def _index(conn) -> _Index:
-    """Return the incidents of the connection's current revision, reading them on a change."""
-    path = getattr(conn, "path", None) or conn.execute("PRAGMA database_list").fetchone()[2]
-    rev = db.revision(conn)
-    found = _cache.get(path)
-    if found is not None and found[0] == rev:
-        return found[1]
-    with _cache_lock:
-        found = _cache.get(path)
-        if found is None or found[0] != rev:
-            # Read after the revision: the records are at least as new as the key they get.
-            found = _cache[path] = (rev, _Index(load_records(conn)))
-    return found[1]
-
-
-def _records(conn, ids=None) -> list[Record]:
-    """Return the current records (all, or those ids), from the per-revision cache."""
-    entry = _index(conn)
-    if ids is None:
-        return entry.recs
-    return [entry.by_id[i] for i in ids if i in entry.by_id]
-
-
-def _affected_towns(rec: Record, towns_by_slug: dict) -> frozenset:
-    """Return the slugs of ``towns_by_slug`` the record affects."""
-    for _rev, entry in list(_cache.values()):
-        if entry.by_id.get(rec.id) is rec:
-            return entry.town_index(towns_by_slug).affected_by(rec)
-    # A record not from the cache (a caller's own): look at every town.
-    return frozenset(s for s, t in towns_by_slug.items() if rec.affects_town(s, geometry_of(t)))
-
-
-def _town_candidates(entry: _Index, slug: str, extent) -> list[int]:
-    """Return the records that may affect a town: those listing it and those with an area nearby."""
-    found = set(entry.by_town.get(slug, ()))
-    if extent is not None and len(entry.area_geoms):
-        found.update(entry.area_owner[entry.area_tree.query(extent)].tolist())
-    return sorted(found)
-
-
 def _order(rec: Record, now: datetime):
     """Ongoing first (latest start first), then upcoming (soonest first), then history (latest end first)."""
     if not rec.active(now):
@@ -295,11 +106,11 @@ def _order(rec: Record, now: datetime):
 def get_incident(conn, incident_id, now, *, deadlines=None, towns_by_slug=None) -> dict | None:
     """Return one incident with its timeline, affected geometry and towns, or None."""
     try:
-        found = _records(conn, [int(incident_id)])
+        found = records(conn, [int(incident_id)])
     except (TypeError, ValueError, OverflowError):
         return None
     return present(found[0], now, deadlines=deadlines, geometry=True,
-                   towns_by_slug=_towns(conn, towns_by_slug)) if found else None
+                   towns_by_slug=live_towns(conn, towns_by_slug)) if found else None
 
 
 def list_incidents(conn, now, status="active", town=None, service=None, *, deadlines=None,
@@ -309,10 +120,10 @@ def list_incidents(conn, now, status="active", town=None, service=None, *, deadl
         raise IncidentError(f"unknown status {status!r}; expected one of active, resolved, all")
     if service is not None and service not in SERVICES:
         raise IncidentError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
-    entry = _index(conn)
+    entry = for_connection(conn)
     if town is not None:
-        extent = geometry_of(_towns(conn, towns_by_slug, entry).get(town))
-        recs = [entry.recs[i] for i in _town_candidates(entry, town, extent)]
+        extent = geometry_of(live_towns(conn, towns_by_slug, entry).get(town))
+        recs = [entry.recs[i] for i in town_candidates(entry, town, extent)]
         recs = [r for r in recs if r.affects_town(town, extent)]
     elif status == "active":
         recs = [entry.recs[i] for i in np.flatnonzero(entry.active(now)).tolist()]
@@ -327,8 +138,8 @@ def list_incidents(conn, now, status="active", town=None, service=None, *, deadl
 
 def affecting_point(conn, lat, lon, now, town_slug=None, *, towns_by_slug=None, deadlines=None) -> list[dict]:
     """Return the active incidents and maintenance whose area or listed towns cover the point."""
-    entry = _index(conn)
-    towns = _towns(conn, towns_by_slug, entry)
+    entry = for_connection(conn)
+    towns = live_towns(conn, towns_by_slug, entry)
     lon, lat = float(lon), float(lat)
     # Candidates: records listing the point's town, whose area meets the point, or listing a
     # town whose extent meets it; the exact test below is the one a full scan would make.
@@ -376,8 +187,8 @@ def summary(conn, now, *, towns_by_slug=None, deadlines=None) -> dict:
     of the towns, else a ``partial_outage``; degraded service is ``degraded_performance``; a
     maintenance in progress is ``under_maintenance``; the worst applies.
     """
-    entry = _index(conn)
-    towns = _towns(conn, towns_by_slug, entry)
+    entry = for_connection(conn)
+    towns = live_towns(conn, towns_by_slug, entry)
     recs = [entry.recs[i] for i in np.flatnonzero(entry.active(now)).tolist()]
     recs = [r for r in recs if r.active(now)]
     affects = entry.town_index(towns).affected_by if towns else (lambda r: frozenset())
@@ -406,10 +217,10 @@ def availability(conn, slug, service, now, days=90, *, tz=TIMEZONE, since=None, 
     if int(days) < 1:
         raise IncidentError(f"days {days!r} must be at least 1")
     zone = ZoneInfo(tz)
-    entry = _index(conn)
-    extent = geometry_of(_towns(conn, towns_by_slug, entry).get(slug))
+    entry = for_connection(conn)
+    extent = geometry_of(live_towns(conn, towns_by_slug, entry).get(slug))
     down, partial, maintenance = [], [], []
-    for r in (entry.recs[i] for i in _town_candidates(entry, slug, extent)):
+    for r in (entry.recs[i] for i in town_candidates(entry, slug, extent)):
         if service not in r.services or r.started_at >= now or not r.affects_town(slug, extent):
             continue
         span = (r.started_at, r.end(now) or now)

@@ -84,7 +84,8 @@ def validators() -> tuple[str, datetime] | None:
             return None
         bucket = int(web.now().timestamp() // BUCKET_S)
         written = meta.get("written_at")
-        written = int(written) if written else _data_mtime(current_app._get_current_object().config["DATABASE"])
+        if not written:  # a database no write has gone through since written_at was introduced
+            written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
         here.validators = _validators(int(meta.get("revision") or 0), bucket,

@@ -97,7 +97,8 @@ class CoverageIndex:
         for technology in TECH_ORDER:
             mine = [i for i, a in enumerate(self.areas) if live[i] and a.technology == technology]
             if mine:
-                self._boundaries[technology] = BoundaryIndex(self.projection.to_metric(self._area_geoms[mine]))
+                metric = self.projection.to_metric(self._area_geoms[mine])
+                self._boundaries[technology] = BoundaryIndex(metric)
         self._summaries: dict[str, dict] = {}
         self._display: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         # Guards the lazy caches (and the polygon-against-polygon prepared state they use).
@@ -212,7 +213,8 @@ class CoverageIndex:
         extent_ea = self._town_equal_area[town_i]
         entries = []
         for (technology, status), idx in groups.items():
-            share = _covered_area(_object_array([equal_area[i] for i in idx]), extent_ea) / town_area if town_area > 0 else 0.0
+            covered = _covered_area(_object_array([equal_area[i] for i in idx]), extent_ea)
+            share = covered / town_area if town_area > 0 else 0.0
             if share <= 0:
                 # Boxes met but no area is shared (a slit, a rounding sliver): not present.
                 continue

@@ -81,7 +81,8 @@ class BoundaryIndex:
                 if start < 0 or start in seen or not joined[start]:
                     continue
                 seen.add(start)
-                ax, ay, bx, by = flat[2 * start], flat[2 * start + 1], flat[2 * start + 2], flat[2 * start + 3]
+                j = 2 * start
+                ax, ay, bx, by = flat[j], flat[j + 1], flat[j + 2], flat[j + 3]
                 dx, dy = bx - ax, by - ay
                 length2 = dx * dx + dy * dy
                 t = ((x - ax) * dx + (y - ay) * dy) / length2 if length2 > 0 else 0.0

@@ -94,7 +94,7 @@ def _overview_rows():
 
 @bp.get("/towns")
 def towns():
-    """List the localities with their best technology and fiber share, a page at a time, and the region map."""
+    """List the localities (best technology, fiber share) a page at a time, and the region map."""
     rows, sort, desc = _overview_rows()
     size = int(current_app.config["OVERVIEW_PAGE_SIZE"])
     pages = max(1, -(-len(rows) // size))
