@@ -54,8 +54,8 @@ def served(demo_db_template, tmp_path):
         proc.wait(timeout=30)
 
 
-def _get_many(url: str, count: int = 90) -> list[dict]:
-    """Fetch a URL many times at once, so that every worker answers some."""
+def _get_many(url: str, count: int = 30) -> list[dict]:
+    """Fetch a URL many times at once."""
     def one(_):
         with urllib.request.urlopen(url, timeout=30) as r:
             return json.loads(r.read())
@@ -64,41 +64,53 @@ def _get_many(url: str, count: int = 90) -> list[dict]:
         return list(pool.map(one, range(count)))
 
 
-def _pids(log: Path, path: str) -> set[str]:
-    """Return the worker pids that answered a path (from the access log)."""
+def _pids(log: Path, path: str, since: int = 0) -> set[str]:
+    """Return the worker pids that answered a path (from the access log, after line ``since``)."""
     time.sleep(0.3)
-    return {line.split()[0] for line in log.read_text().splitlines() if line.split()[1] == path}
+    lines = log.read_text().splitlines()[since:]
+    return {line.split()[0] for line in lines if line.split()[1] == path}
+
+
+def _from_every_worker(base: str, path: str, log: Path) -> list[dict]:
+    """Fetch a path in bursts until every worker has answered it; return every answer.
+
+    Which worker takes a connection is up to the kernel: a fast burst can be served by two.
+    """
+    since = len(log.read_text().splitlines()) if log.exists() else 0
+    answers = []
+    for _ in range(40):
+        answers += _get_many(base + path)
+        if len(_pids(log, path.split("?")[0], since)) == WORKERS:
+            return answers
+    raise AssertionError(f"not every worker answered {path}: {_pids(log, path.split('?')[0], since)}")
 
 
 def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
     base, path, log = served
     # Warm every worker: each builds its snapshot and incident index for the current revision.
-    before = _get_many(f"{base}/api/v1/incidents")
-    assert len(_pids(log, "/api/v1/incidents")) == WORKERS
+    before = _from_every_worker(base, "/api/v1/incidents", log)
     known = {i["id"] for i in before[0]["incidents"]}
 
     new_id = incidents.open_incident(path, title="Fibre cut on Lenina", services=["internet"],
                                      towns=["pechory"], author="test")
-    after = _get_many(f"{base}/api/v1/incidents")
+    after = _from_every_worker(base, "/api/v1/incidents", log)
     assert new_id not in known
     assert all(new_id in {i["id"] for i in answer["incidents"]} for answer in after)
-    assert len(_pids(log, "/api/v1/incidents")) == WORKERS
 
     conn = db.connect_readonly(path)
     town = next(t for t in incidents.towns_map(conn).values() if t.slug == "pechory")
     conn.close()
     centre = shapely.point_on_surface(town.geometry)
-    check = f"{base}/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
+    check = f"/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
     assert any(a["available"] != [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
-               for a in _get_many(check))
+               for a in _from_every_worker(base, check, log))
     layer = tmp_path / "coverage.geojson"
     layer.write_text(json.dumps({"type": "FeatureCollection", "features": [{
         "type": "Feature", "geometry": shapely.geometry.mapping(centre.buffer(0.01)),
         "properties": {"technology": "wireless", "status": "live", "max_down_mbps": 30,
                        "max_up_mbps": 10, "feature_id": "w1"}}]}))
     imports.import_layer(path, "coverage", layer, author="test")
-    answers = _get_many(check)
+    answers = _from_every_worker(base, check, log)
     assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
                for a in answers)
     assert all(a["nearest"] == {} for a in answers)
-    assert len(_pids(log, "/api/v1/check")) == WORKERS
