@@ -1,4 +1,4 @@
-"""Flask's JSON answers encoded by orjson: the same output, several times faster to make."""
+"""Flask's JSON answers encoded by orjson: the same JSON (non-ASCII as UTF-8, not \\u escapes), faster."""
 from __future__ import annotations
 
 import orjson

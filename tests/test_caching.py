@@ -86,3 +86,36 @@ def test_api_errors_vary_by_language_because_their_messages_are_translated(clien
     assert ru.get_json()["error"] != en.get_json()["error"]
     assert "Accept-Language" in ru.headers["Vary"]
     assert "Accept-Language" not in client.get("/api/v1/towns?q=Pskov").headers.get("Vary", "")
+
+
+def test_last_modified_follows_the_latest_write(client, db_path):
+    from email.utils import parsedate_to_datetime
+
+    from portal import db
+
+    incidents.open_incident(db_path, title="Cut", services=["internet"], towns=["pechory"],
+                            author="test", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=1))
+    written = db.utcnow().replace(microsecond=0)
+    r = client.get("/api/v1/summary")
+    modified = parsedate_to_datetime(r.headers["Last-Modified"])
+    assert abs((modified - written).total_seconds()) <= 2
+    # A copy from before the write is stale; one from after it is current.
+    older = (written - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert client.get("/api/v1/summary", headers={"If-Modified-Since": older}).status_code == 200
+    current = client.get("/api/v1/summary", headers={"If-Modified-Since": r.headers["Last-Modified"]})
+    assert current.status_code == 304
+
+
+def test_json_answers_are_flasks_json(app):
+    import json
+    from datetime import date, datetime, timezone
+
+    payload = {"b": [1, 2.5, None, True], "a": {"name_ru": "Печоры", "ё": "<script>"},
+               "when": datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc), "day": date(2026, 3, 1)}
+    with app.app_context():
+        ours = app.json.response(payload)
+        flasks = super(type(app.json), app.json).response(payload)
+    assert ours.mimetype == "application/json"
+    assert json.loads(ours.get_data()) == json.loads(flasks.get_data())
+    assert list(json.loads(ours.get_data())) == ["a", "b", "day", "when"]  # keys sorted, as Flask does
+    assert "Печоры".encode() in ours.get_data()

@@ -376,8 +376,9 @@ def test_point_answers_follow_the_clock_both_ways_within_one_revision(db_path):
     # moment must still find an incident that had ended by the later one.
     area_id = open_(db_path, area=BUILDING)
     town_id = open_(db_path, towns=["alpha"], title="Town")
-    incidents.resolve_incident(db_path, area_id, message="Fixed", author="ops", at=NOW + H, now=NOW + 2 * H)
-    incidents.resolve_incident(db_path, town_id, message="Fixed", author="ops", at=NOW + H, now=NOW + 2 * H)
+    for incident_id in (area_id, town_id):
+        incidents.resolve_incident(db_path, incident_id, message="Fixed", author="ops", at=NOW + H,
+                                   now=NOW + 2 * H)
     with read(db_path) as conn:
         later = availability.affecting_point(conn, 60.05, 30.05, NOW + 3 * H)
         earlier = availability.affecting_point(conn, 60.05, 30.05, NOW)
