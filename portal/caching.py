@@ -122,9 +122,9 @@ def _names(response: Response) -> set[str]:
     return {name.lower() for name in response.headers.keys()}
 
 
-def _vary(response: Response, *fields: str) -> None:
-    """Add fields to the response's Vary header."""
-    present = response.headers.get("Vary") if "vary" in _names(response) else None
+def _vary(response: Response, names: set[str], *fields: str) -> None:
+    """Add fields to the response's Vary header (``names``: its header names, kept current)."""
+    present = response.headers.get("Vary") if "vary" in names else None
     if present:
         have = {f.strip().lower() for f in present.split(",")}
         fields = tuple(f for f in fields if f.lower() not in have)
@@ -132,6 +132,7 @@ def _vary(response: Response, *fields: str) -> None:
             response.headers["Vary"] = ", ".join((present, *fields))
     else:
         response.headers["Vary"] = ", ".join(fields)
+        names.add("vary")
 
 
 def _not_modified() -> Response | None:
@@ -150,14 +151,14 @@ def _not_modified() -> Response | None:
 
 def _finish(response: Response) -> Response:
     """Set validators and Cache-Control on public answers, and compress the body."""
+    names = _names(response)
     if not _cacheable_request():
-        return _compress(response)
+        return _compress(response, names)
     # API answers are the same in every language, except error messages, which are translated.
     status = response.status_code
     if status >= 400 or not _is_api():
-        _vary(response, "Accept-Language", "Cookie")
+        _vary(response, names, "Accept-Language", "Cookie")
     headers = response.headers
-    names = _names(response)
     if status in (200, 304) and "cache-control" not in names:
         found = validators()
         if found is not None:
@@ -170,18 +171,18 @@ def _finish(response: Response) -> Response:
     elif "cache-control" not in names:
         # A wrong address or value: absorb a burst of them, but do not remember them long.
         headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
-    return _compress(response)
+    return _compress(response, names)
 
 
-def _compress(response: Response) -> Response:
+def _compress(response: Response, names: set[str]) -> Response:
     """Gzip a compressible body when the client accepts it."""
     if (response.direct_passthrough or response.is_streamed or response.status_code < 200
-            or response.status_code in (204, 304) or "content-encoding" in _names(response)):
+            or response.status_code in (204, 304) or "content-encoding" in names):
         return response
     mimetype = response.mimetype or ""
     if not mimetype.startswith(COMPRESSIBLE):
         return response
-    _vary(response, "Accept-Encoding")
+    _vary(response, names, "Accept-Encoding")
     req = request._get_current_object()
     if "gzip" not in req.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in req.accept_encodings:
         return response
