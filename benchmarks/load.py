@@ -64,6 +64,22 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
 
 
 @contextmanager
+def _running(cmd: list[str], probe_url: str, startup_s: float, stop_signal: int, **popen):
+    """Start a server, wait until ``probe_url`` answers, yield its process; stop it afterwards."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+    try:
+        _wait_http(probe_url, timeout=startup_s)
+        yield proc
+    finally:
+        proc.send_signal(stop_signal)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
 def gunicorn(target: str, db_path: Path | None, workers: int = 2, probe: str = "/", log: Path | None = None,
              worker_class: str = "sync", threads: int = 1):
     """Run gunicorn with the shipped settings on a free port; yield (base URL, master pid)."""
@@ -75,18 +91,10 @@ def gunicorn(target: str, db_path: Path | None, workers: int = 2, probe: str = "
         env["PORTAL_DB"] = str(db_path)
     if log is not None:
         env["PORTAL_ACCESS_LOG"] = str(log)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), target],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}{probe}", timeout=600)
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), target]
+    base = f"http://127.0.0.1:{port}"
+    with _running(cmd, base + probe, 600, signal.SIGTERM, cwd=ROOT, env=env) as proc:
+        yield base, proc.pid
 
 
 def worker_memory(master_pid: int) -> list[dict]:
@@ -157,17 +165,12 @@ def nginx(upstream_port: int):
     port = free_port()
     conf = folder / "nginx.conf"
     conf.write_text(nginx_conf(upstream_port, port, folder))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = ["nginx", "-c", str(conf), "-p", str(folder), "-g", "daemon off;"]
+    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
-        yield f"http://127.0.0.1:{port}", folder / "access.log"
+        with _running(cmd, base + "/healthz", 30, signal.SIGQUIT):
+            yield base, folder / "access.log"
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -88,16 +88,9 @@ def validators() -> tuple[str, datetime] | None:
             written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
-        here.validators = _validators(int(meta.get("revision") or 0), bucket,
-                                      "api" if _is_api() else select_locale(), int(written))
+        etag = f'W/"{meta.get("revision") or 0}-{bucket}-{"api" if _is_api() else select_locale()}"'
+        here.validators = (etag, datetime.fromtimestamp(max(int(written), bucket * BUCKET_S), timezone.utc))
     return here.validators
-
-
-@lru_cache(maxsize=64)
-def _validators(revision: int, bucket: int, variant: str, written: int) -> tuple[str, datetime]:
-    """Return (ETag, Last-Modified) for a revision, minute, language and write time."""
-    modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc)
-    return f'W/"{revision}-{bucket}-{variant}"', modified
 
 
 @lru_cache(maxsize=64)
@@ -122,19 +115,6 @@ def _names(response: Response) -> set[str]:
     return {name.lower() for name in response.headers.keys()}
 
 
-def _vary(response: Response, names: set[str], *fields: str) -> None:
-    """Add fields to the response's Vary header (``names``: its header names, kept current)."""
-    present = response.headers.get("Vary") if "vary" in names else None
-    if present:
-        have = {f.strip().lower() for f in present.split(",")}
-        fields = tuple(f for f in fields if f.lower() not in have)
-        if fields:
-            response.headers["Vary"] = ", ".join((present, *fields))
-    else:
-        response.headers["Vary"] = ", ".join(fields)
-        names.add("vary")
-
-
 def _not_modified() -> Response | None:
     """Answer 304 before the page is built when the client's copy is current."""
     environ = request.environ
@@ -157,7 +137,7 @@ def _finish(response: Response) -> Response:
     # API answers are the same in every language, except error messages, which are translated.
     status = response.status_code
     if status >= 400 or not _is_api():
-        _vary(response, names, "Accept-Language", "Cookie")
+        response.vary.update(("Accept-Language", "Cookie"))
     headers = response.headers
     if status in (200, 304) and "cache-control" not in names:
         found = validators()
@@ -182,7 +162,7 @@ def _compress(response: Response, names: set[str]) -> Response:
     mimetype = response.mimetype or ""
     if not mimetype.startswith(COMPRESSIBLE):
         return response
-    _vary(response, names, "Accept-Encoding")
+    response.vary.add("Accept-Encoding")
     req = request._get_current_object()
     if "gzip" not in req.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in req.accept_encodings:
         return response

@@ -19,6 +19,8 @@ TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
 # Polygons with at least this many vertices get a prepared point-in-polygon index.
 PREPARE_MIN_VERTICES = 1000
+
+
 def _max(a, b):
     """Return the larger of two optional numbers."""
     if a is None:

@@ -8,9 +8,11 @@ the change on its next request.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -232,10 +234,10 @@ def bump_revision(conn: sqlite3.Connection) -> None:
     set_meta(conn, "written_at", str(int(utcnow().timestamp())))
 
 
-def get_meta(conn: sqlite3.Connection) -> dict[str, str]:
-    """Return the whole meta table as a dict (a read connection's copy, while current)."""
+def get_meta(conn: sqlite3.Connection) -> Mapping[str, str]:
+    """Return the whole meta table (a read connection answers from its copy, read-only)."""
     if isinstance(conn, ReadConnection):
-        return dict(conn.meta())
+        return MappingProxyType(conn.meta())
     return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
 
 
@@ -254,6 +256,6 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
 def revision(conn: sqlite3.Connection) -> int:
     """Return the current data revision (every request asks; a read connection answers from memory)."""
     if isinstance(conn, ReadConnection):
-        return int(conn.meta().get("revision") or 0)
+        return int(get_meta(conn).get("revision") or 0)
     row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
     return int(row[0]) if row else 0

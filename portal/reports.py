@@ -97,11 +97,12 @@ def overview(snap: Snapshot) -> list[dict]:
 OVERVIEW_SORTS = ("name", "population", "fiber_share", "best")
 
 
-def sort_overview(rows: list[dict], key: str, descending: bool) -> list[dict]:
-    """Sort overview rows by one of OVERVIEW_SORTS."""
+def sort_overview(rows: list[dict], key: str, descending: bool, lang: str = "en") -> list[dict]:
+    """Sort overview rows by one of OVERVIEW_SORTS; in Russian, names by the Russian alphabet."""
     rank = {t: i for i, t in enumerate(TECH_ORDER)}
+    name = "name_ru" if lang == "ru" else "name"
     keys = {
-        "name": lambda r: r["name"].lower(),
+        "name": lambda r: (r[name] or r["name"]).lower(),
         "population": lambda r: r["population"] or 0,
         "fiber_share": lambda r: r["fiber_share"],
         "best": lambda r: rank.get(r["best"], len(rank)),

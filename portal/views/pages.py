@@ -85,10 +85,7 @@ def _overview_rows():
     sort = parse_choice(request.args, "sort", reports.OVERVIEW_SORTS, "name")
     default_desc = sort in ("population", "fiber_share")
     order = parse_choice(request.args, "order", ("asc", "desc"), "desc" if default_desc else "asc")
-    rows = reports.sort_overview(reports.overview(get_snapshot()), sort, order == "desc")
-    if sort == "name" and lang() == "ru":
-        # In Russian, names sort by the Russian alphabet (Бежаницы before Великие Луки).
-        rows.sort(key=lambda r: (r["name_ru"] or r["name"]).lower(), reverse=order == "desc")
+    rows = reports.sort_overview(reports.overview(get_snapshot()), sort, order == "desc", lang())
     return rows, sort, order == "desc"
 
 
