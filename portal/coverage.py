@@ -1,7 +1,7 @@
 """Coverage answers without Flask: what covers a point, the nearest coverage, town shares, map areas.
 
 ``CoverageIndex`` is built once per data version; every answer after that is
-a handful of STRtree look-ups, never a scan over all areas.
+a handful of index look-ups (compiled grids and trees, STRtrees), never a scan over all areas.
 """
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import shapely
 
 from .geo import GEOD, LocalProjection, azimuth_to_compass, display_geometry
 from .layers import Area, Town
+from .locate import PolygonIndex
 from .nearest import BoundaryIndex
 
 TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
-# Polygons with at least this many vertices get a prepared point-in-polygon index.
-PREPARE_MIN_VERTICES = 1000
 
 
 def _max(a, b):
@@ -79,18 +78,12 @@ class CoverageIndex:
             LocalProjection.for_bounds(*self._bounds) if self._bounds else LocalProjection(0.0, 0.0)
         )
         self._area_tree = shapely.STRtree(self._area_geoms)
-        # Areas and towns share one tree for point look-ups: one query answers both.
-        self._point_geoms = np.concatenate((self._area_geoms, self._town_geoms))
-        self._point_tree = shapely.STRtree(self._point_geoms)
-        # Prepared polygons answer point-in-polygon from an index, which matters for
-        # footprints with thousands of vertices; for a street block the plain test is faster
-        # (at 100,000 polygons the prepared test of a point's ~13 candidates took 75 µs, the
-        # plain one 40 µs: the index is more memory to fetch) and needs no memory of its own.
-        # GEOS builds that index lazily and not thread-safely, so build it here, before
-        # threads share it: one test point inside each envelope does it.
-        big = self._point_geoms[shapely.get_num_coordinates(self._point_geoms) >= PREPARE_MIN_VERTICES]
-        shapely.prepare(big)
-        shapely.intersects(big, shapely.centroid(big))
+        # Areas and towns share one grid for point look-ups: one look-up answers both.
+        self._point_index = PolygonIndex(np.concatenate((self._area_geoms, self._town_geoms)))
+        # What a point answer reads of each area, in one tuple (one list index per hit).
+        self._point_attrs = [
+            (a.status, a.technology, a.max_down_mbps, a.max_up_mbps, a.available_from) for a in self.areas
+        ]
         self._town_equal_area = self.projection.to_equal_area(self._town_geoms)
         self._town_area = shapely.area(self._town_equal_area)
         # Nearest live coverage of each technology: its polygons' rings in a kd-tree (metres).
@@ -147,32 +140,28 @@ class CoverageIndex:
     def point_answer(self, lat: float, lon: float) -> dict:
         """Return what is available, planned and nearest at a point, and its town."""
         lat, lon = float(lat), float(lon)
-        # A one-element array: the STRtree wrappers take a slower path for scalars.
-        point = shapely.points([(lon, lat)])
-        cand = self._point_tree.query(point)[1]
         n_areas = len(self.areas)
+        attrs = self._point_attrs
         live: dict[str, list] = {}
         planned: dict[str, str | None] = {}
         town = None
-        if len(cand):
-            # intersects, not contains: a point on the edge counts as covered. The _xy form
-            # needs no point geometry and is the quicker test here.
-            for i in cand[shapely.intersects_xy(self._point_geoms[cand], lon, lat)].tolist():
-                if i >= n_areas:
-                    # Nested extents: the smallest is the most specific town.
-                    if town is None or self._town_area[i - n_areas] < self._town_area[town]:
-                        town = i - n_areas
-                    continue
-                a = self.areas[i]
-                if a.status == "live":
-                    speeds = live.get(a.technology)
-                    if speeds is None:
-                        live[a.technology] = [a.max_down_mbps, a.max_up_mbps]
-                    else:
-                        speeds[0] = _max(speeds[0], a.max_down_mbps)
-                        speeds[1] = _max(speeds[1], a.max_up_mbps)
-                elif a.status == "planned":
-                    planned[a.technology] = _min(planned.get(a.technology), a.available_from)
+        # A point on an edge counts as covered (GEOS intersects, not contains).
+        for i in self._point_index.containing(lon, lat):
+            if i >= n_areas:
+                # Nested extents: the smallest is the most specific town.
+                if town is None or self._town_area[i - n_areas] < self._town_area[town]:
+                    town = i - n_areas
+                continue
+            status, technology, down, up, available_from = attrs[i]
+            if status == "live":
+                speeds = live.get(technology)
+                if speeds is None:
+                    live[technology] = [down, up]
+                else:
+                    speeds[0] = _max(speeds[0], down)
+                    speeds[1] = _max(speeds[1], up)
+            elif status == "planned":
+                planned[technology] = _min(planned.get(technology), available_from)
         missing = [t for t in self._boundaries if t not in live]
         nearest = self._nearest_entries(missing, lon, lat) if missing else {}
         town = self.towns[town] if town is not None else None

@@ -18,6 +18,7 @@ import shapely
 
 from . import db
 from .incidents import Record, geometry_of, load_records, towns_map
+from .locate import PolygonIndex
 
 
 def live_towns(conn, towns_by_slug, entry=None) -> dict:
@@ -132,19 +133,14 @@ class OpenAreas:
         self.owners = owners + [listing[slug] for slug in listing if by_slug.get(slug) is not None]
         geoms.extend(by_slug[slug] for slug in listing if by_slug.get(slug) is not None)
         self.n_areas = len(owners)
-        self.geoms = np.array(geoms or [], dtype=object)
-        # What is still open is short: a bounding-box test over all of it is quicker than
-        # building a point geometry for a tree.
-        self.bounds = shapely.bounds(self.geoms).reshape(-1, 4).T.copy()
+        geoms_array = np.empty(len(geoms), dtype=object)
+        geoms_array[:] = geoms
+        self.index = PolygonIndex(geoms_array)
 
     def records_at(self, lon: float, lat: float) -> set[int]:
         """Return the records whose area or listed town's extent meets the point."""
-        minx, miny, maxx, maxy = self.bounds
-        cand = np.flatnonzero((minx <= lon) & (lon <= maxx) & (miny <= lat) & (lat <= maxy))
-        if not len(cand):
-            return set()
         found = set()
-        for i in cand[shapely.intersects_xy(self.geoms[cand], lon, lat)].tolist():
+        for i in self.index.containing(lon, lat):
             if i < self.n_areas:
                 found.add(self.owners[i])
             else:
