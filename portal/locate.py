@@ -1,10 +1,11 @@
 """Which polygons contain a point: a uniform grid of their boxes and a compiled ring test.
 
 The polygons' rings are kept as one array of coordinates, and each cell of a grid over
-their boxes lists the polygons whose box meets it. A point's answer is the polygons of its
-cell whose box holds it and whose rings it is inside (an odd number of crossings of a ray to
-the east) or on. The test is GEOS's ray-crossing rule, compiled (numba), so a point costs a
-few microseconds instead of a tree query and a library call per candidate; for valid
+their boxes lists the polygons that meet it, marked when the cell lies wholly inside one.
+A point's answer is the polygons of its cell that hold all of it, and those whose box holds
+the point and whose rings it is inside (an odd number of crossings of a ray to the east) or
+on. The test is GEOS's ray-crossing rule, compiled (numba), so a point costs a few
+microseconds instead of a tree query and a library call per candidate; for valid
 polygons the answers are GEOS ``intersects`` (a point on the boundary counts). An invalid
 polygon (a bow tie) has no even-odd answer that GEOS would share: those few (and any
 geometry that is not a polygon) are asked of GEOS itself.
@@ -18,29 +19,10 @@ import numpy as np
 import shapely
 
 # At most this many grid cells (8 bytes of list offset each). Within that, a cell is about
-# the size of a typical polygon's box: lists stay short and a large polygon spans few cells.
+# half the size of a typical polygon's box: the cells inside a polygon need no ring test,
+# while the lists stay short.
 MAX_CELLS = 4_000_000
-
-
-@numba.njit(cache=True)
-def _fill_grid(cells_x, cells_y, nx, ncells):
-    """Return (start, items): per cell, the polygons whose range of cells covers it (CSR)."""
-    n = len(cells_x)
-    count = np.zeros(ncells + 1, np.int64)
-    for g in range(n):
-        for iy in range(cells_y[g, 0], cells_y[g, 1] + 1):
-            for ix in range(cells_x[g, 0], cells_x[g, 1] + 1):
-                count[iy * nx + ix + 1] += 1
-    start = np.cumsum(count)
-    items = np.empty(start[-1], np.int32)
-    fill = start[:-1].copy()
-    for g in range(n):
-        for iy in range(cells_y[g, 0], cells_y[g, 1] + 1):
-            for ix in range(cells_x[g, 0], cells_x[g, 1] + 1):
-                c = iy * nx + ix
-                items[fill[c]] = g
-                fill[c] += 1
-    return start, items
+CELL_OF_TYPICAL = 0.5
 
 
 @numba.njit(cache=True)
@@ -69,12 +51,94 @@ def _inside(x, y, xy, ring_start, r0, r1):
 
 
 @numba.njit(cache=True)
-def _locate(x, y, x0, y0, cell, nx, ny, start, items, bounds, geom_rings, ring_start, xy):
-    """Return the sorted indices of the polygons that contain (x, y) or have it on their boundary."""
+def _cell_of(v, origin, cell):
+    """Return the grid column (or row) of a coordinate: the one formula for boxes and points."""
+    return math.floor((v - origin) / cell)
+
+
+@numba.njit(cache=True)
+def _fill_grid(bounds, geom_rings, ring_start, xy, x0, y0, cell, nx, ny):
+    """Return (start, items, inside): per cell (CSR), the polygons that meet it, and whether wholly.
+
+    A polygon is listed in each cell of its box that its boundary passes through
+    (``inside`` 0: points there need the ring test) and in each cell wholly inside it
+    (``inside`` 1: no test). Cells of its box wholly outside it are left out. A cell's
+    boundary crossings are over-estimated, never missed: each edge is cut into pieces no
+    longer than a cell and the cells of each piece's box (widened by a hair) are marked; an
+    unmarked cell has no boundary point, so its centre decides for all of it.
+    """
+    n = len(bounds)
+    total = 0
+    for g in range(n):
+        if math.isfinite(bounds[g, 0]):
+            w = _cell_of(bounds[g, 2], x0, cell) - _cell_of(bounds[g, 0], x0, cell) + 1
+            h = _cell_of(bounds[g, 3], y0, cell) - _cell_of(bounds[g, 1], y0, cell) + 1
+            total += w * h
+    pair_cell = np.empty(total, np.int64)
+    pair_geom = np.empty(total, np.int32)
+    pair_inside = np.empty(total, np.uint8)
+    hair = cell * 1e-9
+    k = 0
+    for g in range(n):
+        if not math.isfinite(bounds[g, 0]):
+            continue
+        ix0, iy0 = _cell_of(bounds[g, 0], x0, cell), _cell_of(bounds[g, 1], y0, cell)
+        ix1, iy1 = _cell_of(bounds[g, 2], x0, cell), _cell_of(bounds[g, 3], y0, cell)
+        w, h = ix1 - ix0 + 1, iy1 - iy0 + 1
+        marked = np.zeros(w * h, np.uint8)
+        for r in range(geom_rings[g], geom_rings[g + 1]):
+            for j in range(ring_start[r], ring_start[r + 1] - 1):
+                ax, ay, bx, by = xy[j, 0], xy[j, 1], xy[j + 1, 0], xy[j + 1, 1]
+                pieces = int(max(abs(bx - ax), abs(by - ay)) / cell) + 1
+                for p in range(pieces):
+                    t0, t1 = p / pieces, (p + 1) / pieces
+                    px0, py0 = ax + t0 * (bx - ax), ay + t0 * (by - ay)
+                    px1, py1 = ax + t1 * (bx - ax), ay + t1 * (by - ay)
+                    cx0 = max(_cell_of(min(px0, px1) - hair, x0, cell), ix0) - ix0
+                    cx1 = min(_cell_of(max(px0, px1) + hair, x0, cell), ix1) - ix0
+                    cy0 = max(_cell_of(min(py0, py1) - hair, y0, cell), iy0) - iy0
+                    cy1 = min(_cell_of(max(py0, py1) + hair, y0, cell), iy1) - iy0
+                    for cy in range(cy0, cy1 + 1):
+                        for cx in range(cx0, cx1 + 1):
+                            marked[cy * w + cx] = 1
+        for cy in range(h):
+            for cx in range(w):
+                inside = 0
+                if not marked[cy * w + cx]:
+                    mx, my = x0 + (ix0 + cx + 0.5) * cell, y0 + (iy0 + cy + 0.5) * cell
+                    # The centre must fall in this very cell, else test points one by one.
+                    if _cell_of(mx, x0, cell) == ix0 + cx and _cell_of(my, y0, cell) == iy0 + cy:
+                        where = _inside(mx, my, xy, ring_start, geom_rings[g], geom_rings[g + 1])
+                        if where < 0:
+                            continue
+                        inside = 1 if where > 0 else 0
+                pair_cell[k] = (iy0 + cy) * nx + ix0 + cx
+                pair_geom[k] = g
+                pair_inside[k] = inside
+                k += 1
+    start = np.zeros(nx * ny + 1, np.int64)
+    for i in range(k):
+        start[pair_cell[i] + 1] += 1
+    start = np.cumsum(start)
+    items = np.empty(k, np.int32)
+    inside = np.empty(k, np.uint8)
+    fill = start[:-1].copy()
+    # In polygon order within each cell, so a cell's answer comes out sorted.
+    for i in range(k):
+        c = pair_cell[i]
+        items[fill[c]] = pair_geom[i]
+        inside[fill[c]] = pair_inside[i]
+        fill[c] += 1
+    return start, items, inside
+
+
+@numba.njit(cache=True)
+def _locate(x, y, x0, y0, cell, nx, ny, start, items, inside, bounds, geom_rings, ring_start, xy):
+    """Return the indices (ascending) of the polygons that contain (x, y) or have it on their boundary."""
     found = np.empty(0, np.int64)
     if not (math.isfinite(x) and math.isfinite(y)):
         return found
-    ix, iy = math.floor((x - x0) / cell), math.floor((y - y0) / cell)
+    ix, iy = _cell_of(x, x0, cell), _cell_of(y, y0, cell)
     if ix < 0 or iy < 0 or ix >= nx or iy >= ny:
         return found
     c = iy * nx + ix
@@ -82,12 +146,14 @@ def _locate(x, y, x0, y0, cell, nx, ny, start, items, bounds, geom_rings, ring_s
     k = 0
     for j in range(start[c], start[c + 1]):
         g = items[j]
-        if not (bounds[g, 0] <= x <= bounds[g, 2] and bounds[g, 1] <= y <= bounds[g, 3]):
-            continue
-        if _inside(x, y, xy, ring_start, geom_rings[g], geom_rings[g + 1]) >= 0:
-            found[k] = g
-            k += 1
-    return np.sort(found[:k])
+        if not inside[j]:
+            if not (bounds[g, 0] <= x <= bounds[g, 2] and bounds[g, 1] <= y <= bounds[g, 3]):
+                continue
+            if _inside(x, y, xy, ring_start, geom_rings[g], geom_rings[g + 1]) < 0:
+                continue
+        found[k] = g
+        k += 1
+    return found[:k]
 
 
 class PolygonIndex:
@@ -116,13 +182,14 @@ class PolygonIndex:
         self._grid(self._bounds[has])
 
     def _grid(self, boxes: np.ndarray) -> None:
-        """Choose the cell size and list each polygon in the cells its box meets."""
+        """Choose the cell size and list each polygon in the cells it meets."""
         if len(boxes):
             x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
             width, height = boxes[:, 2].max() - x0, boxes[:, 3].max() - y0
             typical = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
-            # No finer than the typical box, and no more than MAX_CELLS cells.
-            cell = max(typical, math.sqrt(width * height / MAX_CELLS), (width + height) / MAX_CELLS, 1e-9)
+            # About half a typical box, and no more than MAX_CELLS cells.
+            cell = max(typical * CELL_OF_TYPICAL, math.sqrt(width * height / MAX_CELLS),
+                       (width + height) / MAX_CELLS, 1e-9)
         else:
             x0 = y0 = 0.0
             width = height = 0.0
@@ -130,23 +197,16 @@ class PolygonIndex:
         self._x0, self._y0, self._cell = float(x0), float(y0), float(cell)
         self._nx = int(math.floor(width / cell)) + 1
         self._ny = int(math.floor(height / cell)) + 1
-        b = self._bounds
-        has = np.isfinite(b[:, 0])
-        # Box corners go through the same arithmetic as a query point, so a point in a box
-        # always lands in one of its cells.
-        cx = np.floor((b[has][:, [0, 2]] - self._x0) / cell).astype(np.int64)
-        cy = np.floor((b[has][:, [1, 3]] - self._y0) / cell).astype(np.int64)
-        cx, cy = np.clip(cx, 0, self._nx - 1), np.clip(cy, 0, self._ny - 1)
-        all_x = np.full((len(b), 2), (0, -1), dtype=np.int64)
-        all_y = np.full((len(b), 2), (0, -1), dtype=np.int64)
-        all_x[has], all_y[has] = cx, cy
-        self._start, self._items = _fill_grid(all_x, all_y, self._nx, self._nx * self._ny)
+        self._start, self._items, self._inside = _fill_grid(
+            self._bounds, self._geom_rings, self._ring_start, self._xy,
+            self._x0, self._y0, self._cell, self._nx, self._ny,
+        )
 
     def containing(self, x: float, y: float) -> list[int]:
         """Return the indices (ascending) of the polygons that contain (x, y) or have it on their edge."""
         found = _locate(float(x), float(y), self._x0, self._y0, self._cell, self._nx, self._ny,
-                        self._start, self._items, self._bounds, self._geom_rings, self._ring_start,
-                        self._xy).tolist()
+                        self._start, self._items, self._inside, self._bounds, self._geom_rings,
+                        self._ring_start, self._xy).tolist()
         if len(self._invalid):
             extra = self._invalid[shapely.intersects_xy(self._invalid_geoms, x, y)].tolist()
             if extra:

@@ -109,3 +109,20 @@ def test_geometries_that_are_not_polygons_are_asked_of_geos():
     assert index.containing(0.5, 0.5) == [0]
     assert index.containing(3, 0) == [0]
     assert index.containing(3, 1) == []
+
+
+def test_cells_wholly_inside_a_large_concave_polygon_answer_without_the_ring_test():
+    # Many small squares set the cell size; a large U-shaped polygon then spans many cells,
+    # some wholly inside it, some in its notch (wholly outside), some on its edges.
+    small = [shapely.box(x, y, x + 2, y + 2) for x in range(0, 100, 10) for y in range(0, 100, 10)]
+    u_shape = shapely.box(0, 0, 100, 100).difference(shapely.box(30, 30, 70, 101))
+    geoms = objects(*small, u_shape)
+    index = PolygonIndex(geoms)
+    big = len(small)
+    assert index._inside[index._items == big].any()  # some cells skip the ring test
+    assert index.containing(15, 15) == [big]
+    assert index.containing(55, 55) == []  # in the notch
+    assert index.containing(30, 55) == [big]  # on the notch's edge
+    rng = np.random.default_rng(5)
+    for x, y in rng.uniform(-5, 105, (3000, 2)).tolist():
+        assert index.containing(x, y) == np.flatnonzero(shapely.intersects_xy(geoms, x, y)).tolist(), (x, y)
