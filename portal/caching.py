@@ -88,9 +88,16 @@ def validators() -> tuple[str, datetime] | None:
             written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
-        etag = f'W/"{meta.get("revision") or 0}-{bucket}-{"api" if _is_api() else select_locale()}"'
-        here.validators = (etag, datetime.fromtimestamp(max(int(written), bucket * BUCKET_S), timezone.utc))
+        here.validators = _validators(meta.get("revision") or 0, int(float(written)), bucket,
+                                      "api" if _is_api() else select_locale())
     return here.validators
+
+
+@lru_cache(maxsize=256)
+def _validators(revision, written: int, bucket: int, variant: str) -> tuple[str, datetime]:
+    """Return (ETag, Last-Modified) for a revision, last write, minute and language (the same all minute)."""
+    modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc)
+    return f'W/"{revision}-{bucket}-{variant}"', modified
 
 
 @lru_cache(maxsize=64)
@@ -132,47 +139,63 @@ def _not_modified() -> Response | None:
 def _finish(response: Response) -> Response:
     """Set validators and Cache-Control on public answers, and compress the body."""
     names = _names(response)
-    if not _cacheable_request():
-        return _compress(response, names)
-    # API answers are the same in every language, except error messages, which are translated.
-    status = response.status_code
-    if status >= 400 or not _is_api():
-        response.vary.update(("Accept-Language", "Cookie"))
     headers = response.headers
-    if status in (200, 304) and "cache-control" not in names:
-        found = validators()
-        if found is not None:
-            etag, modified = found
-            headers["ETag"] = etag
-            headers["Last-Modified"] = _http_date(modified)
-        headers["Cache-Control"] = f"private, max-age={MAX_AGE_S}" if "set-cookie" in names else PUBLIC
-    elif status >= 500:
-        headers["Cache-Control"] = "no-store"
-    elif "cache-control" not in names:
-        # A wrong address or value: absorb a burst of them, but do not remember them long.
-        headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE_S}"
-    return _compress(response, names)
+    vary = []
+    if _cacheable_request():
+        # API answers are the same in every language, except error messages, which are translated.
+        status = response.status_code
+        if status >= 400 or not _is_api():
+            vary += ["Accept-Language", "Cookie"]
+        if status in (200, 304) and "cache-control" not in names:
+            found = validators()
+            if found is not None:
+                etag, modified = found
+                headers.add("ETag", etag)
+                headers.add("Last-Modified", _http_date(modified))
+            headers.add("Cache-Control", f"private, max-age={MAX_AGE_S}" if "set-cookie" in names else PUBLIC)
+        elif status >= 500:
+            headers["Cache-Control"] = "no-store"
+        elif "cache-control" not in names:
+            # A wrong address or value: absorb a burst of them, but do not remember them long.
+            headers.add("Cache-Control", f"public, max-age={ERROR_MAX_AGE_S}")
+    compress = _compressible(response, names)
+    if compress:
+        vary.append("Accept-Encoding")
+    if vary:
+        _add_vary(response, names, vary)
+    if compress:
+        _compress(response)
+    return response
 
 
-def _compress(response: Response, names: set[str]) -> Response:
-    """Gzip a compressible body when the client accepts it."""
+def _add_vary(response: Response, names: set[str], values: list[str]) -> None:
+    """Add names to the Vary header (one header write; merged with a view's own Vary)."""
+    if "vary" in names:
+        response.vary.update(values)
+    else:
+        response.headers.add("Vary", ", ".join(values))
+
+
+def _compressible(response: Response, names: set[str]) -> bool:
+    """Return whether the body is of a kind worth compressing (its Vary then names Accept-Encoding)."""
     if (response.direct_passthrough or response.is_streamed or response.status_code < 200
             or response.status_code in (204, 304) or "content-encoding" in names):
-        return response
-    mimetype = response.mimetype or ""
-    if not mimetype.startswith(COMPRESSIBLE):
-        return response
-    response.vary.add("Accept-Encoding")
+        return False
+    # The Content-Type header starts with the mimetype: no need to parse its parameters.
+    return response.headers.get("Content-Type", "").startswith(COMPRESSIBLE)
+
+
+def _compress(response: Response) -> None:
+    """Gzip the body when the client accepts it and it is worth it."""
     req = request._get_current_object()
     if "gzip" not in req.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in req.accept_encodings:
-        return response
+        return
     body = response.get_data()
     if len(body) < COMPRESS_MIN_BYTES:
-        return response
+        return
     # mtime=0 keeps the bytes (and so any proxy's copy) the same for the same body.
     response.set_data(gzip.compress(body, COMPRESS_LEVEL, mtime=0))
     response.headers["Content-Encoding"] = "gzip"
-    return response
 
 
 def init_app(app: Flask) -> None:
