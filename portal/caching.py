@@ -220,6 +220,11 @@ def warm(app: Flask) -> None:
         snap = state.snapshot(conn, app.config["DATABASE"], app.config["DROP_DISTANCE_M"])
         snap.coverage.all_town_summaries()
         availability.summary(conn, db.utcnow(), towns_by_slug=reports.towns_by_slug(snap))
+        # One point answer loads the compiled searches here, not in every worker's first
+        # requests (a few hundred milliseconds each). Just outside the data, every technology
+        # is missing, so every nearest search runs.
+        minlon, minlat, _, _ = snap.coverage.bounds or (0.0, 0.0, 0.0, 0.0)
+        reports.check_point(snap, conn, max(minlat - 0.01, -90.0), max(minlon - 0.01, -180.0), db.utcnow())
     finally:
         conn.close()
     gc.collect()
