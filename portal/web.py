@@ -76,9 +76,13 @@ def get_snapshot() -> state.Snapshot:
 
 
 def now() -> datetime:
-    """Return the request's notion of now (UTC); tests may pin it with NOW."""
-    pinned = current_app._get_current_object().config.get("NOW")
-    return db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
+    """Return the request's notion of now (UTC), one instant per request; tests may pin it with NOW."""
+    here = g._get_current_object()
+    found = here.get("now")
+    if found is None:
+        pinned = current_app._get_current_object().config.get("NOW")
+        found = here.now = db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
+    return found
 
 
 def close_db(exc=None) -> None:
