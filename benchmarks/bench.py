@@ -138,20 +138,29 @@ def page_sizes(db_path: Path, slugs: list[str]) -> dict:
 
 def http(db_path: Path, points: np.ndarray, towns: list[str], seconds: float, workers: int,
          worker_class: str = "sync", threads: int = 1) -> dict:
-    """Load /api/v1/check, /api/v1/status and a bare endpoint under gunicorn; then nginx in front."""
+    """Load /api/v1/check, /api/v1/status and a bare endpoint under gunicorn; then nginx in front.
+
+    The three take turns in short runs of a few whole seconds each (wrk counts whole
+    seconds), so that a slow spell of a shared machine falls on all of them and not on one:
+    the ratios compare like with like.
+    """
+    rounds = max(1, min(5, int(seconds) // 3))
+    each = max(1, round(seconds / rounds))
     paths = [f"/api/v1/check?lat={lat}&lon={lon}" for lat, lon in points.tolist()]
     status_paths = [f"/api/v1/status?lat={lat}&lon={lon}" for lat, lon in points.tolist()]
     out = {"workers": workers, "worker_class": worker_class, "threads": threads, "seconds": seconds,
-           "connections": 32}
+           "connections": 32, "rounds": rounds}
     settings = {"workers": workers, "worker_class": worker_class, "threads": threads}
-    with load.gunicorn("benchmarks.bare_app:app", None, probe="/bare", **settings) as (base, _pid):
-        out["bare"] = load.wrk(base, ["/bare"], seconds)
-    say(f"  bare Flask: {out['bare']}")
-    with load.gunicorn("wsgi:app", db_path, probe="/api/v1/summary", **settings) as (base, pid):
-        out["check"] = load.wrk(base, paths, seconds)
-        say(f"  /api/v1/check: {out['check']}")
-        out["status"] = load.wrk(base, status_paths, seconds)
-        say(f"  /api/v1/status: {out['status']}")
+    runs: dict[str, list[dict]] = {"bare": [], "check": [], "status": []}
+    with load.gunicorn("benchmarks.bare_app:app", None, probe="/bare", **settings) as (bare, _bare_pid), \
+            load.gunicorn("wsgi:app", db_path, probe="/api/v1/summary", **settings) as (base, pid):
+        for _ in range(rounds):
+            runs["bare"].append(load.wrk(bare, ["/bare"], each))
+            runs["check"].append(load.wrk(base, paths, each))
+            runs["status"].append(load.wrk(base, status_paths, each))
+        for name, label in (("bare", "bare Flask"), ("check", "/api/v1/check"), ("status", "/api/v1/status")):
+            out[name] = load.combine(runs[name])
+            say(f"  {label}: {out[name]}")
         out["memory"] = load.worker_memory(pid)
         say(f"  memory: {out['memory']}")
         port = int(base.rsplit(":", 1)[1])
@@ -164,6 +173,10 @@ def http(db_path: Path, points: np.ndarray, towns: list[str], seconds: float, wo
                 f" cache {out['nginx_cache']}")
     out["check_vs_bare"] = round(out["check"]["rps"] / out["bare"]["rps"], 2)
     out["status_vs_bare"] = round(out["status"]["rps"] / out["bare"]["rps"], 2)
+    # Each round's own ratio too: how much the figure above moves with the machine's mood.
+    out["check_vs_bare_rounds"] = [round(c["rps"] / b["rps"], 2) for c, b in zip(runs["check"], runs["bare"])]
+    say(f"  /api/v1/check ÷ bare: {out['check_vs_bare']} (rounds: {out['check_vs_bare_rounds']}),"
+        f" /api/v1/status ÷ bare: {out['status_vs_bare']}")
     return out
 
 
@@ -173,7 +186,7 @@ def main(argv=None) -> int:
     parser.add_argument("--small", action="store_true", help="little data and 4 s of load (CI)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--postgis-points", type=int, help="points asked of PostGIS (default: 100,000; small: all)")
-    parser.add_argument("--seconds", type=float, help="seconds of load per HTTP run (default 20; small 4)")
+    parser.add_argument("--seconds", type=float, help="seconds of load per target, taken in turns (default 20; small 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")

@@ -115,13 +115,13 @@ def worker_memory(master_pid: int) -> list[dict]:
     return out
 
 
-def wrk(base: str, paths: list[str], seconds: float, connections: int = 32, threads: int = 1) -> dict:
+def wrk(base: str, paths: list[str], seconds: int, connections: int = 32, threads: int = 1) -> dict:
     """Load ``base`` with wrk, cycling through ``paths``; return requests/s and latency."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths))
         script = f.name
     try:
-        run = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+        run = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s",
                               "--timeout", "10s", "-s", script, base], capture_output=True, text=True,
                              check=True)
     finally:
@@ -131,6 +131,21 @@ def wrk(base: str, paths: list[str], seconds: float, connections: int = 32, thre
             "p50_ms": round(found["p50_us"] / 1000, 2), "p99_ms": round(found["p99_us"] / 1000, 2),
             "max_ms": round(found["max_us"] / 1000, 2), "requests": found["requests"],
             "errors": found["errors"], "non2xx": found["non2xx"]}
+
+
+def combine(runs: list[dict]) -> dict:
+    """Return one figure for several wrk runs of one target: requests/s over all of them.
+
+    p50 is the median of the runs' p50s; p99 and max are the worst run's (no run hides behind
+    the others).
+    """
+    seconds = sum(r["requests"] / r["rps"] for r in runs if r["rps"])
+    requests = sum(r["requests"] for r in runs)
+    p50 = sorted(r["p50_ms"] for r in runs)[len(runs) // 2]
+    return {"rps": round(requests / seconds, 1) if seconds else 0.0, "p50_ms": p50,
+            "p99_ms": max(r["p99_ms"] for r in runs), "max_ms": max(r["max_ms"] for r in runs),
+            "requests": requests, "errors": sum(r["errors"] for r in runs),
+            "non2xx": sum(r["non2xx"] for r in runs), "runs": len(runs)}
 
 
 def nginx_conf(upstream_port: int, port: int, folder: Path) -> str:
