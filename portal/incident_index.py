@@ -133,9 +133,7 @@ class OpenAreas:
         self.owners = owners + [listing[slug] for slug in listing if by_slug.get(slug) is not None]
         geoms.extend(by_slug[slug] for slug in listing if by_slug.get(slug) is not None)
         self.n_areas = len(owners)
-        geoms_array = np.empty(len(geoms), dtype=object)
-        geoms_array[:] = geoms
-        self.index = PolygonIndex(geoms_array)
+        self.index = PolygonIndex(np.array(geoms or [], dtype=object))
 
     def records_at(self, lon: float, lat: float) -> set[int]:
         """Return the records whose area or listed town's extent meets the point."""

@@ -163,7 +163,8 @@ class PolygonIndex:
         """Index the rings of the geometries (lon/lat or any planar coordinates)."""
         geoms = np.asarray(geoms, dtype=object)
         n = len(geoms)
-        polygonal = np.isin(shapely.get_type_id(geoms), (3, 6)) if n else np.zeros(0, dtype=bool)
+        kinds = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+        polygonal = np.isin(shapely.get_type_id(geoms), kinds) if n else np.zeros(0, dtype=bool)
         valid = polygonal & shapely.is_valid(geoms) if n else polygonal
         # Invalid polygons (and anything not a polygon): no rings here, asked of GEOS instead.
         self._invalid = np.flatnonzero(~valid)
