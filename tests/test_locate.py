@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import shapely
+from shapes import jagged_polygon
 
 from portal.locate import PolygonIndex
 
@@ -85,11 +86,8 @@ def test_agrees_with_geos_on_random_jagged_polygons_with_holes():
     polys = []
     for _ in range(400):
         cx, cy = rng.uniform(0, 1000, 2)
-        n = int(rng.integers(5, 80))
-        angles = np.sort(rng.uniform(0, 2 * math.pi, n))
-        radii = rng.uniform(2, rng.uniform(5, 120), n)
-        poly = shapely.make_valid(shapely.Polygon(np.column_stack((cx + radii * np.cos(angles),
-                                                                   cy + radii * np.sin(angles)))))
+        radii = rng.uniform(2, rng.uniform(5, 120), int(rng.integers(5, 80)))
+        poly = jagged_polygon(rng, cx, cy, radii)
         if rng.random() < 0.3:
             poly = poly.difference(shapely.Point(cx, cy).buffer(float(radii.min()) / 2))
         polys.append(poly)

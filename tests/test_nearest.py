@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import shapely
+from shapes import jagged_polygon
 
 from portal.nearest import BoundaryIndex
 
@@ -55,11 +56,7 @@ def test_agrees_with_geos_on_random_jagged_polygons():
     polys = []
     for _ in range(300):
         cx, cy = rng.uniform(0, 20_000, 2)
-        n = int(rng.integers(5, 60))
-        angles = np.sort(rng.uniform(0, 2 * math.pi, n))
-        radii = rng.uniform(20, 600, n)
-        poly = shapely.make_valid(shapely.Polygon(np.column_stack((cx + radii * np.cos(angles),
-                                                                   cy + radii * np.sin(angles)))))
+        poly = jagged_polygon(rng, cx, cy, rng.uniform(20, 600, int(rng.integers(5, 60))))
         polys.extend(p for p in shapely.get_parts(poly) if isinstance(p, shapely.Polygon))
     geoms = np.array(polys, dtype=object)
     rings = shapely.boundary(geoms)
