@@ -15,6 +15,7 @@ from .geo import GEOD, LocalProjection, azimuth_to_compass, display_geometry
 from .layers import Area, Town
 from .locate import PolygonIndex
 from .nearest import BoundaryIndex
+from .point_summary import SLOTS, PointSummary
 
 TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
@@ -80,12 +81,9 @@ class CoverageIndex:
         self._area_tree = shapely.STRtree(self._area_geoms)
         # Areas and towns share one grid for point look-ups: one look-up answers both.
         self._point_index = PolygonIndex(np.concatenate((self._area_geoms, self._town_geoms)))
-        # What a point answer reads of each area, in one tuple (one list index per hit).
-        self._point_attrs = [
-            (a.status, a.technology, a.max_down_mbps, a.max_up_mbps, a.available_from) for a in self.areas
-        ]
         self._town_equal_area = self.projection.to_equal_area(self._town_geoms)
         self._town_area = shapely.area(self._town_equal_area)
+        self._point_summary = PointSummary(self._point_index, self.areas, self._town_area, TECH_ORDER)
         # Nearest live coverage of each technology: its polygons' rings in a kd-tree (metres).
         live = [a.status == "live" for a in self.areas]
         self._boundaries = {}
@@ -140,44 +138,32 @@ class CoverageIndex:
     def point_answer(self, lat: float, lon: float) -> dict:
         """Return what is available, planned and nearest at a point, and its town."""
         lat, lon = float(lat), float(lon)
-        n_areas = len(self.areas)
-        attrs = self._point_attrs
-        live: dict[str, list] = {}
-        planned: dict[str, str | None] = {}
-        town = None
         # A point on an edge counts as covered (GEOS intersects, not contains).
-        for i in self._point_index.containing(lon, lat):
-            if i >= n_areas:
-                # Nested extents: the smallest is the most specific town.
-                if town is None or self._town_area[i - n_areas] < self._town_area[town]:
-                    town = i - n_areas
+        slots = self._point_summary.at(lon, lat)
+        areas = self.areas
+        available, planned, missing = [], [], []
+        for k, technology in enumerate(TECH_ORDER):
+            down, up, live, planned_any, earliest = slots[k * SLOTS:(k + 1) * SLOTS]
+            if live >= 0:
+                available.append({
+                    "technology": technology,
+                    "max_down_mbps": areas[down].max_down_mbps if down >= 0 else None,
+                    "max_up_mbps": areas[up].max_up_mbps if up >= 0 else None,
+                })
                 continue
-            status, technology, down, up, available_from = attrs[i]
-            if status == "live":
-                speeds = live.get(technology)
-                if speeds is None:
-                    live[technology] = [down, up]
-                else:
-                    speeds[0] = _max(speeds[0], down)
-                    speeds[1] = _max(speeds[1], up)
-            elif status == "planned":
-                planned[technology] = _min(planned.get(technology), available_from)
-        missing = [t for t in self._boundaries if t not in live]
-        nearest = self._nearest_entries(missing, lon, lat) if missing else {}
-        town = self.towns[town] if town is not None else None
+            if planned_any >= 0:
+                planned.append({"technology": technology,
+                                "available_from": areas[earliest].available_from if earliest >= 0 else None})
+            if technology in self._boundaries:
+                missing.append(technology)
+        town = self.towns[slots[-1]] if slots[-1] >= 0 else None
         return {
             "lat": lat,
             "lon": lon,
             "town": {"slug": town.slug, "name": town.name, "name_ru": town.name_ru} if town else None,
-            "available": [
-                {"technology": t, "max_down_mbps": live[t][0], "max_up_mbps": live[t][1]}
-                for t in TECH_ORDER if t in live
-            ],
-            "planned": [
-                {"technology": t, "available_from": planned[t]}
-                for t in TECH_ORDER if t in planned and t not in live
-            ],
-            "nearest": nearest,
+            "available": available,
+            "planned": planned,
+            "nearest": self._nearest_entries(missing, lon, lat) if missing else {},
         }
 
     def bulk_point_answers(self, lats, lons) -> list[dict]:

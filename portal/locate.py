@@ -23,6 +23,7 @@ import shapely
 # while the lists stay short.
 MAX_CELLS = 4_000_000
 CELL_OF_TYPICAL = 0.5
+_NONE = np.empty(0, np.int64)
 
 
 @numba.njit(cache=True)
@@ -133,7 +134,7 @@ def _fill_grid(bounds, geom_rings, ring_start, xy, x0, y0, cell, nx, ny):
 
 
 @numba.njit(cache=True)
-def _locate(x, y, x0, y0, cell, nx, ny, start, items, inside, bounds, geom_rings, ring_start, xy):
+def locate_in_grid(x, y, x0, y0, cell, nx, ny, start, items, inside, bounds, geom_rings, ring_start, xy):
     """Return the indices (ascending) of the polygons that contain (x, y) or have it on their boundary."""
     found = np.empty(0, np.int64)
     if not (math.isfinite(x) and math.isfinite(y)):
@@ -202,14 +203,21 @@ class PolygonIndex:
             self._bounds, self._geom_rings, self._ring_start, self._xy,
             self._x0, self._y0, self._cell, self._nx, self._ny,
         )
+        # The arguments after (x, y) that ``locate_in_grid`` takes (compiled callers pass them on).
+        self.grid = (self._x0, self._y0, self._cell, self._nx, self._ny, self._start, self._items,
+                     self._inside, self._bounds, self._geom_rings, self._ring_start, self._xy)
+
+    def invalid_containing(self, x: float, y: float) -> np.ndarray:
+        """Return the indices of the polygons GEOS is asked about (invalid ones) that hold (x, y)."""
+        if not len(self._invalid):
+            return _NONE
+        return self._invalid[shapely.intersects_xy(self._invalid_geoms, x, y)].astype(np.int64)
 
     def containing(self, x: float, y: float) -> list[int]:
         """Return the indices (ascending) of the polygons that contain (x, y) or have it on their edge."""
-        found = _locate(float(x), float(y), self._x0, self._y0, self._cell, self._nx, self._ny,
-                        self._start, self._items, self._inside, self._bounds, self._geom_rings,
-                        self._ring_start, self._xy).tolist()
+        found = locate_in_grid(float(x), float(y), *self.grid).tolist()
         if len(self._invalid):
-            extra = self._invalid[shapely.intersects_xy(self._invalid_geoms, x, y)].tolist()
+            extra = self.invalid_containing(x, y).tolist()
             if extra:
                 found = sorted(found + extra)
         return found
