@@ -42,19 +42,20 @@ COMPRESS_MIN_BYTES = 500
 COMPRESS_LEVEL = 6
 COMPRESSIBLE = ("text/", "application/json", "application/geo+json", "application/atom+xml",
                 "application/javascript", "application/xml", "image/svg+xml")
+_UNSET = object()
 # Endpoints that set their own validators (files served as they are).
 OWN_VALIDATORS = ("static", "vendor")
 
 
-def _is_api() -> bool:
+def _is_api(req) -> bool:
     """Return True for machine answers whose body does not depend on the language."""
-    return request.path.startswith("/api/")
+    return req.path.startswith("/api/")
 
 
 def _cacheable_request() -> bool:
     """Return True for a public GET/HEAD of one of the portal's own routes (decided once per request)."""
     here = g._get_current_object()
-    found = here.get("cacheable")
+    found = here.__dict__.get("cacheable")
     if found is None:
         req = request._get_current_object()
         found = here.cacheable = (req.method in ("GET", "HEAD") and req.endpoint is not None
@@ -73,10 +74,11 @@ def _data_mtime(path: str) -> float:
     return latest
 
 
-def validators() -> tuple[str, datetime] | None:
-    """Return this request's (ETag, Last-Modified), or None when the data cannot be read."""
+def validators() -> tuple[str, datetime, str] | None:
+    """Return this request's (ETag, Last-Modified, Last-Modified as an HTTP date), or None without data."""
     here = g._get_current_object()
-    if "validators" not in here:
+    found = here.__dict__.get("validators", _UNSET)
+    if found is _UNSET:
         try:
             meta = db.get_meta(web.get_db())
         except Exception:  # noqa: BLE001 -- no validators is better than no page
@@ -88,22 +90,16 @@ def validators() -> tuple[str, datetime] | None:
             written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
-        here.validators = _validators(meta.get("revision") or 0, int(float(written)), bucket,
-                                      "api" if _is_api() else select_locale())
-    return here.validators
+        variant = "api" if _is_api(request._get_current_object()) else select_locale()
+        found = here.validators = _validators(meta.get("revision") or 0, int(float(written)), bucket, variant)
+    return found
 
 
 @lru_cache(maxsize=256)
-def _validators(revision, written: int, bucket: int, variant: str) -> tuple[str, datetime]:
-    """Return (ETag, Last-Modified) for a revision, last write, minute and language (the same all minute)."""
+def _validators(revision, written: int, bucket: int, variant: str) -> tuple[str, datetime, str]:
+    """Return the validators of a revision, last write, minute and language (formatted once a minute)."""
     modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc)
-    return f'W/"{revision}-{bucket}-{variant}"', modified
-
-
-@lru_cache(maxsize=64)
-def _http_date(moment: datetime) -> str:
-    """Return an HTTP date (the same few per minute: formatted once)."""
-    return http_date(moment)
+    return f'W/"{revision}-{bucket}-{variant}"', modified, http_date(modified)
 
 
 def _matches(etag: str, modified: datetime) -> bool:
@@ -119,7 +115,7 @@ def _matches(etag: str, modified: datetime) -> bool:
 
 def _names(response: Response) -> set[str]:
     """Return the response's header names, lower-cased (``in`` on Headers raises inside for a miss)."""
-    return {name.lower() for name in response.headers.keys()}
+    return {name.lower() for name, _value in response.headers}
 
 
 def _not_modified() -> Response | None:
@@ -131,7 +127,7 @@ def _not_modified() -> Response | None:
     if not _cacheable_request():
         return None
     found = validators()
-    if found is None or not _matches(*found):
+    if found is None or not _matches(found[0], found[1]):
         return None
     return Response(status=304)
 
@@ -140,25 +136,25 @@ def _finish(response: Response) -> Response:
     """Set validators and Cache-Control on public answers, and compress the body."""
     names = _names(response)
     headers = response.headers
+    status = response.status_code
     vary = []
     if _cacheable_request():
         # API answers are the same in every language, except error messages, which are translated.
-        status = response.status_code
-        if status >= 400 or not _is_api():
+        if status >= 400 or not _is_api(request._get_current_object()):
             vary += ["Accept-Language", "Cookie"]
         if status in (200, 304) and "cache-control" not in names:
             found = validators()
             if found is not None:
-                etag, modified = found
+                etag, _modified, modified_http = found
                 headers.add("ETag", etag)
-                headers.add("Last-Modified", _http_date(modified))
+                headers.add("Last-Modified", modified_http)
             headers.add("Cache-Control", f"private, max-age={MAX_AGE_S}" if "set-cookie" in names else PUBLIC)
         elif status >= 500:
             headers["Cache-Control"] = "no-store"
         elif "cache-control" not in names:
             # A wrong address or value: absorb a burst of them, but do not remember them long.
             headers.add("Cache-Control", f"public, max-age={ERROR_MAX_AGE_S}")
-    compress = _compressible(response, names)
+    compress = _compressible(response, status, names)
     if compress:
         vary.append("Accept-Encoding")
     if vary:
@@ -176,13 +172,12 @@ def _add_vary(response: Response, names: set[str], values: list[str]) -> None:
         response.headers.add("Vary", ", ".join(values))
 
 
-def _compressible(response: Response, names: set[str]) -> bool:
+def _compressible(response: Response, status: int, names: set[str]) -> bool:
     """Return whether the body is of a kind worth compressing (its Vary then names Accept-Encoding)."""
-    if (response.direct_passthrough or response.is_streamed or response.status_code < 200
-            or response.status_code in (204, 304) or "content-encoding" in names):
-        return False
     # The Content-Type header starts with the mimetype: no need to parse its parameters.
-    return response.headers.get("Content-Type", "").startswith(COMPRESSIBLE)
+    return (200 <= status and status not in (204, 304) and "content-encoding" not in names
+            and response.headers.get("Content-Type", "").startswith(COMPRESSIBLE)
+            and not response.direct_passthrough and not response.is_streamed)
 
 
 def _compress(response: Response) -> None:

@@ -171,12 +171,17 @@ class ReadConnection(sqlite3.Connection):
     path = ""
     _meta: dict[str, str] | None = None
     _version = None
+    _version_cursor = None
     _pinned = False
 
     def meta(self) -> dict[str, str]:
         """Return the meta table, read again only when the data changed."""
         if not self._pinned or self._meta is None:
-            version = self.execute("PRAGMA data_version").fetchone()[0]
+            if self._version_cursor is None:
+                # Asked on every request: one cursor, plain tuples (not Row objects).
+                self._version_cursor = self.cursor()
+                self._version_cursor.row_factory = None
+            version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
             if version != self._version or self._meta is None:
                 self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
                 self._version = version

@@ -21,5 +21,6 @@ class FastJSONProvider(DefaultJSONProvider):
     def response(self, *args, **kwargs):
         """Return a JSON response of the arguments, as ``flask.jsonify`` does."""
         obj = self._prepare_response_obj(args, kwargs)
+        # A JSON type takes no charset parameter: naming it as the content type skips deriving one.
         return self._app.response_class(orjson.dumps(obj, default=self.default, option=OPTIONS),
-                                        mimetype=self.mimetype)
+                                        content_type=self.mimetype)

@@ -48,7 +48,11 @@ class Area:
 
 def live_layer_ids(conn: sqlite3.Connection) -> dict[str, int | None]:
     """Return ``{"towns": id, "coverage": id}`` of the live layers (None when absent)."""
-    meta = db.get_meta(conn)
+    return layer_ids(db.get_meta(conn))
+
+
+def layer_ids(meta) -> dict[str, int | None]:
+    """Return the live layer ids that a ``meta`` mapping names."""
     return {kind: int(meta[f"live_{kind}"]) if f"live_{kind}" in meta else None for kind in KINDS}
 
 

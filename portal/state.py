@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from . import layers
+from . import db, layers
 from .coverage import CoverageIndex
 from .layers import Town
 from .places import Gazetteer
@@ -38,15 +38,16 @@ _lock = threading.Lock()
 
 def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> Snapshot:
     """Return the snapshot of the live layers, building it if they changed."""
-    ids = layers.live_layer_ids(conn)
-    key = (str(db_path), ids["towns"], ids["coverage"], drop_distance_m)
+    # Asked on every request: the key is the layer ids as ``meta`` holds them, not parsed.
+    meta = db.get_meta(conn)
+    key = (str(db_path), meta.get("live_towns"), meta.get("live_coverage"), drop_distance_m)
     snap = _cache.get(key)
     if snap is not None:
         return snap
     with _lock:
         snap = _cache.get(key)
         if snap is None:
-            snap = _build(conn, key, ids, drop_distance_m)
+            snap = _build(conn, key, layers.layer_ids(meta), drop_distance_m)
             # Keep only the newest snapshot per database: old layers are garbage.
             for old in [k for k in _cache if k[0] == key[0]]:
                 del _cache[old]
@@ -93,5 +94,6 @@ def _build(conn, key, ids, drop_distance_m) -> Snapshot:
 
 def _region_info(conn: sqlite3.Connection) -> dict:
     """Return the region's names and flags from ``meta`` (set by the demo build)."""
-    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'region%' OR key = 'demo' OR key LIKE 'provider%'").fetchall())
+    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'region%' OR key = 'demo'"
+                             " OR key LIKE 'provider%'").fetchall())
     return {k: (json.loads(v) if k == "demo" else v) for k, v in rows.items()}

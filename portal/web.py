@@ -10,7 +10,6 @@ from flask import Flask, current_app, g
 
 from . import db, state
 
-
 # Each thread keeps its read-only connections open between requests: opening one cost more
 # than the whole coverage answer. Every statement still sees the latest commit (no read
 # transaction stays open), and a file replaced by a rebuild is noticed by its inode.
@@ -51,13 +50,15 @@ def _connection(path: str) -> sqlite3.Connection:
 
 
 # The helpers below run several times per request: they resolve ``g`` and ``current_app``
-# once each (every access through Flask's proxies costs a context look-up).
+# once each (every access through Flask's proxies costs a context look-up), and read what
+# they stored from ``g``'s own dictionary (``g.get`` is a Python call, a missing attribute an
+# exception).
 
 
 def get_db():
     """Return this request's read-only connection (the thread's, kept open between requests)."""
     here = g._get_current_object()
-    conn = here.get("db")
+    conn = here.__dict__.get("db")
     if conn is None:
         conn = _connection(current_app._get_current_object().config["DATABASE"])
         conn.pin()  # one look at meta for the whole request
@@ -68,7 +69,7 @@ def get_db():
 def get_snapshot() -> state.Snapshot:
     """Return the snapshot of the live layers for this request."""
     here = g._get_current_object()
-    snap = here.get("snapshot")
+    snap = here.__dict__.get("snapshot")
     if snap is None:
         config = current_app._get_current_object().config
         snap = here.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
@@ -78,7 +79,7 @@ def get_snapshot() -> state.Snapshot:
 def now() -> datetime:
     """Return the request's notion of now (UTC), one instant per request; tests may pin it with NOW."""
     here = g._get_current_object()
-    found = here.get("now")
+    found = here.__dict__.get("now")
     if found is None:
         pinned = current_app._get_current_object().config.get("NOW")
         found = here.now = db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
