@@ -85,13 +85,39 @@ def test_point_inside_fiber(index):
     assert cable["distance_m"] == pytest.approx(4300, abs=2)
     assert cable["direction"] == "E"
     assert cable["connection"] == "network_extension"
-    assert a["town"] == {"slug": "small", "name": "Small", "name_ru": None}  # the smaller of two nested extents
+    # The smaller of two nested extents.
+    assert a["town"] == {"slug": "small", "name": "Small", "name_ru": None}
 
 
 def test_overlapping_areas_of_one_technology_report_the_best_speeds(index):
     a = answer_at(index, 300, 300)
     assert a["available"] == [{"technology": "fiber", "max_down_mbps": 1000, "max_up_mbps": 500}]
     assert a["planned"] == [{"technology": "cable", "available_from": "2026-09-01"}]
+
+
+def test_unknown_speeds_dates_and_technologies_in_a_point_answer():
+    """An unknown speed gives way to a known one, and stays unknown alone; a planned area without
+    a date still makes the technology planned, dated by any area that has one; a technology
+    the portal does not know is left out; a speed reads as the layer gave it (an integer stays one)."""
+    areas = [
+        Area("fiber", "live", rect(-500, -500, 500, 500), None, None, feature_id="a"),
+        Area("fiber", "live", rect(0, -500, 500, 500), 300, None, feature_id="b"),
+        Area("cable", "live", rect(-500, -500, 500, 500), None, None, feature_id="c"),
+        Area("dsl", "planned", rect(-500, -500, 500, 500), None, None, None, feature_id="d"),
+        Area("wireless", "planned", rect(-500, -500, 500, 500), None, None, None, feature_id="e"),
+        Area("wireless", "planned", rect(0, -500, 500, 500), None, None, "2027-03-01", feature_id="f"),
+        Area("satellite", "live", rect(-500, -500, 500, 500), 100, 10, feature_id="g"),
+    ]
+    index = CoverageIndex(areas, [])
+    west, east = answer_at(index, -250, 0), answer_at(index, 250, 0)
+    assert west["available"] == [{"technology": "fiber", "max_down_mbps": None, "max_up_mbps": None},
+                                 {"technology": "cable", "max_down_mbps": None, "max_up_mbps": None}]
+    assert east["available"][0] == {"technology": "fiber", "max_down_mbps": 300, "max_up_mbps": None}
+    assert type(east["available"][0]["max_down_mbps"]) is int
+    assert west["planned"] == [{"technology": "dsl", "available_from": None},
+                               {"technology": "wireless", "available_from": None}]
+    assert east["planned"][1] == {"technology": "wireless", "available_from": "2027-03-01"}
+    assert west["town"] is None and set(west["nearest"]) == set()
 
 
 def test_point_on_the_edge_is_covered(index):
