@@ -15,7 +15,7 @@ from .geo import GEOD, LocalProjection, azimuth_to_compass, display_geometry
 from .layers import Area, Town
 from .locate import PolygonIndex
 from .nearest import BoundaryIndex
-from .point_summary import SLOTS, PointSummary
+from .point_summary import DOWN, EARLIEST, LIVE, PLANNED, SLOTS, UP, PointSummary
 
 TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
@@ -79,11 +79,11 @@ class CoverageIndex:
             LocalProjection.for_bounds(*self._bounds) if self._bounds else LocalProjection(0.0, 0.0)
         )
         self._area_tree = shapely.STRtree(self._area_geoms)
-        # Areas and towns share one grid for point look-ups: one look-up answers both.
-        self._point_index = PolygonIndex(np.concatenate((self._area_geoms, self._town_geoms)))
         self._town_equal_area = self.projection.to_equal_area(self._town_geoms)
         self._town_area = shapely.area(self._town_equal_area)
-        self._point_summary = PointSummary(self._point_index, self.areas, self._town_area, TECH_ORDER)
+        # Areas and towns share one grid for point look-ups: one look-up answers both.
+        grid = PolygonIndex(np.concatenate((self._area_geoms, self._town_geoms)))
+        self._point_summary = PointSummary(grid, self.areas, self._town_area, TECH_ORDER)
         # Nearest live coverage of each technology: its polygons' rings in a kd-tree (metres).
         live = [a.status == "live" for a in self.areas]
         self._boundaries = {}
@@ -143,15 +143,17 @@ class CoverageIndex:
         areas = self.areas
         available, planned, missing = [], [], []
         for k, technology in enumerate(TECH_ORDER):
-            down, up, live, planned_any, earliest = slots[k * SLOTS:(k + 1) * SLOTS]
-            if live >= 0:
+            mine = slots[k * SLOTS:(k + 1) * SLOTS]
+            if mine[LIVE] >= 0:
+                down, up = mine[DOWN], mine[UP]
                 available.append({
                     "technology": technology,
                     "max_down_mbps": areas[down].max_down_mbps if down >= 0 else None,
                     "max_up_mbps": areas[up].max_up_mbps if up >= 0 else None,
                 })
                 continue
-            if planned_any >= 0:
+            if mine[PLANNED] >= 0:
+                earliest = mine[EARLIEST]
                 planned.append({"technology": technology,
                                 "available_from": areas[earliest].available_from if earliest >= 0 else None})
             if technology in self._boundaries:

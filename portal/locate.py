@@ -168,7 +168,7 @@ class PolygonIndex:
         polygonal = np.isin(shapely.get_type_id(geoms), kinds) if n else np.zeros(0, dtype=bool)
         valid = polygonal & shapely.is_valid(geoms) if n else polygonal
         # Invalid polygons (and anything not a polygon): no rings here, asked of GEOS instead.
-        self._invalid = np.flatnonzero(~valid)
+        self._invalid = np.flatnonzero(~valid).astype(np.int64)
         self._invalid_geoms = geoms[self._invalid]
         ringed = np.where(valid, geoms, None)
         parts, part_of = shapely.get_parts(ringed, return_index=True)
@@ -211,7 +211,7 @@ class PolygonIndex:
         """Return the indices of the polygons GEOS is asked about (invalid ones) that hold (x, y)."""
         if not len(self._invalid):
             return _NONE
-        return self._invalid[shapely.intersects_xy(self._invalid_geoms, x, y)].astype(np.int64)
+        return self._invalid[shapely.intersects_xy(self._invalid_geoms, x, y)]
 
     def containing(self, x: float, y: float) -> list[int]:
         """Return the indices (ascending) of the polygons that contain (x, y) or have it on their edge."""
