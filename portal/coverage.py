@@ -84,14 +84,14 @@ class CoverageIndex:
         # Areas and towns share one grid for point look-ups: one look-up answers both.
         grid = PolygonIndex(np.concatenate((self._area_geoms, self._town_geoms)))
         self._point_summary = PointSummary(grid, self.areas, self._town_area, TECH_ORDER)
-        # Nearest live coverage of each technology: its polygons' rings in a kd-tree (metres).
-        live = [a.status == "live" for a in self.areas]
-        self._boundaries = {}
-        for technology in TECH_ORDER:
-            mine = [i for i, a in enumerate(self.areas) if live[i] and a.technology == technology]
-            if mine:
-                metric = self.projection.to_metric(self._area_geoms[mine])
-                self._boundaries[technology] = BoundaryIndex(metric)
+        # Nearest live coverage of each technology: its polygons' rings in a kd-tree (metres),
+        # one tree per technology, searched together.
+        code = {t: k for k, t in enumerate(TECH_ORDER)}
+        live = [i for i, a in enumerate(self.areas) if a.status == "live" and a.technology in code]
+        groups = np.array([code[self.areas[i].technology] for i in live], dtype=np.int64)
+        self._boundaries = BoundaryIndex(self.projection.to_metric(self._area_geoms[live]), groups=groups)
+        # Positions in TECH_ORDER of the technologies with live coverage somewhere.
+        self._searchable = frozenset(groups.tolist())
         self._summaries: dict[str, dict] = {}
         self._display: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         # Guards the lazy caches (and the polygon-against-polygon prepared state they use).
@@ -113,20 +113,24 @@ class CoverageIndex:
     @property
     def technologies(self) -> tuple[str, ...]:
         """Return the technologies with live coverage somewhere, best first."""
-        return tuple(self._boundaries)
+        return tuple(t for k, t in enumerate(TECH_ORDER) if k in self._searchable)
 
     # -- points ---------------------------------------------------------------
 
-    def _nearest_entries(self, technologies: list[str], lon: float, lat: float) -> dict:
-        """Return the nearest live point of each technology, measured on the ellipsoid."""
+    def _nearest_entries(self, missing: list[int], lon: float, lat: float) -> dict:
+        """Return the nearest live point of each missing technology, measured on the ellipsoid.
+
+        ``missing`` holds the technologies' positions in TECH_ORDER.
+        """
         x, y = self.projection.point_to_metric(lon, lat)
         to_lonlat = self.projection.metric_to_lonlat
+        found = self._boundaries.nearest_groups(x, y, sum(1 << k for k in missing))
         out = {}
-        for technology in technologies:
-            ex, ey, _ = self._boundaries[technology].nearest(x, y)
+        for k in missing:
+            ex, ey, _ = found[k]
             nlon, nlat = to_lonlat(ex, ey)
             azimuth, _, distance = GEOD.inv(lon, lat, nlon, nlat)
-            out[technology] = {
+            out[TECH_ORDER[k]] = {
                 "distance_m": int(round(distance)),
                 "direction": azimuth_to_compass(azimuth),
                 "lat": round(nlat, 6),
@@ -156,8 +160,8 @@ class CoverageIndex:
                 earliest = mine[EARLIEST]
                 planned.append({"technology": technology,
                                 "available_from": areas[earliest].available_from if earliest >= 0 else None})
-            if technology in self._boundaries:
-                missing.append(technology)
+            if k in self._searchable:
+                missing.append(k)
         town = self.towns[slots[-1]] if slots[-1] >= 0 else None
         return {
             "lat": lat,

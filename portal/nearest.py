@@ -9,6 +9,10 @@ reach, measures the segments on both sides of each vertex it visits exactly, and
 as it goes. It gives the same answer as measuring every segment. The tree and the search are
 compiled (numba): one search is a few microseconds, not tens of a Python loop over a
 library's answer.
+
+Polygons may come in groups (the coverage of each technology): each group has its own tree,
+and one compiled call searches every group asked for, so a point missing three technologies
+costs one call from Python, not three.
 """
 from __future__ import annotations
 
@@ -100,11 +104,15 @@ def _box_distance2(box, node, x, y):
 
 
 @numba.njit(cache=True)
-def _nearest(x, y, xy, joined, perm, start, end, left, box, quarter):
-    """Return (qx, qy, squared distance) of the nearest point on the segments."""
+def _nearest(x, y, root, xy, before, after, start, end, left, box, quarter):
+    """Return (qx, qy, squared distance) of the nearest point on the segments of the tree at ``root``.
+
+    ``xy`` holds the vertices in tree order (a leaf's vertices side by side in memory);
+    ``before``/``after`` give the position of each one's neighbours on its ring (-1: none).
+    """
     best, bx, by = np.inf, np.nan, np.nan
     stack = np.empty(_STACK, np.int32)
-    stack[0] = 0
+    stack[0] = root
     top = 1
     while top:
         top -= 1
@@ -123,15 +131,15 @@ def _nearest(x, y, xy, joined, perm, start, end, left, box, quarter):
             top += 2
             continue
         for j in range(start[node], end[node]):
-            v = perm[j]
-            dvx, dvy = x - xy[v, 0], y - xy[v, 1]
+            dvx, dvy = x - xy[j, 0], y - xy[j, 1]
             if dvx * dvx + dvy * dvy > best + quarter + 1e-9 * (1.0 + best):
                 continue
-            for s in range(max(v - 1, 0), v + 1):
-                if not joined[s]:
+            # The segment ending at this vertex, then the one starting at it.
+            for a, b in ((before[j], j), (j, after[j])):
+                if a < 0 or b < 0:
                     continue
-                ax, ay = xy[s, 0], xy[s, 1]
-                dx, dy = xy[s + 1, 0] - ax, xy[s + 1, 1] - ay
+                ax, ay = xy[a, 0], xy[a, 1]
+                dx, dy = xy[b, 0] - ax, xy[b, 1] - ay
                 length2 = dx * dx + dy * dy
                 t = ((x - ax) * dx + (y - ay) * dy) / length2 if length2 > 0 else 0.0
                 t = min(max(t, 0.0), 1.0)
@@ -142,27 +150,76 @@ def _nearest(x, y, xy, joined, perm, start, end, left, box, quarter):
     return bx, by, best
 
 
-class BoundaryIndex:
-    """The rings of some polygons, densified, with a kd-tree of their vertices."""
+@numba.njit(cache=True)
+def _nearest_groups(x, y, wanted, roots, xy, before, after, start, end, left, box, quarter):
+    """Return (qx, qy, distance) per group: searched where bit g of ``wanted`` is set, NaN elsewhere."""
+    out = np.full((len(roots), 3), np.nan)
+    for g in range(len(roots)):
+        if (wanted >> g) & 1 and roots[g] >= 0:
+            qx, qy, d2 = _nearest(x, y, roots[g], xy, before, after, start, end, left, box, quarter)
+            out[g, 0], out[g, 1], out[g, 2] = qx, qy, math.sqrt(d2)
+    return out
 
-    def __init__(self, polygons: np.ndarray, step_m: float = DEFAULT_STEP_M):
-        """Index the rings of planar (metre) polygons."""
+
+class BoundaryIndex:
+    """The rings of some polygons, densified, with a kd-tree of their vertices per group."""
+
+    def __init__(self, polygons: np.ndarray, step_m: float = DEFAULT_STEP_M, groups=None):
+        """Index the rings of planar (metre) polygons; ``groups`` (small ints, default 0) are kept apart."""
         self.step_m = float(step_m)
-        rings = shapely.get_parts(shapely.boundary(shapely.segmentize(polygons, self.step_m)))
+        polygons = np.asarray(polygons, dtype=object)
+        groups = np.zeros(len(polygons), np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+        self.n_groups = int(groups.max()) + 1 if len(groups) else 0
+        order = np.argsort(groups, kind="stable")
+        rings, ring_polygon = shapely.get_parts(
+            shapely.boundary(shapely.segmentize(polygons[order], self.step_m)), return_index=True)
         xy, ring_of = shapely.get_coordinates(rings, return_index=True)
-        self._xy = np.ascontiguousarray(xy, dtype=np.float64)
-        # joined[i] is 1 when vertices i and i + 1 belong to one ring, so they bound a segment.
-        self._joined = np.append(ring_of[1:] == ring_of[:-1], False).astype(np.uint8)
-        self._tree = _build(self._xy, LEAF_SIZE) if len(self._xy) else None
+        xy = np.ascontiguousarray(xy, dtype=np.float64)
+        n = len(xy)
         self._quarter = (self.step_m / 2) ** 2
+        # One tree per group over its run of vertices, all in one set of arrays: positions and
+        # vertex numbers shifted by the run's start, child links by the group's first node.
+        vertex_group = groups[order][ring_polygon][ring_of] if n else np.zeros(0, np.int64)
+        cuts = np.searchsorted(vertex_group, np.arange(self.n_groups + 1))
+        self._roots = np.full(self.n_groups, -1, np.int64)
+        parts, nodes = [], 0
+        for g in range(self.n_groups):
+            lo, hi = int(cuts[g]), int(cuts[g + 1])
+            if hi == lo:
+                continue
+            perm, start, end, left, box = _build(xy[lo:hi], LEAF_SIZE)
+            parts.append((perm + lo, start + lo, end + lo, np.where(left >= 0, left + nodes, -1), box))
+            self._roots[g] = nodes
+            nodes += len(start)
+        self._tree = None
+        if parts:
+            perm, start, end, left, box = (np.concatenate(col).astype(col[0].dtype) for col in zip(*parts))
+            # Vertices in tree order, so that a leaf's vertices are read from one stretch of
+            # memory (read through ``perm`` they were a cache miss each), and for each one
+            # where its ring's previous and next vertices are (-1: none).
+            position = np.empty(n, np.int32)
+            position[perm] = np.arange(n, dtype=np.int32)
+            joined = ring_of[1:] == ring_of[:-1]  # vertices i and i + 1 bound a segment
+            after = np.full(n, -1, np.int32)
+            after[position[:-1][joined]] = position[1:][joined]
+            before = np.full(n, -1, np.int32)
+            before[position[1:][joined]] = position[:-1][joined]
+            self._tree = (np.ascontiguousarray(xy[perm]), before, after, start, end, left, box)
+        self._n = n
 
     def __len__(self) -> int:
         """Return the number of indexed vertices."""
-        return len(self._xy)
+        return self._n
 
-    def nearest(self, x: float, y: float) -> tuple[float, float, float] | None:
-        """Return (qx, qy, distance) of the boundary point nearest to (x, y); None without rings."""
-        if self._tree is None:
+    def nearest(self, x: float, y: float, group: int = 0) -> tuple[float, float, float] | None:
+        """Return (qx, qy, distance) of the group's boundary point nearest to (x, y); None without rings."""
+        if not 0 <= group < self.n_groups or self._roots[group] < 0:
             return None
-        qx, qy, d2 = _nearest(float(x), float(y), self._xy, self._joined, *self._tree, self._quarter)
-        return qx, qy, math.sqrt(d2)
+        qx, qy, d = self.nearest_groups(x, y, 1 << group)[group]
+        return qx, qy, d
+
+    def nearest_groups(self, x: float, y: float, wanted: int) -> list[list[float]]:
+        """Return [qx, qy, distance] per group, searched where bit g of ``wanted`` is set (NaN elsewhere)."""
+        if self._tree is None:
+            return [[math.nan] * 3 for _ in range(self.n_groups)]
+        return _nearest_groups(float(x), float(y), wanted, self._roots, *self._tree, self._quarter).tolist()

@@ -51,6 +51,22 @@ def test_no_polygons_no_answer():
     assert BoundaryIndex(np.array([], dtype=object)).nearest(0.0, 0.0) is None
 
 
+def test_groups_are_searched_apart_in_one_call():
+    # Group 0: a square 300 m east of the point; group 2: a square 700 m west; group 1 has
+    # nothing. Each group answers with its own square, whatever the other groups hold.
+    polys = np.array([square(1000, 0, 100), square(0, 0, 100), square(1200, 0, 100)])
+    index = BoundaryIndex(polys, groups=[0, 2, 0])
+    assert index.nearest(800.0, 50.0, group=0) == pytest.approx((1000.0, 50.0, 200.0))
+    assert index.nearest(800.0, 50.0, group=2) == pytest.approx((100.0, 50.0, 700.0))
+    assert index.nearest(800.0, 50.0, group=1) is None
+    both = index.nearest_groups(800.0, 50.0, 0b101)
+    assert both[0] == pytest.approx([1000.0, 50.0, 200.0])
+    assert both[2] == pytest.approx([100.0, 50.0, 700.0])
+    assert all(math.isnan(v) for v in both[1])
+    # Not asked, not searched.
+    assert all(math.isnan(v) for v in index.nearest_groups(800.0, 50.0, 0b001)[2])
+
+
 def test_agrees_with_geos_on_random_jagged_polygons():
     rng = np.random.default_rng(7)
     polys = []
