@@ -10,7 +10,9 @@ from .config import DEFAULTS, default_database_path
 
 def create_app(config: dict | None = None) -> Flask:
     """Create the portal application; ``config`` overrides the defaults."""
-    app = Flask(__name__, instance_relative_config=True)
+    from .web import PortalFlask
+
+    app = PortalFlask(__name__, instance_relative_config=True)
     app.config.update(DEFAULTS)
     if config:
         app.config.update(config)

@@ -47,19 +47,21 @@ _UNSET = object()
 OWN_VALIDATORS = ("static", "vendor")
 
 
-def _is_api(req) -> bool:
-    """Return True for machine answers whose body does not depend on the language."""
-    return req.path.startswith("/api/")
+def _request_kind() -> tuple[bool, bool]:
+    """Return (cacheable, api) for this request, decided once per request.
 
-
-def _cacheable_request() -> bool:
-    """Return True for a public GET/HEAD of one of the portal's own routes (decided once per request)."""
+    Cacheable: a public GET/HEAD of one of the portal's own routes. API: a machine answer,
+    whose body does not depend on the language.
+    """
     here = g._get_current_object()
-    found = here.__dict__.get("cacheable")
+    found = here.__dict__.get("request_kind")
     if found is None:
         req = request._get_current_object()
-        found = here.cacheable = (req.method in ("GET", "HEAD") and req.endpoint is not None
-                                  and req.endpoint not in OWN_VALIDATORS)
+        endpoint = req.endpoint
+        found = here.request_kind = (
+            req.method in ("GET", "HEAD") and endpoint is not None and endpoint not in OWN_VALIDATORS,
+            req.path.startswith("/api/"),
+        )
     return found
 
 
@@ -90,7 +92,7 @@ def validators() -> tuple[str, datetime, str] | None:
             written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
-        variant = "api" if _is_api(request._get_current_object()) else select_locale()
+        variant = "api" if _request_kind()[1] else select_locale()
         found = here.validators = _validators(meta.get("revision") or 0, int(float(written)), bucket, variant)
     return found
 
@@ -113,9 +115,9 @@ def _matches(etag: str, modified: datetime) -> bool:
     return False
 
 
-def _names(response: Response) -> set[str]:
-    """Return the response's header names, lower-cased (``in`` on Headers raises inside for a miss)."""
-    return {name.lower() for name, _value in response.headers}
+def _present(response: Response) -> dict[str, str]:
+    """Return the response's headers by lower-cased name, read in one pass (a response has a few)."""
+    return {name.lower(): value for name, value in response.headers}
 
 
 def _not_modified() -> Response | None:
@@ -124,7 +126,7 @@ def _not_modified() -> Response | None:
     # Most requests are unconditional: no validators are needed before the answer is built.
     if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
         return None
-    if not _cacheable_request():
+    if not _request_kind()[0]:
         return None
     found = validators()
     if found is None or not _matches(found[0], found[1]):
@@ -134,50 +136,61 @@ def _not_modified() -> Response | None:
 
 def _finish(response: Response) -> Response:
     """Set validators and Cache-Control on public answers, and compress the body."""
-    names = _names(response)
+    present = _present(response)
     headers = response.headers
     status = response.status_code
+    cacheable, api = _request_kind()
     vary = []
-    if _cacheable_request():
+    if cacheable:
         # API answers are the same in every language, except error messages, which are translated.
-        if status >= 400 or not _is_api(request._get_current_object()):
+        if status >= 400 or not api:
             vary += ["Accept-Language", "Cookie"]
-        if status in (200, 304) and "cache-control" not in names:
+        if status in (200, 304) and "cache-control" not in present:
             found = validators()
             if found is not None:
                 etag, _modified, modified_http = found
                 headers.add("ETag", etag)
                 headers.add("Last-Modified", modified_http)
-            headers.add("Cache-Control", f"private, max-age={MAX_AGE_S}" if "set-cookie" in names else PUBLIC)
+            private = "set-cookie" in present
+            headers.add("Cache-Control", f"private, max-age={MAX_AGE_S}" if private else PUBLIC)
         elif status >= 500:
             headers["Cache-Control"] = "no-store"
-        elif "cache-control" not in names:
+        elif "cache-control" not in present:
             # A wrong address or value: absorb a burst of them, but do not remember them long.
             headers.add("Cache-Control", f"public, max-age={ERROR_MAX_AGE_S}")
-    compress = _compressible(response, status, names)
+    compress = _compressible(response, status, present)
     if compress:
         vary.append("Accept-Encoding")
     if vary:
-        _add_vary(response, names, vary)
+        _add_vary(response, present, vary)
     if compress:
         _compress(response)
     return response
 
 
-def _add_vary(response: Response, names: set[str], values: list[str]) -> None:
+def _add_vary(response: Response, present: dict[str, str], values: list[str]) -> None:
     """Add names to the Vary header (one header write; merged with a view's own Vary)."""
-    if "vary" in names:
+    if "vary" in present:
         response.vary.update(values)
     else:
         response.headers.add("Vary", ", ".join(values))
 
 
-def _compressible(response: Response, status: int, names: set[str]) -> bool:
-    """Return whether the body is of a kind worth compressing (its Vary then names Accept-Encoding)."""
+def _compressible(response: Response, status: int, present: dict[str, str]) -> bool:
+    """Return whether the body may be gzipped for a client that asks (its Vary then names Accept-Encoding).
+
+    A body shorter than COMPRESS_MIN_BYTES goes out as it is to every client, so its
+    answer does not vary by Accept-Encoding.
+    """
+    if not 200 <= status or status in (204, 304) or "content-encoding" in present:
+        return False
     # The Content-Type header starts with the mimetype: no need to parse its parameters.
-    return (200 <= status and status not in (204, 304) and "content-encoding" not in names
-            and response.headers.get("Content-Type", "").startswith(COMPRESSIBLE)
-            and not response.direct_passthrough and not response.is_streamed)
+    if not present.get("content-type", "").startswith(COMPRESSIBLE):
+        return False
+    if response.direct_passthrough or response.is_streamed:
+        return False
+    length = present.get("content-length")
+    return length is None or not length.isdigit() or int(length) >= COMPRESS_MIN_BYTES
 
 
 def _compress(response: Response) -> None:

@@ -22,13 +22,16 @@ def _shown(raw: str) -> str:
 def parse_float(args, name: str, low: float, high: float) -> float:
     """Return ``args[name]`` as a finite float within [low, high], else raise BadParam."""
     raw = args.get(name)
-    if raw is None or not raw.strip():
-        raise BadParam(name, _("missing value for '%(name)s': give a number between %(low)s and %(high)s",
-                               name=name, low=f"{low:g}", high=f"{high:g}"))
     try:
-        value = float(raw.strip().replace(",", "."))
-    except ValueError:
-        value = math.nan
+        value = float(raw)  # the common case; float() itself allows surrounding spaces
+    except (TypeError, ValueError):
+        if raw is None or not raw.strip():
+            raise BadParam(name, _("missing value for '%(name)s': give a number between %(low)s and %(high)s",
+                                   name=name, low=f"{low:g}", high=f"{high:g}")) from None
+        try:
+            value = float(raw.strip().replace(",", "."))  # a decimal comma, as typed in Russian
+        except ValueError:
+            value = math.nan
     if not math.isfinite(value) or not low <= value <= high:
         raise BadParam(name, _("'%(name)s' must be a number between %(low)s and %(high)s, not %(value)s",
                                name=name, low=f"{low:g}", high=f"{high:g}", value=_shown(raw)))

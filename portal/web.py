@@ -10,6 +10,29 @@ from flask import Flask, current_app, g
 
 from . import db, state
 
+
+class PortalFlask(Flask):
+    """Flask, asking once per function (not on every call) whether it must be run as a coroutine.
+
+    Flask's ``ensure_sync`` inspects each view and hook on every request (six Python calls
+    each, five times per request here); the answer for a given function never changes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        """Create the app with an empty set of functions known to be plain."""
+        super().__init__(*args, **kwargs)
+        self._plain_functions: set = set()
+
+    def ensure_sync(self, func):
+        """Return ``func`` itself when it is a plain function, else Flask's synchronous wrapper."""
+        if func in self._plain_functions:
+            return func
+        wrapped = super().ensure_sync(func)
+        if wrapped is func:
+            self._plain_functions.add(func)
+        return wrapped
+
+
 # Each thread keeps its read-only connections open between requests: opening one cost more
 # than the whole coverage answer. Every statement still sees the latest commit (no read
 # transaction stays open), and a file replaced by a rebuild is noticed by its inode.

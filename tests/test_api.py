@@ -129,3 +129,20 @@ def test_unknown_api_path_is_json_404(client):
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert json.loads(response.data)["error"]
+
+
+def test_plain_views_run_as_they_are_and_coroutines_are_still_recognised(app):
+    # The app remembers which functions are plain; a coroutine function must still be
+    # recognised as one (without Flask's async extra installed, Flask refuses it).
+    def plain():
+        return "ok"
+
+    async def coroutine():
+        return "ok"
+
+    assert app.ensure_sync(plain) is plain
+    assert app.ensure_sync(plain) is plain
+    with pytest.raises(RuntimeError, match="async"):
+        app.ensure_sync(coroutine)
+    with pytest.raises(RuntimeError, match="async"):
+        app.ensure_sync(coroutine)

@@ -74,6 +74,14 @@ def test_responses_are_gzipped_when_accepted(client):
     assert len(packed.data) < len(plain.data) / 3
 
 
+def test_a_body_too_small_to_compress_does_not_vary_by_encoding(client):
+    # Under 500 bytes the answer goes out as it is to every client: a cache may share it.
+    small = client.get("/api/v1/towns?q=Nowhere-at-all", headers={"Accept-Encoding": "gzip"})
+    assert len(small.data) < 500 and "Content-Encoding" not in small.headers
+    assert "Accept-Encoding" not in small.headers.get("Vary", "")
+    assert small.headers["ETag"] and small.headers["Cache-Control"].startswith("public")
+
+
 def test_a_chosen_language_is_not_cached_publicly(client):
     r = client.get("/towns?lang=en")
     assert "Set-Cookie" in r.headers
