@@ -91,7 +91,7 @@ class CoverageIndex:
         groups = np.array([code[self.areas[i].technology] for i in live], dtype=np.int64)
         self._boundaries = BoundaryIndex(self.projection.to_metric(self._area_geoms[live]), groups=groups)
         # Positions in TECH_ORDER of the technologies with live coverage somewhere.
-        self._searchable = frozenset(groups.tolist())
+        self._searchable = frozenset(k for k in range(len(TECH_ORDER)) if self._boundaries.has_rings(k))
         self._summaries: dict[str, dict] = {}
         self._display: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         # Guards the lazy caches (and the polygon-against-polygon prepared state they use).

@@ -211,9 +211,13 @@ class BoundaryIndex:
         """Return the number of indexed vertices."""
         return self._n
 
+    def has_rings(self, group: int = 0) -> bool:
+        """Return whether the group has any boundary to be near to."""
+        return 0 <= group < self.n_groups and self._roots[group] >= 0
+
     def nearest(self, x: float, y: float, group: int = 0) -> tuple[float, float, float] | None:
         """Return (qx, qy, distance) of the group's boundary point nearest to (x, y); None without rings."""
-        if not 0 <= group < self.n_groups or self._roots[group] < 0:
+        if not self.has_rings(group):
             return None
         qx, qy, d = self.nearest_groups(x, y, 1 << group)[group]
         return qx, qy, d

@@ -59,6 +59,7 @@ def test_groups_are_searched_apart_in_one_call():
     assert index.nearest(800.0, 50.0, group=0) == pytest.approx((1000.0, 50.0, 200.0))
     assert index.nearest(800.0, 50.0, group=2) == pytest.approx((100.0, 50.0, 700.0))
     assert index.nearest(800.0, 50.0, group=1) is None
+    assert [index.has_rings(g) for g in range(4)] == [True, False, True, False]
     both = index.nearest_groups(800.0, 50.0, 0b101)
     assert both[0] == pytest.approx([1000.0, 50.0, 200.0])
     assert both[2] == pytest.approx([100.0, 50.0, 700.0])
