@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from datetime import datetime
 
 from flask import Flask, current_app, g
@@ -15,13 +16,15 @@ class PortalFlask(Flask):
     """Flask, asking once per function (not on every call) whether it must be run as a coroutine.
 
     Flask's ``ensure_sync`` inspects each view and hook on every request (six Python calls
-    each, five times per request here); the answer for a given function never changes.
+    each, five times per request here); the answer for a given function never changes. The
+    functions are held weakly: one made per request (a closure, a bound method of a
+    class-based view) is forgotten with the request, not kept alive.
     """
 
     def __init__(self, *args, **kwargs):
         """Create the app with an empty set of functions known to be plain."""
         super().__init__(*args, **kwargs)
-        self._plain_functions: set = set()
+        self._plain_functions: weakref.WeakSet = weakref.WeakSet()
 
     def ensure_sync(self, func):
         """Return ``func`` itself when it is a plain function, else Flask's synchronous wrapper."""

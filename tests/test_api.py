@@ -1,7 +1,9 @@
 """The JSON API as CONTRACT.md writes it, on the shipped demo region."""
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import pytest
 import shapely
@@ -146,3 +148,18 @@ def test_plain_views_run_as_they_are_and_coroutines_are_still_recognised(app):
         app.ensure_sync(coroutine)
     with pytest.raises(RuntimeError, match="async"):
         app.ensure_sync(coroutine)
+
+
+def test_functions_made_per_request_are_not_kept_alive(app):
+    # A closure made for one request (as after_this_request takes) must be freed with it.
+    def make():
+        def hook(response):
+            return response
+        return hook
+
+    hook = make()
+    assert app.ensure_sync(hook) is hook
+    gone = weakref.ref(hook)
+    del hook
+    gc.collect()
+    assert gone() is None
