@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -16,10 +17,11 @@ BUILD_AUTHOR = "build_db"
 
 
 def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | None = None) -> None:
-    """Write a fresh database at ``path`` from ``geodata_dir`` (replacing any file there).
+    """Write a fresh database at ``path`` from ``geodata_dir`` (replacing any database there).
 
-    The file is built beside the target and moved into place, so a portal
-    that is serving never sees a half-built database.
+    The database is built beside the target. A new target is that file moved into place;
+    an existing one gets the new content copied in (``_copy_into``), so a portal that is
+    serving sees the old data or the new, never a half-built database.
     """
     path = Path(path)
     geodata_dir = Path(geodata_dir)
@@ -44,16 +46,50 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
                 if meta.get(key):
                     db.set_meta(conn, key, meta[key])
             db.set_meta(conn, "demo", json.dumps(bool(meta.get("demo"))))
+            # Layer ids start again at 1 in every build: this says which build they belong to.
+            db.set_meta(conn, "build_id", uuid.uuid4().hex)
             demo_file = geodata_dir / "incidents.json"
             if demo_file.exists():
                 demo_incidents.load_demo(conn, demo_file, now)
         # Fold the WAL into the file so one file is the whole database.
         with sqlite3.connect(tmp) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        os.replace(tmp, path)
+        if not _copy_into(tmp, path):
+            os.replace(tmp, path)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def _copy_into(built: Path, path: Path) -> bool:
+    """Copy a built database over the database at ``path`` in one transaction; False if there is none.
+
+    Moving a file over a database in use is unsafe in WAL mode: connections opened afterwards
+    read the old database's write-ahead log against the new file, and those already open
+    keep reading the old file. Copied in with SQLite's backup API, the new content is one
+    commit like any other: every reader sees the old data or the new and notices the change
+    on its next statement. The revision continues from the old database's, so no validator
+    or cache entry made for the old data matches the new.
+    """
+    if not path.exists():
+        return False
+    target = sqlite3.connect(path, timeout=30)
+    try:
+        try:
+            tables = {row[0] for row in target.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError:
+            return False  # not a database: nobody can be reading it, so moving the file is safe
+        current = db.revision(target) if "meta" in tables else 0
+        source = sqlite3.connect(built)
+        try:
+            with source:
+                db.set_meta(source, "revision", str(current + 1))
+            source.backup(target)
+        finally:
+            source.close()
+    finally:
+        target.close()
+    return True
 
 
 def _read(file: Path, kind: str):

@@ -38,9 +38,11 @@ _lock = threading.Lock()
 
 def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> Snapshot:
     """Return the snapshot of the live layers, building it if they changed."""
-    # Asked on every request: the key is the layer ids as ``meta`` holds them, not parsed.
+    # Asked on every request: the key is the layer ids as ``meta`` holds them, not parsed, and
+    # the build they belong to (a rebuild numbers its layers from 1 again).
     meta = db.get_meta(conn)
-    key = (str(db_path), meta.get("live_towns"), meta.get("live_coverage"), drop_distance_m)
+    key = (str(db_path), meta.get("build_id"), meta.get("live_towns"), meta.get("live_coverage"),
+           drop_distance_m)
     snap = _cache.get(key)
     if snap is not None:
         return snap

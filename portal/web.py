@@ -38,7 +38,8 @@ class PortalFlask(Flask):
 
 # Each thread keeps its read-only connections open between requests: opening one cost more
 # than the whole coverage answer. Every statement still sees the latest commit (no read
-# transaction stays open), and a file replaced by a rebuild is noticed by its inode.
+# transaction stays open). The file itself is never swapped: a rebuild copies its content in
+# (``portal.build``), so an open connection stays the right one.
 _local = threading.local()
 KEEP_CONNECTIONS = 4
 _inherited: list = []
@@ -56,22 +57,15 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _connection(path: str) -> sqlite3.Connection:
-    """Return this thread's open read-only connection to ``path``, reopening a replaced file."""
+    """Return this thread's open read-only connection to ``path``."""
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
-    st = os.stat(path)
-    ident = (st.st_dev, st.st_ino)
-    found = conns.pop(path, None)
-    if found is not None and found[0] == ident:
-        conns[path] = found
-        return found[1]
-    if found is not None:
-        found[1].close()
-    while len(conns) >= KEEP_CONNECTIONS:
-        conns.pop(next(iter(conns)))[1].close()
-    conn = db.connect_readonly(path)
-    conns[path] = (ident, conn)
+    conn = conns.get(path)
+    if conn is None:
+        while len(conns) >= KEEP_CONNECTIONS:
+            conns.pop(next(iter(conns))).close()
+        conn = conns[path] = db.connect_readonly(path)
     return conn
 
 

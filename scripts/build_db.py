@@ -18,10 +18,11 @@ from portal.config import GEODATA_DIR  # noqa: E402
 @click.option("--geodata", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=str(GEODATA_DIR), show_default="geodata/", help="Folder with the shipped data.")
 def main(db_path: Path, geodata: Path) -> None:
-    """Rebuild the database from geodata/, replacing the file at --db.
+    """Rebuild the database from geodata/, replacing the data in the file at --db.
 
-    The new file is built beside the old one and moved into place, so a running
-    portal keeps serving the old data until the new file is complete.
+    The new database is built beside the old one and then copied in as one commit,
+    so a running portal serves the old data until the new data is complete, and every
+    worker serves the new data from its next request.
 
     Example:
 

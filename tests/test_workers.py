@@ -114,3 +114,42 @@ def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
     assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
                for a in answers)
     assert all(a["nearest"] == {} for a in answers)
+
+
+def test_every_worker_sees_a_rebuild_from_other_data(served, tmp_path):
+    base, path, log = served
+    conn = db.connect_readonly(path)
+    town = next(t for t in incidents.towns_map(conn).values() if t.slug == "pechory")
+    revision_before = db.revision(conn)
+    conn.close()
+    centre = shapely.point_on_surface(town.geometry)
+    check = f"/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
+    assert all(a["available"] for a in _from_every_worker(base, check, log))
+    # A change after the last build: its commit sits in the write-ahead log the workers read.
+    opened = incidents.open_incident(path, title="Fibre cut on Lenina", services=["internet"],
+                                     towns=["pechory"], author="test")
+    assert all(opened in {i["id"] for i in a["incidents"]} for a in _from_every_worker(base, check, log))
+
+    # The same region rebuilt from other data: one wireless area around the town's centre.
+    other = tmp_path / "geodata"
+    shutil.copytree(ROOT / "geodata", other)
+    (other / "coverage.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": shapely.geometry.mapping(centre.buffer(0.01)),
+        "properties": {"technology": "wireless", "status": "live", "max_down_mbps": 30,
+                       "max_up_mbps": 10, "feature_id": "w1"}}]}))
+    run = subprocess.run([sys.executable, "scripts/build_db.py", "--db", str(path), "--geodata", str(other)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+    answers = _from_every_worker(base, check, log)
+    assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
+               for a in answers)
+    assert all(opened not in {i["id"] for i in a["incidents"]} for a in answers)  # the rebuild has its own
+    fresh = db.connect_readonly(path)
+    try:
+        assert fresh.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert fresh.execute("SELECT count(*) FROM coverage JOIN meta ON key = 'live_coverage'"
+                             " AND layer_id = CAST(value AS INTEGER)").fetchone()[0] == 1
+        assert db.revision(fresh) > revision_before + 1  # no validator of the old data matches
+    finally:
+        fresh.close()
