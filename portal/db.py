@@ -17,6 +17,8 @@ from types import MappingProxyType
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .walindex import WalIndexWatch
+
 migrations = Migrations("portal")
 
 
@@ -163,9 +165,11 @@ def migrate(path: str | Path) -> None:
 class ReadConnection(sqlite3.Connection):
     """A read-only connection that keeps ``meta`` until another connection commits.
 
-    ``PRAGMA data_version`` changes when any other connection (any process) commits, so
-    one cheap statement says whether the copy is current. Between ``pin()`` and
-    ``unpin()`` (one web request) not even that is asked: the request sees one version.
+    ``PRAGMA data_version`` changes when any other connection (any process) commits. It is
+    asked only when the database's WAL-index header changed (``portal.walindex``: a look at
+    memory, no system call), or on every call for a database not in WAL mode. Between
+    ``pin()`` and ``unpin()`` (one web request) not even that is done: the request sees one
+    version.
     """
 
     path = ""
@@ -173,19 +177,37 @@ class ReadConnection(sqlite3.Connection):
     _version = None
     _version_cursor = None
     _pinned = False
+    _watch: WalIndexWatch | None = None
+    _seen: bytes | None = None
 
     def meta(self) -> dict[str, str]:
         """Return the meta table, read again only when the data changed."""
         if not self._pinned or self._meta is None:
-            if self._version_cursor is None:
-                # Asked on every request: one cursor, plain tuples (not Row objects).
-                self._version_cursor = self.cursor()
-                self._version_cursor.row_factory = None
-            version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version or self._meta is None:
-                self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
-                self._version = version
+            watch = self._watch
+            # Read before asking SQLite: a commit landing in between is seen next time.
+            header = None if watch is None else watch.header()
+            if header is None or header != self._seen or self._meta is None:
+                self._check_version()
+                if watch is None:
+                    self._watch = self._start_watch()
+                self._seen = header
         return self._meta
+
+    def _check_version(self) -> None:
+        """Ask SQLite whether anything was committed since the last look; read ``meta`` again if so."""
+        if self._version_cursor is None:
+            # One cursor, plain tuples (not Row objects).
+            self._version_cursor = self.cursor()
+            self._version_cursor.row_factory = None
+        version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version or self._meta is None:
+            self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
+            self._version = version
+
+    def _start_watch(self) -> WalIndexWatch:
+        """Watch the WAL-index header (after a first read, so SQLite has it open); not outside WAL."""
+        wal = self.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        return WalIndexWatch(self.path if wal else None)
 
     def pin(self) -> None:
         """Check for new data once, then answer ``meta`` from memory until ``unpin``."""
@@ -196,6 +218,12 @@ class ReadConnection(sqlite3.Connection):
     def unpin(self) -> None:
         """Check for new data on the next ``meta`` call again."""
         self._pinned = False
+
+    def close(self) -> None:
+        """Unmap the WAL-index header (while SQLite still has it open), then close."""
+        if self._watch is not None:
+            self._watch.close()
+        super().close()
 
 
 def connect_readonly(path: str | Path) -> ReadConnection:
