@@ -45,11 +45,6 @@ class WalIndexWatch:
         finally:
             os.close(fd)
 
-    @property
-    def active(self) -> bool:
-        """Return whether there is a header to watch."""
-        return self._map is not None
-
     def header(self) -> bytes | None:
         """Return the header as it is now (None when nothing is watched)."""
         found = self._map
