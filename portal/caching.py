@@ -38,7 +38,10 @@ ERROR_MAX_AGE_S = 10
 BUCKET_S = 60
 PUBLIC = f"public, max-age={MAX_AGE_S}, stale-while-revalidate={STALE_WHILE_REVALIDATE_S}, " \
          f"stale-if-error={STALE_IF_ERROR_S}"
-COMPRESS_MIN_BYTES = 500
+# A body under 1 KB goes out in one TCP segment with its headers whether gzipped or not, so
+# compressing it saves no round trip; such answers (a point check, a status) then carry no
+# ``Vary: Accept-Encoding`` either: one header less for every proxy and client to handle.
+COMPRESS_MIN_BYTES = 1024
 COMPRESS_LEVEL = 6
 COMPRESSIBLE = ("text/", "application/json", "application/geo+json", "application/atom+xml",
                 "application/javascript", "application/xml", "image/svg+xml")
@@ -86,21 +89,24 @@ def validators() -> tuple[str, datetime, str] | None:
         except Exception:  # noqa: BLE001 -- no validators is better than no page
             here.validators = None
             return None
-        bucket = int(web.now().timestamp() // BUCKET_S)
         written = meta.get("written_at")
         if not written:  # a database no write has gone through since written_at was introduced
             written = _data_mtime(current_app._get_current_object().config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
         variant = "api" if _request_kind()[1] else select_locale()
-        found = here.validators = _validators(meta.get("revision") or 0, int(float(written)), bucket, variant)
+        found = here.validators = _validators(meta.get("revision") or 0, written,
+                                              int(web.now().timestamp() // BUCKET_S), variant)
     return found
 
 
 @lru_cache(maxsize=256)
-def _validators(revision, written: int, bucket: int, variant: str) -> tuple[str, datetime, str]:
-    """Return the validators of a revision, last write, minute and language (formatted once a minute)."""
-    modified = datetime.fromtimestamp(max(written, bucket * BUCKET_S), timezone.utc)
+def _validators(revision, written, bucket: int, variant: str) -> tuple[str, datetime, str]:
+    """Return the validators of a revision, last write (seconds, as stored), minute and language.
+
+    Cached: the same revision, write, minute and language give the same validators, made once.
+    """
+    modified = datetime.fromtimestamp(max(int(float(written)), bucket * BUCKET_S), timezone.utc)
     return f'W/"{revision}-{bucket}-{variant}"', modified, http_date(modified)
 
 
@@ -122,7 +128,7 @@ def _present(response: Response) -> dict[str, str]:
 
 def _not_modified() -> Response | None:
     """Answer 304 before the page is built when the client's copy is current."""
-    environ = request.environ
+    environ = request._get_current_object().environ
     # Most requests are unconditional: no validators are needed before the answer is built.
     if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
         return None

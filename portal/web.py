@@ -108,7 +108,7 @@ def now() -> datetime:
 
 def close_db(exc=None) -> None:
     """Release the request's connection; it stays open for the thread's next request."""
-    conn = g.pop("db", None)
+    conn = g._get_current_object().__dict__.pop("db", None)
     if conn is not None:
         conn.unpin()
         if conn.in_transaction:
