@@ -2,9 +2,10 @@
 
 Every public GET answers with
 
-- ``ETag: W/"<revision>-<minute>-<language>"``: the data revision (``meta.revision``,
-  bumped by every write), the current minute (incident status, ETAs and maintenance
-  windows change with the clock, not only with the data) and the page language;
+- ``ETag: W/"<build>.<revision>-<minute>-<language>"``: the data (``db.data_key``: the
+  revision, bumped by every write, within the build it belongs to), the current minute
+  (incident status, ETAs and maintenance windows change with the clock, not only with the
+  data) and the page language;
 - ``Last-Modified``: the latest write to the database file, but not before the start of
   the current minute;
 - ``Cache-Control: public, max-age=30, stale-while-revalidate=300, stale-if-error=86400``:
@@ -95,19 +96,19 @@ def validators() -> tuple[str, datetime, str] | None:
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
         variant = "api" if _request_kind()[1] else select_locale()
-        found = here.validators = _validators(meta.get("revision") or 0, written,
+        found = here.validators = _validators(db.data_key(meta), written,
                                               int(web.now().timestamp() // BUCKET_S), variant)
     return found
 
 
 @lru_cache(maxsize=256)
-def _validators(revision, written, bucket: int, variant: str) -> tuple[str, datetime, str]:
-    """Return the validators of a revision, last write (seconds, as stored), minute and language.
+def _validators(data: str, written, bucket: int, variant: str) -> tuple[str, datetime, str]:
+    """Return the validators of the data (``db.data_key``), last write (seconds), minute and language.
 
-    Cached: the same revision, write, minute and language give the same validators, made once.
+    Cached: the same data, write, minute and language give the same validators, made once.
     """
     modified = datetime.fromtimestamp(max(int(float(written)), bucket * BUCKET_S), timezone.utc)
-    return f'W/"{revision}-{bucket}-{variant}"', modified, http_date(modified)
+    return f'W/"{data}-{bucket}-{variant}"', modified, http_date(modified)
 
 
 def _matches(etag: str, modified: datetime) -> bool:

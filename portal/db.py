@@ -292,3 +292,16 @@ def revision(conn: sqlite3.Connection) -> int:
         return int(get_meta(conn).get("revision") or 0)
     row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
     return int(row[0]) if row else 0
+
+
+def data_key(meta: Mapping[str, str]) -> str:
+    """Return what names the data's state (``get_meta``): ``<build>.<revision>``, or the revision alone.
+
+    Caches and validators are keyed by this, not by the revision alone. A rebuild
+    (``portal.build``) continues the revision from the old database's, but a write that
+    commits while the rebuild copies its data in takes the same number the rebuild then
+    gives the new data; the build id, new with every build, tells the two apart.
+    """
+    build = meta.get("build_id")
+    number = meta.get("revision") or "0"
+    return f"{build[:12]}.{number}" if build else number

@@ -146,22 +146,22 @@ class OpenAreas:
         return found
 
 
-_cache: dict[str, tuple[int, RevisionIndex]] = {}
+_cache: dict[str, tuple[str, RevisionIndex]] = {}
 _cache_lock = threading.Lock()
 
 
 def for_connection(conn) -> RevisionIndex:
-    """Return the incidents of the connection's current revision, reading them on a change."""
+    """Return the incidents of the connection's current data (``db.data_key``), reading them on a change."""
     path = getattr(conn, "path", None) or conn.execute("PRAGMA database_list").fetchone()[2]
-    rev = db.revision(conn)
+    key = db.data_key(db.get_meta(conn))
     found = _cache.get(path)
-    if found is not None and found[0] == rev:
+    if found is not None and found[0] == key:
         return found[1]
     with _cache_lock:
         found = _cache.get(path)
-        if found is None or found[0] != rev:
-            # Read after the revision: the records are at least as new as the key they get.
-            found = _cache[path] = (rev, RevisionIndex(load_records(conn)))
+        if found is None or found[0] != key:
+            # Read after the key: the records are at least as new as the key they get.
+            found = _cache[path] = (key, RevisionIndex(load_records(conn)))
     return found[1]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from portal import build, db, incidents
+from portal import build, create_app, db, incidents
 from portal.config import GEODATA_DIR
 
 
@@ -35,3 +35,38 @@ def test_a_file_that_is_not_a_database_is_replaced(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM towns").fetchone()[0] > 0
     conn.close()
+
+
+def test_a_write_during_a_rebuild_does_not_leave_the_portal_on_stale_incidents(tmp_path, monkeypatch):
+    """A staff write can commit while a rebuild copies its data in, and so take the revision
+    number the rebuild then gives the new data. The portal must still show the rebuilt data
+    and change its ETag, not keep what it read during the rebuild."""
+    path = tmp_path / "portal.sqlite"
+    build.build_database(path, GEODATA_DIR)
+    client = create_app({"DATABASE": str(path)}).test_client()
+    seen = {}
+    read_revision = db.revision
+
+    def revision_then_a_staff_write(conn):
+        found = read_revision(conn)
+        if not seen and conn.execute("PRAGMA database_list").fetchone()[2] == str(path) \
+                and not isinstance(conn, db.ReadConnection):
+            # The rebuild has read the revision it will continue from; a staff write lands,
+            # and the portal answers a request before the new data is copied in.
+            incidents.open_incident(path, title="Fibre cut", services=["internet"], towns=["pechory"],
+                                    author="test")
+            r = client.get("/api/v1/status?town=pechory")
+            seen.update(etag=r.headers["ETag"], titles=[i["title"] for i in r.get_json()["incidents"]],
+                        revision=read_revision(db.connect_readonly(path)))
+        return found
+
+    monkeypatch.setattr(db, "revision", revision_then_a_staff_write)
+    build.build_database(path, GEODATA_DIR)
+
+    assert seen["titles"] == ["Fibre cut"]
+    assert db.revision(db.connect_readonly(path)) == seen["revision"]  # the same number, other data
+    r = client.get("/api/v1/status?town=pechory")
+    assert [i["title"] for i in r.get_json()["incidents"]] == []
+    assert r.headers["ETag"] != seen["etag"]
+    stale = client.get("/api/v1/status?town=pechory", headers={"If-None-Match": seen["etag"]})
+    assert stale.status_code == 200
