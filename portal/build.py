@@ -19,9 +19,10 @@ BUILD_AUTHOR = "build_db"
 def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | None = None) -> None:
     """Write a fresh database at ``path`` from ``geodata_dir`` (replacing any database there).
 
-    The database is built beside the target. A new target is that file moved into place;
-    an existing one gets the new content copied in (``_copy_into``), so a portal that is
-    serving sees the old data or the new, never a half-built database.
+    The database is built beside the target. A new target is that file moved into place
+    (after removing any ``-wal``/``-shm`` a deleted database left there); an existing one gets
+    the new content copied in (``_copy_into``), so a portal that is serving sees the old data
+    or the new, never a half-built database.
     """
     path = Path(path)
     geodata_dir = Path(geodata_dir)
@@ -51,10 +52,18 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
             demo_file = geodata_dir / "incidents.json"
             if demo_file.exists():
                 demo_incidents.load_demo(conn, demo_file, now)
-        # Fold the WAL into the file so one file is the whole database.
-        with sqlite3.connect(tmp) as conn:
+        # Fold the WAL into the file so one file is the whole database, and close the
+        # connection before the file moves (``with`` alone would leave it open).
+        conn = sqlite3.connect(tmp)
+        try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
         if not _copy_into(tmp, path):
+            # Nothing to copy into. A write-ahead log and its index left beside the path (a
+            # database deleted after a crash) would be read against the new file: they go first.
+            for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
             os.replace(tmp, path)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from portal import build, create_app, db, incidents
 from portal.config import GEODATA_DIR
@@ -70,3 +71,24 @@ def test_a_write_during_a_rebuild_does_not_leave_the_portal_on_stale_incidents(t
     assert r.headers["ETag"] != seen["etag"]
     stale = client.get("/api/v1/status?town=pechory", headers={"If-None-Match": seen["etag"]})
     assert stale.status_code == 200
+
+
+def test_a_new_database_is_not_read_against_the_write_ahead_log_of_a_deleted_one(tmp_path):
+    """The database file deleted while the portal still has it open leaves its ``-wal`` and
+    ``-shm`` behind; a new database built at the same path must not be read against them."""
+    path = tmp_path / "portal.sqlite"
+    build.build_database(path, GEODATA_DIR)
+    portal = sqlite3.connect(path)  # a portal still serving: the log stays while it is open
+    portal.execute("SELECT count(*) FROM towns").fetchone()
+    incidents.open_incident(path, title="Fibre cut", services=["internet"], towns=["pechory"], author="test")
+    assert Path(f"{path}-wal").stat().st_size > 0
+    path.unlink()
+
+    assert build.ensure_database(path, GEODATA_DIR)
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM incidents WHERE title = 'Fibre cut'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM towns").fetchone()[0] > 0
+    conn.close()
+    portal.close()
