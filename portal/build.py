@@ -29,7 +29,7 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
     now = now or db.utcnow()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.building-{os.getpid()}")
-    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+    for leftover in (tmp, *_wal_files(tmp)):
         leftover.unlink(missing_ok=True)
     try:
         db.migrate(tmp)
@@ -62,12 +62,17 @@ def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | 
         if not _copy_into(tmp, path):
             # Nothing to copy into. A write-ahead log and its index left beside the path (a
             # database deleted after a crash) would be read against the new file: they go first.
-            for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            for leftover in _wal_files(path):
                 leftover.unlink(missing_ok=True)
             os.replace(tmp, path)
     finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        for leftover in (tmp, *_wal_files(tmp)):
             leftover.unlink(missing_ok=True)
+
+
+def _wal_files(path: Path) -> tuple[Path, Path]:
+    """Return the write-ahead log and its index that SQLite keeps beside a WAL database."""
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
 
 
 def _copy_into(built: Path, path: Path) -> bool:
@@ -92,7 +97,9 @@ def _copy_into(built: Path, path: Path) -> bool:
         source = sqlite3.connect(built)
         try:
             with source:
-                db.set_meta(source, "revision", str(current + 1))
+                # Written now, as readers see it: Last-Modified never goes back to the build's
+                # own writes, which a staff write may have followed.
+                db.bump_revision(source, after=current)
             source.backup(target)
         finally:
             source.close()

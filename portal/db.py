@@ -258,11 +258,18 @@ def writing(path: str | Path):
         conn.close()
 
 
-def bump_revision(conn: sqlite3.Connection) -> None:
-    """Increase the data revision by one and note when (inside the caller's transaction)."""
-    conn.execute(
-        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
-    )
+def bump_revision(conn: sqlite3.Connection, after: int | None = None) -> None:
+    """Increase the data revision by one and note when (inside the caller's transaction).
+
+    With ``after``, the revision becomes ``after + 1`` instead: a rebuilt database continuing
+    the count of the one it replaces.
+    """
+    if after is None:
+        conn.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
+        )
+    else:
+        set_meta(conn, "revision", str(after + 1))
     # Whole seconds since the epoch: HTTP's Last-Modified without a look at the file.
     set_meta(conn, "written_at", str(int(utcnow().timestamp())))
 

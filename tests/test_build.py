@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from portal import build, create_app, db, incidents
@@ -52,13 +53,16 @@ def test_a_write_during_a_rebuild_does_not_leave_the_portal_on_stale_incidents(t
         found = read_revision(conn)
         if not seen and conn.execute("PRAGMA database_list").fetchone()[2] == str(path) \
                 and not isinstance(conn, db.ReadConnection):
-            # The rebuild has read the revision it will continue from; a staff write lands,
-            # and the portal answers a request before the new data is copied in.
+            # The rebuild has read the revision it will continue from; a staff write lands
+            # (a second after the rebuild's own writes), and the portal answers a request
+            # before the new data is copied in.
+            time.sleep(1.1)
             incidents.open_incident(path, title="Fibre cut", services=["internet"], towns=["pechory"],
                                     author="test")
             r = client.get("/api/v1/status?town=pechory")
             seen.update(etag=r.headers["ETag"], titles=[i["title"] for i in r.get_json()["incidents"]],
-                        revision=read_revision(db.connect_readonly(path)))
+                        revision=read_revision(db.connect_readonly(path)),
+                        written_at=int(db.get_meta(db.connect_readonly(path))["written_at"]))
         return found
 
     monkeypatch.setattr(db, "revision", revision_then_a_staff_write)
@@ -66,6 +70,8 @@ def test_a_write_during_a_rebuild_does_not_leave_the_portal_on_stale_incidents(t
 
     assert seen["titles"] == ["Fibre cut"]
     assert db.revision(db.connect_readonly(path)) == seen["revision"]  # the same number, other data
+    # Last-Modified must not go back to when the rebuild wrote its data, before that write.
+    assert int(db.get_meta(db.connect_readonly(path))["written_at"]) >= seen["written_at"]
     r = client.get("/api/v1/status?town=pechory")
     assert [i["title"] for i in r.get_json()["incidents"]] == []
     assert r.headers["ETag"] != seen["etag"]
