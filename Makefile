@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(MAKE) catalogs
 
 catalogs:
-	$(BIN)/pybabel compile -f -d portal/translations
+	$(BIN)/pybabel compile -f -d portal/web/translations
 
 serve: install
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000

@@ -24,8 +24,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import datagen, load, pg  # noqa: E402
-from portal import create_app, db, reports, state  # noqa: E402
-from portal.locate import PolygonIndex  # noqa: E402
+from portal import answers as reports  # noqa: E402
+from portal import create_app  # noqa: E402
+from portal.coverage import snapshot as state  # noqa: E402
+from portal.coverage.locate import PolygonIndex  # noqa: E402
+from portal.data import db  # noqa: E402
 
 
 def _stats(ns: np.ndarray) -> dict:

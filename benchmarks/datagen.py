@@ -16,7 +16,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from portal import db, imports, incidents
+from portal.data import db, imports
+from portal.incidents import writes as incidents
 
 # A region the size of a Russian oblast (about 250 km x 330 km), like the demo's.
 REGION = (27.6, 55.8, 31.6, 58.8)

@@ -5,23 +5,26 @@ from pathlib import Path
 
 from flask import Flask
 
-from .config import DEFAULTS, default_database_path
+from portal.config import DEFAULTS, default_database_path
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Create the portal application; ``config`` overrides the defaults."""
-    from .web import PortalFlask
+    from portal.web.request import PortalFlask
 
-    app = PortalFlask(__name__, instance_relative_config=True)
+    app = PortalFlask(__name__, instance_relative_config=True, template_folder="web/templates",
+                     static_folder="web/static")
     app.config.update(DEFAULTS)
     if config:
         app.config.update(config)
     if not app.config.get("DATABASE"):
         app.config["DATABASE"] = str(default_database_path())
 
-    from . import build, caching, i18n, web
-    from .json_provider import FastJSONProvider
-    from .views import api, context, errors, feeds, pages, status
+    from portal.data import build
+    from portal.web import caching, i18n
+    from portal.web import request as web
+    from portal.web.json_provider import FastJSONProvider
+    from portal.web.views import api, context, errors, feeds, pages, status
 
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))

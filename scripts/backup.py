@@ -3,12 +3,12 @@ import sqlite3
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import click  # noqa: E402
+import click
+from cli import Refused, db_option, require_database
 
-from portal import db  # noqa: E402
-from portal.cli import Refused, db_option, require_database  # noqa: E402
+from portal.data import db
 
 
 @click.command(epilog="\b\nExample:\n    python scripts/backup.py backups/portal-2025-06-30.sqlite")

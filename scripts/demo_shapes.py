@@ -14,7 +14,6 @@ import numpy as np
 import shapely
 from pyproj import Geod, Transformer
 
-
 SEED = 2026
 AS_OF = "2026-11-01"
 COUNTRY, ADMIN1 = "RU", "60"  # GeoNames admin1 code 60 is Pskov oblast

@@ -3,13 +3,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import click  # noqa: E402
-import geopandas as gpd  # noqa: E402
+import click
+import geopandas as gpd
+from cli import Refused, db_option, require_database
 
-from portal import db, layers  # noqa: E402
-from portal.cli import Refused, db_option, require_database  # noqa: E402
+from portal.data import db, layers
 
 GPKG = "layers.gpkg"
 

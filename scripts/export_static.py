@@ -4,12 +4,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import click  # noqa: E402
+import click
+from cli import db_option
 
-from portal import create_app, static_export  # noqa: E402
-from portal.cli import db_option  # noqa: E402
+from portal import create_app
+from portal.web import static_export
 
 
 @click.command()

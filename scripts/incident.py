@@ -7,14 +7,16 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import click  # noqa: E402
-import shapely  # noqa: E402
+import click
+import shapely
+from cli import Refused, author_default, db_option
 
-from portal import availability, db, incidents, layers  # noqa: E402
-from portal.cli import Refused, author_default, db_option  # noqa: E402
-from portal.config import DEFAULTS  # noqa: E402
+from portal.config import DEFAULTS
+from portal.data import db, layers
+from portal.incidents import availability
+from portal.incidents import writes as incidents
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")
@@ -50,7 +52,7 @@ def _zone(conn) -> ZoneInfo:
 def _database(db_path: Path) -> Path:
     """Build the demo database first when the file does not exist yet, as the app does."""
     if not Path(db_path).exists():
-        from portal import build
+        from portal.data import build
 
         build.ensure_database(Path(db_path))
     return Path(db_path)
@@ -77,7 +79,7 @@ def _towns(conn, names) -> list:
     """Resolve town names with the public search; refuse unknown or ambiguous ones."""
     if not names:
         return []
-    from portal.places import Gazetteer
+    from portal.coverage.places import Gazetteer
 
     gazetteer = Gazetteer(layers.load_towns(conn))
     found = []

@@ -3,12 +3,12 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import click  # noqa: E402
+import click
+from cli import Refused, author_default, db_option, require_database
 
-from portal import db, layers  # noqa: E402
-from portal.cli import Refused, author_default, db_option, require_database  # noqa: E402
+from portal.data import db, layers
 
 
 def _open(db_path: Path):

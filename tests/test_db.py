@@ -5,7 +5,7 @@ import sqlite3
 
 from dbtools import database_with_towns, square_town
 
-from portal import db
+from portal.data import db
 
 
 def _db(tmp_path):

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import feedparser
 from icalendar import Calendar
 
-from portal import feeds, incidents
+from portal.incidents import feeds
+from portal.incidents import writes as incidents
 from tests.conftest import DEMO_NOW
 
 NASTY = '<script>alert(1)</script> & "quotes"'

@@ -6,7 +6,7 @@ import pyproj
 import pytest
 import shapely
 
-from portal.geo import (
+from portal.coverage.geo import (
     LocalProjection,
     azimuth_to_compass,
     bounds_around,

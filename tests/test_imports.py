@@ -11,11 +11,11 @@ import geopandas as gpd
 import pyproj
 import pytest
 import shapely
-
 from dbtools import database_with_towns, dump
-from portal import db, imports, layers
-from portal.import_report import format_diff, format_report
-from portal.layers import Area, Town
+
+from portal.data import db, imports, layers
+from portal.data.import_report import format_diff, format_report
+from portal.data.layers import Area, Town
 
 # Two towns in UTM zone 36N (30°E-36°E), so a Shapefile in EPSG:32636 is natural for them.
 ALPHA = shapely.box(30.40, 57.40, 30.50, 57.45)
@@ -137,7 +137,7 @@ def test_example_mapping_reads_a_provider_style_file(dbp, tmp_path):
 
 def layers_root():
     """Return the checkout's root folder."""
-    from portal.cli import ROOT
+    from portal.config import ROOT
     return ROOT
 
 
@@ -369,9 +369,9 @@ def test_as_of_is_kept(dbp, tmp_path):
 
 
 def test_tiled_union_area_equals_the_plain_union():
-    from portal.import_report import union_area_m2
-
     import numpy as np
+
+    from portal.data.import_report import union_area_m2
     geoms = np.array([shapely.box(-3000, -3000, 9000, 4000), shapely.box(1000, 1000, 12000, 11000),
                       shapely.Point(100, 100).buffer(2500), shapely.box(20000, 0, 21000, 1000)])
     expected = shapely.union_all(geoms).area

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from portal import incidents
+from portal.incidents import writes as incidents
 from tests.conftest import DEMO_NOW
 
 NASTY = '<script>alert(1)</script> & "quotes"'

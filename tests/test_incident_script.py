@@ -12,10 +12,12 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from click.testing import CliRunner
+from dbtools import database_with_towns, dump, square_town
 from shapely.geometry import box, mapping
 
-from dbtools import database_with_towns, dump, square_town
-from portal import availability, db, incidents
+from portal.data import db
+from portal.incidents import availability
+from portal.incidents import writes as incidents
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "incident.py"

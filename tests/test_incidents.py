@@ -6,12 +6,15 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from dbtools import database_with_towns, dump, square_town
 from shapely.geometry import Point, Polygon, box, shape
 
-from dbtools import database_with_towns, dump, square_town
-from portal import availability, build, db, demo_incidents, incidents, layers
 from portal.config import GEODATA_DIR
-from portal.incidents import IncidentError
+from portal.data import build, db, layers
+from portal.incidents import availability
+from portal.incidents import demo as demo_incidents
+from portal.incidents import writes as incidents
+from portal.incidents.writes import IncidentError
 
 MSK = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow

@@ -13,11 +13,11 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-
 from dbtools import database_with_towns, dump
-from portal import db, imports, layers
-from portal.cli import ROOT
 from test_imports import ALPHA, BETA, coverage, live_rows
+
+from portal.config import ROOT
+from portal.data import db, imports, layers
 
 SCRIPTS = ROOT / "scripts"
 

@@ -5,7 +5,7 @@ import numpy as np
 import shapely
 from shapes import jagged_polygon
 
-from portal.locate import PolygonIndex
+from portal.coverage.locate import PolygonIndex
 
 
 def objects(*geoms):

@@ -6,7 +6,7 @@ import pytest
 import shapely
 from shapes import jagged_polygon
 
-from portal.nearest import BoundaryIndex
+from portal.coverage.nearest import BoundaryIndex
 
 
 def square(x0, y0, side):

@@ -14,8 +14,9 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from portal import build, create_app, db
+from portal import create_app
 from portal.config import GEODATA_DIR, ROOT
+from portal.data import build, db
 
 SCRIPT = ROOT / "scripts" / "incident.py"
 TITLE = "No internet in Pechory"

@@ -136,10 +136,10 @@ def test_weird_paths_never_500(client):
 def test_region_map_shows_many_towns_as_points_to_stay_light(tmp_path):
     """A region of 250 towns: the overview map carries points, not outlines."""
     import shapely
-
     from dbtools import database_with_towns
+
     from portal import create_app
-    from portal.layers import Town
+    from portal.data.layers import Town
 
     towns = []
     for i in range(250):

@@ -4,8 +4,8 @@ import random
 import pytest
 import shapely
 
-from portal.layers import Town
-from portal.places import AmbiguousTown, Gazetteer, UnknownTown, normalize, slugify
+from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown, normalize, slugify
+from portal.data.layers import Town
 
 
 def town(slug, name, name_ru, population, lat, lon, alt_names=()):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from portal import incidents
+from portal.incidents import writes as incidents
 from tests.conftest import DEMO_NOW
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

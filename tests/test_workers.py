@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import shapely
 
-from portal import db, imports, incidents
+from portal.data import db, imports
+from portal.incidents import writes as incidents
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from pagecheck import ROOT, SIZES
 
-from portal import build
 from portal.config import GEODATA_DIR
+from portal.data import build
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -16,7 +16,7 @@ def test_every_string_has_a_russian_translation(tmp_path):
                    cwd=ROOT, check=True)
     with pot.open("rb") as f:
         wanted = [m.id for m in read_po(f) if m.id]
-    with (ROOT / "portal/translations/ru/LC_MESSAGES/messages.po").open("rb") as f:
+    with (ROOT / "portal/web/translations/ru/LC_MESSAGES/messages.po").open("rb") as f:
         catalogue = read_po(f, locale="ru")
     assert len(wanted) > 100, "extraction found too few strings: check babel.cfg"
     missing = [m for m in wanted if m not in catalogue]

@@ -1,0 +1,1 @@
+"""Coverage answers: the town gazetteer, the compiled point, grid and nearest searches, the snapshot."""

@@ -1,0 +1,1 @@
+"""Where the data lives: the database, versioned layers, GIS files, imports, the demo build."""

@@ -1,0 +1,314 @@
+"""The SQLite database: schema, connections, the data revision.
+
+The web side opens the file read-only; every write (imports, incidents, the
+demo build) goes through functions the staff scripts call, each in one
+transaction that also bumps ``meta.revision`` so every worker process notices
+the change on its next request.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from portal.data.walindex import WalIndexWatch
+
+migrations = Migrations("portal")
+
+
+@migrations()
+def m001_layers_and_places(db: sqlite_utils.Database) -> None:
+    """Create meta, versioned layers, towns and coverage."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        """CREATE TABLE layers (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('towns', 'coverage')),
+            created_at TEXT NOT NULL,
+            author TEXT NOT NULL,
+            source TEXT NOT NULL,
+            checksum TEXT,
+            feature_count INTEGER NOT NULL,
+            as_of TEXT,
+            report TEXT,
+            replaced_id INTEGER REFERENCES layers(id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE towns (
+            layer_id INTEGER NOT NULL REFERENCES layers(id),
+            slug TEXT NOT NULL,
+            name TEXT NOT NULL,
+            name_ru TEXT,
+            population INTEGER,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            alt_names TEXT NOT NULL DEFAULT '[]',
+            geom BLOB NOT NULL,
+            PRIMARY KEY (layer_id, slug)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE coverage (
+            id INTEGER PRIMARY KEY,
+            layer_id INTEGER NOT NULL REFERENCES layers(id),
+            feature_id TEXT,
+            technology TEXT NOT NULL,
+            status TEXT NOT NULL,
+            max_down_mbps REAL,
+            max_up_mbps REAL,
+            available_from TEXT,
+            geom BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX coverage_layer ON coverage(layer_id)")
+    db.execute("INSERT INTO meta VALUES ('revision', '0')")
+
+
+@migrations()
+def m002_incidents(db: sqlite_utils.Database) -> None:
+    """Create incidents, their services, towns, areas, updates and the audit log."""
+    db.execute(
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('outage', 'degraded', 'maintenance')),
+            cause TEXT,
+            started_at TEXT NOT NULL,
+            resolved_at TEXT,
+            scheduled_end TEXT,
+            created_at TEXT NOT NULL,
+            author TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_services (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            service TEXT NOT NULL,
+            PRIMARY KEY (incident_id, service)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_towns (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            slug TEXT NOT NULL,
+            PRIMARY KEY (incident_id, slug)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_areas (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            geom BLOB NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE incident_updates (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            eta TEXT,
+            author TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX incident_updates_incident ON incident_updates(incident_id)")
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            author TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT,
+            detail TEXT
+        )"""
+    )
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z`` (seconds precision)."""
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """Parse a stored ISO 8601 UTC string back into an aware datetime."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def migrate(path: str | Path) -> None:
+    """Create the file if needed and apply every pending migration."""
+    db = sqlite_utils.Database(str(path))
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrations.apply(db)
+    finally:
+        db.close()
+
+
+class ReadConnection(sqlite3.Connection):
+    """A read-only connection that keeps ``meta`` until another connection commits.
+
+    ``PRAGMA data_version`` changes when any other connection (any process) commits. It is
+    asked only when the database's WAL-index header changed (``portal.walindex``: a look at
+    memory, no system call), or on every call for a database not in WAL mode. Between
+    ``pin()`` and ``unpin()`` (one web request) not even that is done: the request sees one
+    version.
+    """
+
+    path = ""
+    _meta: dict[str, str] | None = None
+    _version = None
+    _version_cursor = None
+    _pinned = False
+    _watch: WalIndexWatch | None = None
+    _seen: bytes | None = None
+
+    def meta(self) -> dict[str, str]:
+        """Return the meta table, read again only when the data changed."""
+        if not self._pinned or self._meta is None:
+            watch = self._watch
+            # Read before asking SQLite: a commit landing in between is seen next time.
+            header = None if watch is None else watch.header()
+            if header is None or header != self._seen or self._meta is None:
+                self._check_version()
+                if watch is None:
+                    self._watch = self._start_watch()
+                self._seen = header
+        return self._meta
+
+    def _check_version(self) -> None:
+        """Ask SQLite whether anything was committed since the last look; read ``meta`` again if so."""
+        if self._version_cursor is None:
+            # One cursor, plain tuples (not Row objects).
+            self._version_cursor = self.cursor()
+            self._version_cursor.row_factory = None
+        version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version or self._meta is None:
+            self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
+            self._version = version
+
+    def _start_watch(self) -> WalIndexWatch:
+        """Watch the WAL-index header (after a first read, so SQLite has it open); not outside WAL."""
+        wal = self.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        return WalIndexWatch(self.path if wal else None)
+
+    def pin(self) -> None:
+        """Check for new data once, then answer ``meta`` from memory until ``unpin``."""
+        self._pinned = False
+        self.meta()
+        self._pinned = True
+
+    def unpin(self) -> None:
+        """Check for new data on the next ``meta`` call again."""
+        self._pinned = False
+
+    def close(self) -> None:
+        """Unmap the WAL-index header (while SQLite still has it open), then close."""
+        if self._watch is not None:
+            self._watch.close()
+        super().close()
+
+
+def connect_readonly(path: str | Path) -> ReadConnection:
+    """Open the database read-only, as every web request does."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=ReadConnection)
+    conn.row_factory = sqlite3.Row
+    conn.path = str(Path(path).resolve())
+    return conn
+
+
+@contextmanager
+def writing(path: str | Path):
+    """Yield a connection inside one transaction that bumps the data revision.
+
+    Everything written inside the block lands together, or, on any exception
+    (including KeyboardInterrupt), nothing does.
+    """
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            bump_revision(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+def bump_revision(conn: sqlite3.Connection, after: int | None = None) -> None:
+    """Increase the data revision by one and note when (inside the caller's transaction).
+
+    With ``after``, the revision becomes ``after + 1`` instead: a rebuilt database continuing
+    the count of the one it replaces.
+    """
+    if after is None:
+        conn.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
+        )
+    else:
+        set_meta(conn, "revision", str(after + 1))
+    # Whole seconds since the epoch: HTTP's Last-Modified without a look at the file.
+    set_meta(conn, "written_at", str(int(utcnow().timestamp())))
+
+
+def get_meta(conn: sqlite3.Connection) -> Mapping[str, str]:
+    """Return the whole meta table (a read connection answers from its copy, read-only)."""
+    if isinstance(conn, ReadConnection):
+        return MappingProxyType(conn.meta())
+    return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    """Set (or with ``None`` delete) one meta key."""
+    if value is None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+
+def revision(conn: sqlite3.Connection) -> int:
+    """Return the current data revision (every request asks; a read connection answers from memory)."""
+    if isinstance(conn, ReadConnection):
+        return int(get_meta(conn).get("revision") or 0)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def data_key(meta: Mapping[str, str]) -> str:
+    """Return what names the data's state (``get_meta``): ``<build>.<revision>``, or the revision alone.
+
+    Caches and validators are keyed by this, not by the revision alone. A rebuild
+    (``portal.build``) continues the revision from the old database's, but a write that
+    commits while the rebuild copies its data in takes the same number the rebuild then
+    gives the new data; the build id, new with every build, tells the two apart.
+    """
+    build = meta.get("build_id")
+    number = meta.get("revision") or "0"
+    return f"{build[:12]}.{number}" if build else number

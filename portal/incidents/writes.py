@@ -1,0 +1,420 @@
+"""Incidents: the writes staff scripts make and the queries pages, API and feeds read.
+
+An incident is an ``outage`` or ``degraded`` service (status investigating →
+identified → monitoring → resolved, set by its updates) or a ``maintenance``
+window (status scheduled → in_progress → completed, derived from the window and
+never set by hand). It affects one or more services in towns (slugs) and/or
+areas (polygons, WGS 84). Its current status is always derived from the stored
+timeline, so the incident and the service status cannot drift apart.
+
+Every write validates everything before touching the database and runs in one
+``db.writing`` transaction with an ``audit`` row; a refusal raises
+``IncidentError`` naming the bad value and leaves the database as it was.
+
+Where: a point is affected when it lies inside or on the border of an incident
+area, or inside or on the border of a listed town's extent. A town is affected
+when it is listed, or when an incident area shares interior with its extent
+(an area merely touching the town's edge does not count).
+
+The read side (``get_incident``, ``list_incidents``, ``affecting_point``,
+``affecting_town``, ``status_for``, ``summary``, ``availability``) lives in
+``portal.availability``; the shipped demo incidents in ``portal.demo_incidents``.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import shapely
+import shapely.geometry
+
+from portal.config import DEFAULTS
+from portal.data import db, layers
+
+SERVICES = ("internet", "tv", "phone")
+KINDS = ("outage", "degraded", "maintenance")
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+MAINTENANCE_STATUSES = ("scheduled", "in_progress", "completed")
+# Staff and server clocks disagree by a little; beyond this, an event has not happened yet.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+DEADLINE_HOURS: dict[str, float] = DEFAULTS["RESTORE_DEADLINE_HOURS"]
+
+
+class IncidentError(ValueError):
+    """Refused incident input; the message names the value and what would be right."""
+
+
+@dataclass
+class Record:
+    """One stored incident with its services, towns, areas and timeline."""
+
+    id: int
+    title: str
+    kind: str
+    cause: str | None
+    started_at: datetime
+    resolved_at: datetime | None
+    scheduled_end: datetime | None
+    services: tuple[str, ...]
+    towns: tuple[str, ...]
+    areas: list = field(default_factory=list)
+    updates: list[dict] = field(default_factory=list)
+
+    def end(self, now: datetime) -> datetime | None:
+        """Return when the incident ended (None while it lasts at ``now``)."""
+        end = self.resolved_at
+        if self.kind == "maintenance" and end is None:
+            end = self.scheduled_end
+        return end if end is not None and end <= now else None
+
+    def status(self, now: datetime) -> str:
+        """Return the public status at ``now``."""
+        if self.kind == "maintenance":
+            if now < self.started_at:
+                return "scheduled"
+            return "completed" if self.end(now) else "in_progress"
+        if self.end(now):
+            return "resolved"
+        past = [u for u in self.updates if u["at"] <= now] or self.updates[:1]
+        return past[-1]["status"] if past else "investigating"
+
+    def active(self, now: datetime) -> bool:
+        """Return whether the incident is ongoing or upcoming at ``now``."""
+        return self.status(now) not in ("resolved", "completed")
+
+    def affects_town(self, slug: str, extent) -> bool:
+        """Return whether the town is listed or an area shares interior with its extent."""
+        if slug in self.towns:
+            return True
+        return extent is not None and any(shapely.relate_pattern(a, extent, "T********") for a in self.areas)
+
+    def affects_point(self, point, towns_by_slug: dict, town_slug: str | None = None) -> bool:
+        """Return whether the point is inside or on the border of an area or a listed town."""
+        if town_slug is not None and town_slug in self.towns:
+            return True
+        shapes = self.areas + [geometry_of(towns_by_slug.get(s)) for s in self.towns]
+        return any(g is not None and g.intersects(point) for g in shapes)
+
+
+# --- writes -----------------------------------------------------------------
+
+
+def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
+                  message=None, cause=None, author, now=None) -> int:
+    """Open an outage or degraded-service incident; return its id."""
+    with db.writing(db_path) as conn:
+        return _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
+                     eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow())
+
+
+def update_incident(db_path, incident_id, *, status, message, at=None, eta=None, cause=None, author,
+                    now=None) -> None:
+    """Add a public update (status, message, optional new ETA or cause) to an incident."""
+    with db.writing(db_path) as conn:
+        _update(conn, incident_id, status=status, message=message, at=at, eta=eta, cause=cause,
+                author=author, now=now or db.utcnow())
+
+
+def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None) -> None:
+    """Resolve an incident (or end a maintenance early) with a closing message."""
+    with db.writing(db_path) as conn:
+        _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow())
+
+
+def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start, end, message=None,
+                         author, now=None) -> int:
+    """Announce a maintenance window; return its id."""
+    with db.writing(db_path) as conn:
+        return _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
+                         end=end, message=message, author=author, now=now or db.utcnow())
+
+
+def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now) -> int:
+    """Validate and insert an outage or degraded incident with its first update."""
+    title, author = _text("title", title), _text("author", author)
+    services = _services(services)
+    if kind not in ("outage", "degraded"):
+        hint = "; use schedule_maintenance for maintenance" if kind == "maintenance" else ""
+        raise IncidentError(f"unknown kind {kind!r}; expected one of outage, degraded{hint}")
+    slugs, area = _towns(conn, towns), _area(area)
+    if not slugs and area is None:
+        raise IncidentError("no towns and no area given; name at least one town or an area polygon")
+    at = _past("at", at, now)
+    eta = _time("eta", eta)
+    if eta is not None and eta < at:
+        raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(at)}")
+    message = _text("message", message) if message is not None else title
+    incident_id = _insert(conn, title=title, kind=kind, cause=_optional_text(cause), started=at, end=None,
+                          services=services, towns=slugs, area=area, author=author, now=now)
+    _add_update(conn, incident_id, at, "investigating", message, eta, author, now)
+    _audit(conn, now, author, "open", incident_id, {
+        "title": title, "kind": kind, "services": services, "towns": slugs, "at": db.iso(at),
+        "eta": db.iso(eta), "cause": cause, "message": message, "area": _wkt(area)})
+    return incident_id
+
+
+def _update(conn, incident_id, *, status, message, at, eta, cause, author, now) -> None:
+    """Validate and add one update (a status 'resolved' resolves)."""
+    rec = _record(conn, incident_id)
+    author, message = _text("author", author), _text("message", message)
+    if rec.kind != "maintenance" and status == "resolved":
+        if eta is not None:
+            raise IncidentError(f"eta {db.iso(_time('eta', eta))} given with status 'resolved'; "
+                                "a resolved incident has no ETA")
+        return _resolve(conn, incident_id, message=message, at=at, author=author, now=now, cause=cause)
+    at = _after_timeline(rec, _past("at", at, now), now)
+    eta = _time("eta", eta)
+    if rec.kind == "maintenance":
+        derived = rec.status(at)
+        if status != derived:
+            raise IncidentError(
+                f"status {status!r} cannot be set on maintenance #{rec.id}: its status is derived from "
+                f"its window ({db.iso(rec.started_at)} to {db.iso(rec.scheduled_end)}); at {db.iso(at)} "
+                f"it is {derived!r}")
+        if eta is not None:
+            raise IncidentError("eta given for a maintenance; a maintenance has a window, not an ETA")
+    elif status not in STATUSES:
+        raise IncidentError(f"unknown status {status!r} for {rec.kind} #{rec.id}; expected one of "
+                            f"{', '.join(STATUSES)}")
+    if eta is not None and eta < rec.started_at:
+        raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
+    cause = _optional_text(cause)
+    if cause is not None:
+        conn.execute("UPDATE incidents SET cause = ? WHERE id = ?", (cause, rec.id))
+    _add_update(conn, rec.id, at, status, message, eta, author, now)
+    _audit(conn, now, author, "update", rec.id, {
+        "status": status, "message": message, "at": db.iso(at), "eta": db.iso(eta), "cause": cause})
+
+
+def _resolve(conn, incident_id, *, message, at, author, now, cause=None) -> None:
+    """Validate and close an incident or maintenance."""
+    rec = _record(conn, incident_id)
+    author, message = _text("author", author), _text("message", message)
+    at = _after_timeline(rec, _past("at", at, now), now)
+    closing = "completed" if rec.kind == "maintenance" else "resolved"
+    if rec.kind == "maintenance" and at < rec.started_at:
+        raise IncidentError(f"maintenance #{rec.id} starts at {db.iso(rec.started_at)}; it cannot be "
+                            f"completed at {db.iso(at)} before it began")
+    cause = _optional_text(cause)
+    conn.execute("UPDATE incidents SET resolved_at = ?, cause = coalesce(?, cause) WHERE id = ?",
+                 (db.iso(at), cause, rec.id))
+    _add_update(conn, rec.id, at, closing, message, None, author, now)
+    _audit(conn, now, author, "resolve", rec.id, {"message": message, "at": db.iso(at), "cause": cause})
+
+
+def _schedule(conn, *, title, services, towns, area, start, end, message, author, now) -> int:
+    """Validate and insert a maintenance window with its announcement."""
+    title, author = _text("title", title), _text("author", author)
+    services = _services(services)
+    slugs, area = _towns(conn, towns), _area(area)
+    if not slugs and area is None:
+        raise IncidentError("no towns and no area given; name at least one town or an area polygon")
+    start, end = _time("start", start), _time("end", end)
+    if start is None or end is None:
+        raise IncidentError("a maintenance needs both a start and an end")
+    if end <= start:
+        raise IncidentError(f"end {db.iso(end)} is not after start {db.iso(start)}; a maintenance must "
+                            "end after it starts")
+    message = _text("message", message) if message is not None else title
+    incident_id = _insert(conn, title=title, kind="maintenance", cause=None, started=start, end=end,
+                          services=services, towns=slugs, area=area, author=author, now=now)
+    # The announcement is stamped when it is made, or at the start when recording a past window.
+    _add_update(conn, incident_id, min(now, start), "scheduled", message, None, author, now)
+    _audit(conn, now, author, "maintenance", incident_id, {
+        "title": title, "services": services, "towns": slugs, "start": db.iso(start),
+        "end": db.iso(end), "message": message, "area": _wkt(area)})
+    return incident_id
+
+
+def _insert(conn, *, title, kind, cause, started, end, services, towns, area, author, now) -> int:
+    """Insert the incident row, its services, towns and area; return its id."""
+    cur = conn.execute(
+        "INSERT INTO incidents (title, kind, cause, started_at, scheduled_end, created_at, author)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (title, kind, cause, db.iso(started), db.iso(end), db.iso(now), author),
+    )
+    incident_id = cur.lastrowid
+    conn.executemany("INSERT INTO incident_services VALUES (?, ?)", [(incident_id, s) for s in services])
+    conn.executemany("INSERT INTO incident_towns VALUES (?, ?)", [(incident_id, s) for s in towns])
+    if area is not None:
+        conn.execute("INSERT INTO incident_areas (incident_id, geom) VALUES (?, ?)",
+                     (incident_id, shapely.to_wkb(area)))
+    return incident_id
+
+
+def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
+    """Insert one timeline entry."""
+    conn.execute(
+        "INSERT INTO incident_updates (incident_id, at, status, message, eta, author, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (incident_id, db.iso(at), status, message, db.iso(eta), author, db.iso(now)),
+    )
+
+
+def _audit(conn, now, author, action, incident_id, detail) -> None:
+    """Record who changed which incident, when, and how."""
+    conn.execute(
+        "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        (db.iso(now), author, f"incident.{action}", f"incident:{incident_id}",
+         json.dumps(detail, ensure_ascii=False)),
+    )
+
+
+# --- validation -------------------------------------------------------------
+
+
+def _text(name, value) -> str:
+    """Return the stripped text, refusing an empty value."""
+    if not isinstance(value, str) or not value.strip():
+        raise IncidentError(f"empty {name}; give a non-empty {name}")
+    return value.strip()
+
+
+def _optional_text(value) -> str | None:
+    """Return the stripped text, or None when empty."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _services(services) -> list[str]:
+    """Return the services in canonical order, refusing unknown ones."""
+    if isinstance(services, str):
+        services = [services]
+    services = list(services or ())
+    if not services:
+        raise IncidentError(f"no service given; expected one or more of {', '.join(SERVICES)}")
+    for s in services:
+        if s not in SERVICES:
+            raise IncidentError(f"unknown service {s!r}; expected one of {', '.join(SERVICES)}")
+    return [s for s in SERVICES if s in services]
+
+
+def _towns(conn, towns) -> list[str]:
+    """Return the sorted slugs, refusing any not in the live towns layer."""
+    if isinstance(towns, str):
+        towns = [towns]
+    # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
+    live = layers.live_layer_ids(conn)["towns"]
+    known = {r[0] for r in conn.execute("SELECT slug FROM towns WHERE layer_id = ?", (live,))}
+    slugs = list(dict.fromkeys(towns or ()))
+    for slug in slugs:
+        if slug not in known:
+            import difflib
+            close = difflib.get_close_matches(str(slug), sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; give a slug of the live towns layer"
+            raise IncidentError(f"unknown town {slug!r}{hint}")
+    return sorted(slugs)
+
+
+def _area(area):
+    """Return the area polygon, refusing anything that is not a valid lon/lat polygon."""
+    if area is None:
+        return None
+    if not isinstance(area, shapely.Geometry):
+        raise IncidentError(f"area must be a polygon geometry, not {type(area).__name__}")
+    if area.geom_type not in ("Polygon", "MultiPolygon"):
+        raise IncidentError(f"area is a {area.geom_type}; expected a Polygon or MultiPolygon")
+    if area.is_empty:
+        raise IncidentError("area is empty; draw a polygon around the affected place")
+    if not area.is_valid:
+        raise IncidentError(f"area is not a valid polygon ({shapely.is_valid_reason(area)}); fix it, "
+                            "e.g. remove the self-crossing")
+    minx, miny, maxx, maxy = area.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise IncidentError(f"area bounds {area.bounds} are not longitude/latitude; give WGS 84 (EPSG:4326)")
+    return area
+
+
+def _time(name, value) -> datetime | None:
+    """Return an aware datetime to the second, refusing naive ones."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise IncidentError(f"{name} {value!r} has no time zone; give an aware datetime")
+    return value.replace(microsecond=0)
+
+
+def _past(name, value, now) -> datetime:
+    """Return the event time (default now), refusing one in the future."""
+    value = _time(name, value) or now.replace(microsecond=0)
+    if value > now + FUTURE_TOLERANCE:
+        raise IncidentError(f"{name} {db.iso(value)} is in the future (now {db.iso(now)}); record events "
+                            "that have happened")
+    return value
+
+
+def _after_timeline(rec: Record, at: datetime, now: datetime) -> datetime:
+    """Refuse changes to a closed incident or dated before its start or last update."""
+    if rec.resolved_at is not None:
+        word = "completed" if rec.kind == "maintenance" else "resolved"
+        raise IncidentError(f"incident #{rec.id} is already {word} (at {db.iso(rec.resolved_at)}); "
+                            "open a new incident instead")
+    if rec.kind == "maintenance" and rec.status(now) == "completed":
+        raise IncidentError(f"maintenance #{rec.id} already completed at {db.iso(rec.scheduled_end)}")
+    if rec.kind != "maintenance" and at < rec.started_at:
+        raise IncidentError(f"at {db.iso(at)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
+    last = rec.updates[-1]["at"] if rec.updates else rec.started_at
+    if at < last:
+        raise IncidentError(f"at {db.iso(at)} is before the previous update {db.iso(last)} of #{rec.id}")
+    return at
+
+
+def _record(conn, incident_id) -> Record:
+    """Return the stored incident, refusing an unknown id."""
+    try:
+        incident_id = int(incident_id)
+    except (TypeError, ValueError):
+        raise IncidentError(f"incident id {incident_id!r} is not a number") from None
+    found = load_records(conn, [incident_id])
+    if not found:
+        raise IncidentError(f"no incident #{incident_id}; see the list of incidents for ids")
+    return found[0]
+
+
+def geometry_of(value):
+    """Return the extent of a Town, or the value itself when it is a geometry."""
+    return getattr(value, "geometry", value)
+
+
+def _wkt(area) -> str | None:
+    """Return the area as WKT for the audit log."""
+    return None if area is None else shapely.to_wkt(area, rounding_precision=7)
+
+
+# --- reads ------------------------------------------------------------------
+
+
+def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
+    """Return stored incidents (all, or those ids) with their timelines, oldest first."""
+    where, params = "", ()
+    if ids is not None:
+        ids = list(ids)
+        where, params = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
+    rows = conn.execute(f"SELECT * FROM incidents{where} ORDER BY started_at, id", params).fetchall()
+    recs = {r["id"]: Record(
+        id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
+        started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
+        scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=()) for r in rows}
+    if not recs:
+        return []
+    sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
+    keys = tuple(recs)
+    for r in conn.execute(f"SELECT incident_id, service FROM incident_services{sub}", keys):
+        recs[r[0]].services += (r[1],)
+    for r in conn.execute(f"SELECT incident_id, slug FROM incident_towns{sub} ORDER BY slug", keys):
+        recs[r[0]].towns += (r[1],)
+    for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
+        recs[r[0]].areas.append(shapely.from_wkb(r[1]))
+    for r in conn.execute(f"SELECT incident_id, at, status, message, eta FROM incident_updates{sub}"
+                          " ORDER BY at, id", keys):
+        recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
+                                   "eta": db.parse_iso(r[4])})
+    for rec in recs.values():
+        rec.services = tuple(s for s in SERVICES if s in rec.services)
+    return list(recs.values())
+
+
+def towns_map(conn: sqlite3.Connection) -> dict:
+    """Return ``{slug: Town}`` of the live towns layer."""
+    return {t.slug: t for t in layers.load_towns(conn)}

@@ -1,0 +1,1 @@
+"""The listening side: subscriptions, reports, interest, feedback."""

@@ -1,1 +1,0 @@
-"""Blueprints: thin views that parse the request, call one function and render."""

@@ -1,0 +1,57 @@
+"""One error renderer for every status: JSON under /api/, an HTML page elsewhere."""
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException, NotFound
+
+from portal.web.params import BadParam
+
+
+class TownNotFound(NotFound):
+    """A town slug that is not in the gazetteer; carries suggestions."""
+
+    def __init__(self, slug: str, suggestions: list):
+        super().__init__(f"unknown town {slug[:60]!r}")
+        self.slug = slug
+        self.suggestions = suggestions
+
+
+def _wants_json() -> bool:
+    """Return True for API and feed-less machine paths."""
+    return request.path.startswith("/api/")
+
+
+def render_error(status: int, message: str, suggestions: list | None = None):
+    """Render an error as JSON or as a page, with the given status."""
+    if _wants_json():
+        body = {"error": message}
+        if suggestions is not None:
+            body["suggestions"] = [
+                {"slug": t.slug, "name": t.name, "name_ru": t.name_ru, "url": f"/towns/{t.slug}"}
+                for t in suggestions
+            ]
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, message=message, suggestions=suggestions or []), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(BadParam)
+    def bad_param(exc: BadParam):
+        return render_error(400, str(exc))
+
+    @app.errorhandler(TownNotFound)
+    def town_not_found(exc: TownNotFound):
+        return render_error(404, _("No town called “%(slug)s” here.", slug=exc.slug), exc.suggestions)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {404: _("There is no page at this address."), 405: _("This method is not allowed here.")}
+        return render_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return render_error(500, _("Something went wrong on our side; please try again."))

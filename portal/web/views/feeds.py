@@ -1,0 +1,79 @@
+"""Atom feeds of incidents (all, per town) and the iCalendar of planned maintenance."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, request, url_for
+from flask_babel import gettext as _
+
+from portal import answers as reports
+from portal.incidents import availability, feeds
+from portal.web import labels
+from portal.web.i18n import lang, town_name, zone_name
+from portal.web.request import get_db, get_snapshot, now
+from portal.web.views.status import deadlines, valid_town
+
+bp = Blueprint("feeds", __name__, url_prefix="/feeds")
+
+ATOM = "application/atom+xml; charset=utf-8"
+ICS = "text/calendar; charset=utf-8"
+
+
+def _words() -> dict:
+    """Return the feed's words in the reader's language."""
+    return {
+        "services": _("Services"), "started": _("Started"), "resolved": _("Ended"),
+        "eta": _("Expected restoration"), "status": labels.as_strings(labels.INCIDENT_STATUS),
+        "service": labels.as_strings(labels.SERVICE), "kind": labels.as_strings(labels.INCIDENT_KIND),
+    }
+
+
+def _provider() -> str:
+    """Return the provider's name, or the site's."""
+    info = get_snapshot().region
+    return info.get("provider_ru" if lang() == "ru" else "provider") or info.get("provider") or _(
+        "Coverage and outages")
+
+
+def _atom(found: list[dict], title: str, site_url: str) -> Response:
+    """Return an Atom response for these incidents."""
+    body = feeds.incidents_atom(
+        found, feed_id=request.base_url, title=title, site_url=site_url, self_url=request.url,
+        base_url=request.host_url, author=_provider(), language=lang(), tz=current_app.config["TIMEZONE"],
+        zone_label=zone_name(short=True), words=_words(), now=now(),
+    )
+    return Response(body, mimetype=ATOM)
+
+
+@bp.get("/incidents.atom")
+def incidents_atom():
+    """Return every incident, most recently updated first."""
+    found = availability.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
+                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
+    return _atom(found, _("Outages and maintenance: %(provider)s", provider=_provider()),
+                 url_for("incidents.index", _external=True))
+
+
+@bp.get("/towns/<slug>.atom")
+def town_atom(slug: str):
+    """Return the incidents affecting one town."""
+    slug = valid_town(slug)
+    town = get_snapshot().gazetteer.get(slug)
+    found = availability.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
+                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
+    return _atom(found, _("Outages and maintenance in %(town)s", town=town_name(town)),
+                 url_for("incidents.index", town=slug, _external=True))
+
+
+@bp.get("/maintenance.ics")
+def maintenance_ics():
+    """Return every maintenance window as a calendar event."""
+    snap = get_snapshot()
+    items = reports.maintenance_items(snap, get_db(), now())
+    body = feeds.maintenance_calendar(
+        items, name=_("Planned maintenance: %(provider)s", provider=_provider()),
+        prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
+        domain=urlsplit(request.host_url).hostname or "portal", base_url=request.host_url,
+        town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
+    )
+    return Response(body, mimetype=ICS, headers={"Content-Disposition": "inline; filename=maintenance.ics"})
