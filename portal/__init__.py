@@ -21,7 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE"] = str(default_database_path())
 
     from portal.data import build
-    from portal.web import caching, i18n
+    from portal.web import caching, i18n, security
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
     from portal.web.views import api, context, errors, feeds, pages, status
@@ -29,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
     web.init_app(app)
+    security.init_app(app)
     # Before i18n: after-request hooks run in reverse, so the caching headers see its cookie.
     caching.init_app(app)
     i18n.init_app(app)

@@ -22,6 +22,10 @@ DEFAULTS = {
         "PORTAL_TILES_ATTRIBUTION",
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
     ),
+    # The public origin (scheme, host and any path prefix) of every absolute link the portal
+    # writes: feeds, e-mails, permanent links. Never taken from the request's Host header,
+    # which any client can set and a cache would hand to everyone. Set it in production.
+    "BASE_URL": os.environ.get("PORTAL_BASE_URL", "http://localhost"),
     "TIMEZONE": "Europe/Moscow",
     # A wired connection within this distance of the network is a standard drop;
     # farther away it needs a network extension (FCC: 500 ft, about 150 m).

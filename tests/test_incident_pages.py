@@ -121,7 +121,7 @@ def test_incident_page_tells_the_cable_tv_story(client):
     assert "restored within the deadline of 24 h" in section(page, "deadline")
     assert "expected by" in page  # the ETA revisions are kept
     assert '<a href="/towns/pskov">Pskov</a> — part of the town' in section(page, "affected")
-    assert "folium-map" in page and "PortalMaps.attach" in page
+    assert "folium-map" in page and 'class="map-data"' in page
     assert 'Permanent link: <a href="http://localhost/incidents/1">' in page
 
 

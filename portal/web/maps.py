@@ -1,7 +1,9 @@
 """Folium maps built from what the coverage and incident functions return.
 
 Only Leaflet is loaded, from the portal's own static files (folium's default
-lists point at four CDNs). Geometry embedded in a page is simplified and
+lists point at four CDNs). folium describes each map; the page carries that
+description as a JSON data block that ``static/js/map.js`` draws (no inline
+script, see ``portal.web.security``). Geometry embedded in a page is simplified and
 rounded; coverage itself is fetched by the browser from the bbox API, so a
 page's size does not grow with the polygon count, and building a page never
 makes the server request itself.
@@ -12,7 +14,8 @@ import json
 
 import folium
 from branca.element import MacroElement
-from jinja2 import Template
+from folium.map import FitBounds
+from folium.utilities import camelize
 from jinja2.utils import htmlsafe_json_dumps
 
 from portal.coverage.index import TECH_ORDER
@@ -23,24 +26,15 @@ INCIDENT_COLOUR = "#c0392b"
 
 
 class _PortalLayers(MacroElement):
-    """Script that loads coverage by bbox, labels, and a click-to-check handler."""
+    """The portal's own layers: coverage loaded by bbox, town shapes with labels, click to check.
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        window.PortalMaps && PortalMaps.attach({{ this._parent.get_name() }}, {{ this.options_json }});
-        {% endmacro %}
-        """
-    )
+    Rendered by ``static/js/map.js`` from the map's JSON data block, not by folium's script.
+    """
 
     def __init__(self, options: dict):
         super().__init__()
         self._name = "PortalLayers"
         self.options = options
-        # Jinja's tojson, but compact and with Cyrillic names as UTF-8 rather than six-byte
-        # escapes (a third of the bytes for a region's town list).
-        self.options_json = htmlsafe_json_dumps(options, dumps=json.dumps, ensure_ascii=False,
-                                                separators=(",", ":"), sort_keys=True)
 
 
 def _base_map(location, zoom: int, tiles_url: str, attribution: str) -> folium.Map:
@@ -54,11 +48,43 @@ def _base_map(location, zoom: int, tiles_url: str, attribution: str) -> folium.M
     return m
 
 
+def _camel(options: dict) -> dict:
+    """Return folium's snake_case options as the camelCase names Leaflet takes."""
+    return {camelize(k): v for k, v in options.items()}
+
+
+def _map_data(m: folium.Map) -> dict:
+    """Return what map.js needs to draw the map: folium's map, tiles, bounds, marker and our layers.
+
+    The same description folium would write as an inline script, as data: a page with no
+    inline script passes a Content-Security-Policy without 'unsafe-inline', and the same
+    page (cached by nginx) is right for every visitor.
+    """
+    data: dict = {"center": list(m.location), "options": _camel(m.options), "scale": bool(m.control_scale),
+                  "tiles": [], "markers": [], "bounds": None, "layers": None}
+    for child in m._children.values():
+        if isinstance(child, folium.TileLayer):
+            data["tiles"].append({"url": child.tiles, "options": _camel(child.options)})
+        elif isinstance(child, FitBounds):
+            data["bounds"] = child.bounds
+        elif isinstance(child, folium.Marker):
+            tips = [c.text for c in child._children.values() if isinstance(c, folium.Tooltip)]
+            data["markers"].append({"location": list(child.location), "tooltip": tips[0] if tips else None})
+        elif isinstance(child, _PortalLayers):
+            data["layers"] = child.options
+    return data
+
+
 def _parts(m: folium.Map) -> dict:
-    """Return the html and script parts of a rendered map for our own templates."""
+    """Return the map's element (html), its data as JSON safe inside a script block, and its id."""
     root = m.get_root()
     root.render()
-    return {"html": root.html.render(), "script": root.script.render(), "id": m.get_name()}
+    # Jinja's tojson, but compact and with Cyrillic names as UTF-8 rather than six-byte
+    # escapes (a third of the bytes for a region's town list); <, >, & and ' are escaped,
+    # so the text cannot end the script block it is written into.
+    data = htmlsafe_json_dumps(_map_data(m), dumps=json.dumps, ensure_ascii=False,
+                               separators=(",", ":"), sort_keys=True)
+    return {"html": root.html.render(), "data": data, "id": m.get_name()}
 
 
 def coverage_map(bounds, *, tiles_url: str, attribution: str, coverage_url: str | None,

@@ -7,7 +7,7 @@ import threading
 import weakref
 from datetime import datetime
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 
 from portal.coverage import snapshot as state
 from portal.data import db
@@ -35,6 +35,29 @@ class PortalFlask(Flask):
         if wrapped is func:
             self._plain_functions.add(func)
         return wrapped
+
+    def url_for(self, endpoint: str, /, *, _anchor=None, _method=None, _scheme=None, _external=None,
+                **values) -> str:
+        """Build URLs as Flask does, but an absolute one on the public origin (``BASE_URL``).
+
+        Flask takes the origin of an external URL from the request's Host header; a client can
+        set that to anything, and a cached page or feed would then hand its links to everyone.
+        """
+        external = _external if _external is not None else not has_request_context()
+        base = self.config.get("BASE_URL")
+        if not external or not base:
+            return super().url_for(endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme,
+                                   _external=_external, **values)
+        if not has_request_context():
+            with self.test_request_context():
+                path = super().url_for(endpoint, _anchor=_anchor, _method=_method, _external=False, **values)
+        else:
+            path = super().url_for(endpoint, _anchor=_anchor, _method=_method, _external=False, **values)
+            # BASE_URL names any path prefix the site is served under; the request's own is dropped.
+            root = request.script_root
+            if root and path.startswith(root):
+                path = path[len(root):]
+        return base.rstrip("/") + path
 
 
 # Each thread keeps its read-only connections open between requests: opening one cost more

@@ -1,7 +1,16 @@
-/* Portal map layers: town shapes with labels, coverage fetched by bbox, click to check a point.
+/* Portal maps: each page carries its maps as data (<script type="application/json" class="map-data">,
+   written by portal/web/maps.py from folium's description); this file draws them: base tiles, town
+   shapes with labels, coverage fetched by bbox, a marker, click to check a point. No inline script
+   runs, so the pages keep a Content-Security-Policy without 'unsafe-inline'.
    Loaded from the portal itself; the only third-party request a map makes is for base tiles. */
 (function () {
   "use strict";
+
+  function text(value) {
+    var span = document.createElement("span");
+    span.textContent = String(value);
+    return span;
+  }
 
   function townLayer(map, town) {
     var style = { color: town.colour, weight: 2, fillColor: town.colour, fillOpacity: 0.25 };
@@ -11,7 +20,8 @@
       pointToLayer: function (feature, latlng) { return L.circleMarker(latlng, L.extend({ radius: 6 }, style)); }
     });
     if (town.label) {
-      layer.bindTooltip(town.label, { permanent: town.permanent !== false, direction: "center", className: "town-label" });
+      // A text node: a town name from an imported file is never read as HTML.
+      layer.bindTooltip(text(town.label), { permanent: town.permanent !== false, direction: "center", className: "town-label" });
     }
     if (town.url) {
       layer.on("click", function (e) { L.DomEvent.stopPropagation(e); window.location.href = town.url; });
@@ -65,5 +75,32 @@
     }
   }
 
-  window.PortalMaps = { attach: attach };
+  function draw(block) {
+    var id = block.getAttribute("data-map"), element = document.getElementById(id), data;
+    if (!element || element.getAttribute("data-drawn")) { return null; }
+    try { data = JSON.parse(block.textContent); } catch (e) { return null; }
+    var map = L.map(element, L.extend({ center: data.center, crs: L.CRS.EPSG3857 }, data.options || {}));
+    element.setAttribute("data-drawn", "true");
+    if (data.scale) { L.control.scale().addTo(map); }
+    (data.tiles || []).forEach(function (t) { L.tileLayer(t.url, t.options).addTo(map); });
+    if (data.bounds) { map.fitBounds(data.bounds); }
+    (data.markers || []).forEach(function (m) {
+      var marker = L.marker(m.location).addTo(map);
+      if (m.tooltip) { marker.bindTooltip(text(m.tooltip), { sticky: true }); }
+    });
+    if (data.layers) { attach(map, data.layers); }
+    return map;
+  }
+
+  function drawAll() {
+    if (!window.L) { return; }
+    document.querySelectorAll('script.map-data[type="application/json"]').forEach(draw);
+  }
+
+  window.PortalMaps = { attach: attach, draw: draw };
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", drawAll);
+  } else {
+    drawAll();
+  }
 })();
