@@ -21,7 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE"] = str(default_database_path())
 
     from portal.data import build
-    from portal.web import caching, i18n, security
+    from portal.web import caching, i18n, openapi, security
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
     from portal.web.views import api, context, errors, feeds, pages, status
@@ -39,4 +39,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     status.init_app(app)
     app.register_blueprint(feeds.bp)
+    app.register_blueprint(openapi.bp)
     return app
