@@ -166,7 +166,8 @@ def import_files(db_path: Path, folder: Path) -> dict:
     timings = {}
     for kind in ("towns", "coverage"):
         t0 = _clock()
-        imports.import_layer(db_path, kind, folder / f"{kind}.gpkg", author="bench", progress=False)
+        imports.import_layer(db_path, kind, folder / f"{kind}.gpkg", author="bench", progress=False,
+                             create=True)
         timings[kind] = _clock() - t0
     with db.writing(db_path) as conn:
         db.set_meta(conn, "region", "Benchmark oblast")

@@ -14,11 +14,13 @@ from portal.data import build
 
 
 @click.command()
-@db_option
+@db_option(must_exist=False)
 @click.option("--geodata", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=str(GEODATA_DIR), show_default="geodata/", help="Folder with the shipped data.")
 def main(db_path: Path, geodata: Path) -> None:
-    """Rebuild the database from geodata/, replacing the data in the file at --db.
+    """Rebuild the database from geodata/, replacing the data in the file at --db (or creating it).
+
+    The one script that makes a new database where --db names none.
 
     The new database is built beside the old one and then copied in as one commit,
     so a running portal serves the old data until the new data is complete, and every

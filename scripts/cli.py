@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -13,16 +14,30 @@ from portal.config import default_database_path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def db_option(func):
-    """Add ``--db PATH`` (default: ``$PORTAL_DB`` or the app's instance database)."""
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=lambda: str(default_database_path()),
-        show_default="$PORTAL_DB or instance/portal.sqlite",
-        help="SQLite database to work on.",
-    )(func)
+def db_option(func=None, *, must_exist: bool = True):
+    """Add ``--db PATH`` (default: ``$PORTAL_DB`` or the app's instance database).
+
+    With ``must_exist`` (every script but build_db.py and an import run with ``--create``) the
+    path must name an existing portal database: a typo is refused before anything runs,
+    instead of a new database being made and written to where nobody looks.
+    """
+    def decorate(f):
+        return click.option(
+            "--db",
+            "db_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=lambda: str(default_database_path()),
+            show_default="$PORTAL_DB or instance/portal.sqlite",
+            callback=_existing_database if must_exist else None,
+            help="The portal's SQLite database" + (" (must exist)." if must_exist else "."),
+        )(f)
+
+    return decorate(func) if func is not None else decorate
+
+
+def _existing_database(ctx, param, value):
+    """Check --db as it is parsed (click callback); ``--help`` never gets here."""
+    return require_database(value)
 
 
 def author_default() -> str:
@@ -37,10 +52,35 @@ class Refused(click.ClickException):
 
 
 def require_database(db_path) -> Path:
-    """Return the path of an existing database, or refuse naming the missing file."""
-    if not Path(db_path).exists():
-        raise Refused(f"database {db_path} does not exist; give an existing file with --db.")
-    return Path(db_path)
+    """Return the path of an existing portal database, or refuse naming the path and what would be right.
+
+    The file is opened read-only through SQLite (never written, not even its journal).
+    """
+    path = Path(db_path)
+    hint = ("give the portal's database with --db or $PORTAL_DB (make a new one with"
+            " python scripts/build_db.py --db PATH)")
+    if not path.exists():
+        raise Refused(f"--db {db_path}: no such file; {hint}.")
+    if path.is_dir():
+        raise Refused(f"--db {db_path} is a folder; {hint}.")
+    if not is_portal_database(path):
+        raise Refused(f"--db {db_path} is not a portal database (no meta table with a revision); {hint}.")
+    return path
+
+
+def is_portal_database(path: Path) -> bool:
+    """Return whether the file is an SQLite database with the portal's ``meta`` revision."""
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return row is not None
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
 
 
 def echo_err(message: str) -> None:

@@ -31,8 +31,6 @@ def main(folder: Path, db_path: Path, base_url: str, lang: str | None) -> None:
 
         python scripts/export_static.py /srv/portal/static-export --db instance/portal.sqlite
     """
-    if not db_path.exists():
-        raise click.UsageError(f"--db {db_path} does not exist; give the portal's database file")
     app = create_app({"DATABASE": str(db_path)})
     result = static_export.export_site(app, folder, base_url=base_url, lang=lang)
     for path, status in result["failed"]:

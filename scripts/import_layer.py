@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
-from cli import Refused, author_default, db_option, echo_err
+from cli import Refused, author_default, db_option, echo_err, require_database
 
 from portal.data import imports
 from portal.data.import_report import format_diff, format_report
@@ -20,7 +20,9 @@ def import_command(kind: str):
     @click.command(help=(
         f"Replace the live {kind} layer with FILE (GeoJSON, GeoPackage, Shapefile or a .zip of one,"
         " KML, ... in any CRS). A report is printed before anything is written; a file with"
-        " unusable features is refused whole unless --skip-invalid. See docs/importing.md."
+        " unusable features is refused whole unless --skip-invalid; a file that would remove more than"
+        f" {imports.MAX_REMOVED_SHARE:.0%} of the live layer's features stops, shows the difference and"
+        " needs --replace-all. See docs/importing.md."
     ), epilog=f"\b\nExample:\n    {example}")
     @click.argument("file", type=str)
     @click.option("--mapping", "mapping", type=click.Path(dir_okay=False),
@@ -35,17 +37,25 @@ def import_command(kind: str):
                   help="Date the data describes (ISO 8601); default: now.")
     @click.option("--progress/--no-progress", default=None,
                   help="Progress bars on stderr (default: only when stderr is a terminal).")
-    @db_option
-    def command(file, mapping, dry_run, skip_invalid, author, as_of, progress, db_path):
+    @click.option("--replace-all", is_flag=True,
+                  help=f"Allow the file to remove more than {imports.MAX_REMOVED_SHARE:.0%} of the live"
+                       " layer's features: it really is the whole new layer.")
+    @click.option("--create", is_flag=True,
+                  help="Make a new, empty portal database at --db when there is none (otherwise a missing"
+                       " --db is refused).")
+    @db_option(must_exist=False)
+    def command(file, mapping, dry_run, skip_invalid, author, as_of, progress, replace_all, create, db_path):
         if as_of is not None:
             try:
                 datetime.fromisoformat(as_of.replace("Z", "+00:00"))
             except ValueError:
                 raise Refused(f"--as-of {as_of!r} is not an ISO 8601 date (e.g. 2025-06-30).")
+        if not (create and not db_path.exists()):
+            require_database(db_path)
         try:
             result = imports.import_layer(
                 db_path, kind, file, mapping=mapping, dry_run=dry_run, skip_invalid=skip_invalid,
-                author=author, progress=progress, as_of=as_of)
+                author=author, progress=progress, as_of=as_of, create=create, replace_all=replace_all)
         except imports.FileRefused as exc:
             _print(exc.result, kind)
             raise Refused(str(exc)) from None
@@ -59,9 +69,10 @@ def import_command(kind: str):
             click.echo("Dry run: nothing was written.")
         else:
             was = f"replaces layer {result.replaced_id}" if result.replaced_id else "the first"
+            c = result.counts
             click.echo(f"Imported {result.report['features_accepted']} {kind} features from"
-                       f" {result.report['file']} as layer {result.layer_id} ({was});"
-                       " it is live now.")
+                       f" {result.report['file']} as layer {result.layer_id} ({was}: {c['kept']} kept,"
+                       f" {c['added']} added, {c['removed']} removed); it is live now.")
 
     def _print(result, kind):
         click.echo(format_report(result.report))

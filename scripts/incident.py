@@ -49,18 +49,9 @@ def _zone(conn) -> ZoneInfo:
     return ZoneInfo(db.get_meta(conn).get("timezone") or DEFAULTS["TIMEZONE"])
 
 
-def _database(db_path: Path) -> Path:
-    """Build the demo database first when the file does not exist yet, as the app does."""
-    if not Path(db_path).exists():
-        from portal.data import build
-
-        build.ensure_database(Path(db_path))
-    return Path(db_path)
-
-
 def _reader(db_path: Path):
-    """Open the database read-only, building it first if missing."""
-    return closing(db.connect_readonly(_database(db_path)))
+    """Open the database read-only (``--db`` was checked to be an existing portal database)."""
+    return closing(db.connect_readonly(db_path))
 
 
 def _time(option: str, text: str | None, zone: ZoneInfo) -> datetime | None:

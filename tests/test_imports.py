@@ -319,7 +319,7 @@ def test_towns_import(dbp, tmp_path):
     assert dry.diff["changed"][0]["id"] == "alpha" and "population" in dry.diff["changed"][0]["fields"]
     assert dry.report["removed_towns_in_incidents"] == [{"slug": "beta", "incident": 1, "active": True}]
     assert any("WARNING: town 'beta'" in n for n in dry.report["notes"])
-    imports.import_layer(dbp, "towns", path, author="t")
+    imports.import_layer(dbp, "towns", path, author="t", replace_all=True)
     with read_conn(dbp) as conn:
         towns = {t.slug: t for t in layers.load_towns(conn)}
     luki = towns["velikiye-luki"]
@@ -345,7 +345,10 @@ def test_dry_run_on_a_missing_database_creates_nothing(tmp_path):
     target = tmp_path / "new" / "portal.sqlite"
     result = imports.import_layer(target, "coverage", path, author="t", dry_run=True)
     assert result.diff["added"] == ["f0"] and not target.exists()
-    imports.import_layer(target, "coverage", path, author="t")
+    with pytest.raises(imports.ImportFailure, match="does not exist"):
+        imports.import_layer(target, "coverage", path, author="t")
+    assert not target.exists()
+    imports.import_layer(target, "coverage", path, author="t", create=True)
     with read_conn(target) as conn:
         assert len(layers.load_coverage(conn)) == 1
 

@@ -231,12 +231,14 @@ def test_refusal_in_a_real_process(busy_db):
     assert dump(busy_db) == before
 
 
-def test_a_missing_database_is_built_from_the_shipped_data(tmp_path):
-    path = tmp_path / "new" / "portal.sqlite"
+def test_a_mistyped_database_is_refused_and_nothing_is_created(tmp_path):
+    """A typo in --db used to build a fresh demo database and file the incident there (exit 0)."""
+    path = tmp_path / "new" / "portl.sqlite"
     path.parent.mkdir()
-    result = run("list", "--db", path)
-    assert result.returncode == 0, result.stderr
-    assert path.exists() and "ID" in result.stdout
+    result = run("open", "--db", path, "--title", "No internet", "--service", "internet", "--town", "alpha")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: --db {path}: no such file;") and "build_db.py" in result.stderr
+    assert list(path.parent.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["open", "update", "resolve", "maintenance", "list", "show", None])

@@ -71,7 +71,7 @@ def test_import_dry_run_then_import_then_rollback(dbp, tmp_path):
     assert "2 changed" in dry.stdout and "Alpha (alpha): best dsl -> fiber" in dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
     done = run("import_coverage.py", second, "--db", dbp, check=0)
-    assert "as layer 3 (replaces layer 2)" in done.stdout
+    assert "as layer 3 (replaces layer 2: 2 kept, 0 added, 0 removed)" in done.stdout
     assert {a.technology for a in live_coverage(dbp)} == {"fiber"}
 
     listing = run("layers.py", "list", "--db", dbp, check=0).stdout
@@ -124,9 +124,11 @@ def test_unreadable_file_message(dbp, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and dump(dbp) == before
 
 
-def test_import_creates_a_missing_database(tmp_path):
+def test_import_creates_a_missing_database_only_when_asked(tmp_path):
     target = tmp_path / "instance" / "portal.sqlite"
-    run("import_coverage.py", write_coverage(tmp_path / "c.geojson"), "--db", target, check=0)
+    refused = run("import_coverage.py", write_coverage(tmp_path / "c.geojson"), "--db", target, check=2)
+    assert f"--db {target}: no such file" in refused.stderr and not target.parent.exists()
+    run("import_coverage.py", tmp_path / "c.geojson", "--db", target, "--create", check=0)
     assert len(live_coverage(target)) == 2
 
 
@@ -136,7 +138,7 @@ def test_towns_script(dbp, tmp_path):
                      geometry=[shapely.box(30.9, 57.0, 31.0, 57.1)], crs=4326).to_file(path)
     out = run("import_towns.py", path, "--db", dbp, "--dry-run", check=0).stdout
     assert "gamma-town" in out and "1 added, 2 removed" in out
-    run("import_towns.py", path, "--db", dbp, check=0)
+    run("import_towns.py", path, "--db", dbp, "--replace-all", check=0)
     with closing(db.connect_readonly(dbp)) as conn:
         assert [t.slug for t in layers.load_towns(conn)] == ["gamma-town"]
 

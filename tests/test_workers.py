@@ -110,7 +110,7 @@ def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
         "type": "Feature", "geometry": shapely.geometry.mapping(centre.buffer(0.01)),
         "properties": {"technology": "wireless", "status": "live", "max_down_mbps": 30,
                        "max_up_mbps": 10, "feature_id": "w1"}}]}))
-    imports.import_layer(path, "coverage", layer, author="test")
+    imports.import_layer(path, "coverage", layer, author="test", replace_all=True)  # one polygon replaces all
     answers = _from_every_worker(base, check, log)
     assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
                for a in answers)

@@ -45,6 +45,11 @@ def _keyed(features: list, kind: str) -> dict:
     return out
 
 
+def feature_keys(features: list, kind: str) -> set:
+    """Return the identities features are matched on (as ``feature_changes`` matches them)."""
+    return set(_keyed(features, kind))
+
+
 def _label(key, feature, kind: str) -> str:
     """Return how the diff names a feature."""
     if key[0] in ("id", "slug"):

@@ -38,6 +38,7 @@ from portal.data.gisfiles import (
     text_cell,
 )
 from portal.data.layers import Area, Town
+from portal.data.text import BadText, check_text
 
 __all__ = [
     "LayerRead", "ImportResult", "FileRefused", "ImportFailure", "UnreadableFile", "BadMapping",
@@ -47,6 +48,9 @@ __all__ = [
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 POLYGONAL = ("Polygon", "MultiPolygon")
 REGION_MARGIN_KM = 10.0  # coverage may reach a little past the outermost town's extent
+# An import may remove at most this share of the live layer's features unless told to replace it
+# all: a file holding one polygon would otherwise silently replace the region's coverage.
+MAX_REMOVED_SHARE = 0.2
 
 
 class FileRefused(ImportFailure):
@@ -55,6 +59,13 @@ class FileRefused(ImportFailure):
     def __init__(self, message: str, result: "ImportResult"):
         super().__init__(message)
         self.result = result
+
+
+class RemovesTooMuch(FileRefused):
+    """The file would remove more of the live layer than an import may without ``replace_all``.
+
+    ``.result.diff`` holds the whole difference from the live layer, to show before refusing.
+    """
 
 
 @dataclass
@@ -79,6 +90,8 @@ class ImportResult:
     layer_id: int | None = None
     dry_run: bool = False
     replaced_id: int | None = None
+    # Features of the live layer the file keeps (same id, slug or shape), adds and removes.
+    counts: dict | None = None
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
@@ -162,6 +175,16 @@ def _labels(frame, kind: str) -> list[str]:
 # --- per-kind validation ------------------------------------------------------------------
 
 
+def _clean_cell(value, field: str):
+    """Return (text with tabs and line breaks as spaces, problems): a control character is a problem."""
+    if value is None:
+        return None, []
+    try:
+        return check_text(field, str(value)) or None, []
+    except BadText as exc:
+        return None, [str(exc)]
+
+
 def _coverage_feature(row, geom):
     """Return (Area, problems, notes) for one row."""
     problems, notes = [], []
@@ -186,8 +209,9 @@ def _coverage_feature(row, geom):
         when = None
     if problems:
         return None, problems, notes
-    fid = row["feature_id"]
-    fid = cell_fid(fid)
+    fid, bad = _clean_cell(cell_fid(row["feature_id"]), "feature_id")
+    if bad:
+        return None, bad, notes
     return Area(technology=tech, status=status, geometry=geom, max_down_mbps=down,
                 max_up_mbps=up, available_from=when, feature_id=fid), [], notes
 
@@ -195,8 +219,16 @@ def _coverage_feature(row, geom):
 def _town_feature(row, geom):
     """Return (Town, problems, notes) for one row."""
     problems, notes = [], []
-    name = text_cell(row["name"])
-    if not name:
+    name, name_bad = _clean_cell(text_cell(row["name"]), "name")
+    problems += name_bad
+    name_ru, bad = _clean_cell(text_cell(row["name_ru"]), "name_ru")
+    problems += bad
+    alt_names = []
+    for alt in alt_names_cell(row["alt_names"]):
+        alt, bad = _clean_cell(alt, "alt_names")
+        problems += bad
+        alt_names.append(alt)
+    if not name and not name_bad:
         problems.append("no name")
     slug = text_cell(row["slug"]) or (slugify(name) if name else None)
     if name and not slug:
@@ -216,10 +248,10 @@ def _town_feature(row, geom):
     if lat is None or lon is None:
         point = shapely.point_on_surface(geom)
         lat, lon = point.y, point.x
-    return Town(slug=slug, name=name, name_ru=text_cell(row["name_ru"]),
+    return Town(slug=slug, name=name, name_ru=name_ru,
                 population=int(population) if population is not None else None,
                 lat=float(lat), lon=float(lon), geometry=geom,
-                alt_names=alt_names_cell(row["alt_names"])), [], notes
+                alt_names=tuple(a for a in alt_names if a)), [], notes
 
 
 def _region_box(region, margin_km: float = REGION_MARGIN_KM):
@@ -338,14 +370,24 @@ def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
 
 def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = False,
                  skip_invalid: bool = False, author: str, progress: bool | None = False,
-                 as_of: str | None = None) -> ImportResult:
+                 as_of: str | None = None, create: bool = False, replace_all: bool = False,
+                 max_removed_share: float = MAX_REMOVED_SHARE) -> ImportResult:
     """Check a file against the live database and (unless a dry run) make it the live layer.
 
-    Raises UnreadableFile/BadMapping when the file cannot be used at all, and FileRefused
-    (with the report) when features are refused and ``skip_invalid`` is false.
+    Raises UnreadableFile/BadMapping when the file cannot be used at all, FileRefused (with
+    the report) when features are refused and ``skip_invalid`` is false, RemovesTooMuch (with
+    the difference) when the file would remove more than ``max_removed_share`` of the live
+    layer's features and ``replace_all`` is false, and ImportFailure when ``db_path`` is no
+    database and ``create`` is false (only then is a new database file made).
     """
     from portal.data.import_report import diff_layers  # the diff pulls in the coverage index
 
+    try:
+        author = check_text("author", str(author))
+    except BadText as exc:
+        raise ImportFailure(str(exc)) from None
+    if not author:
+        raise ImportFailure("empty author; give who is importing (--author or $PORTAL_AUTHOR)")
     show = _want_progress(progress)
     if not Path(db_path).exists():
         if dry_run:  # a dry run writes nothing, not even a new empty database
@@ -355,6 +397,9 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
                 result = import_layer(empty, kind, path, mapping=mapping, dry_run=True,
                                       skip_invalid=skip_invalid, author=author, progress=progress)
             return result
+        if not create:
+            raise ImportFailure(f"database {db_path} does not exist; give the portal's database (--db), or"
+                                " make a new empty one on purpose with --create")
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         db.migrate(db_path)
     conn = db.connect_readonly(db_path)
@@ -364,14 +409,23 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
         report = read.report
         if region is None and kind == "coverage":
             report["notes"].append("no live towns layer: the region check was skipped")
-        diff = diff_layers(conn, kind, read.features) if dry_run else None
+        live = layers.load_towns(conn) if kind == "towns" else layers.load_coverage(conn)
+        counts = _kept_added_removed(live, read.features, kind)
+        too_much = bool(not replace_all and live and read.features
+                    and counts["removed"] > max_removed_share * len(live))
+        if too_much:
+            report["notes"].append(
+                f"WARNING: this file removes {counts['removed']} of the {len(live)} live {kind} features"
+                f" ({counts['removed'] / len(live):.0%}); an import stops above {max_removed_share:.0%}"
+                " unless run with --replace-all")
+        diff = diff_layers(conn, kind, read.features) if dry_run or too_much else None
         if kind == "towns":
             _warn_removed_towns(conn, read.features, report)
     finally:
         conn.close()
     report["checksum"] = file_checksum(path)
     report["skip_invalid"] = skip_invalid
-    result = ImportResult(report=report, diff=diff, dry_run=dry_run)
+    result = ImportResult(report=report, diff=diff, dry_run=dry_run, counts=counts)
     if report["refused"] and not skip_invalid:
         raise FileRefused(_refusal_message(report), result)
     if not read.features:
@@ -379,6 +433,13 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
                           result)
     if dry_run:
         return result
+    if too_much:
+        raise RemovesTooMuch(
+            f"{report['file']} would remove {counts['removed']} of the {len(live)} live {kind} features"
+            f" ({counts['removed'] / len(live):.0%}) and keep {counts['kept']}; an import may remove at most"
+            f" {max_removed_share:.0%} unless told to replace the whole layer, so nothing was imported."
+            " Check the difference above; if the file really is the whole new layer, run again with"
+            " --replace-all.", result)
     result.layer_id = write_layer(
         db_path, kind, read.features, source=report["file"], author=author,
         checksum=report["checksum"], as_of=as_of or db.iso(db.utcnow()), report=report,
@@ -390,6 +451,15 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
     finally:
         conn.close()
     return result
+
+
+def _kept_added_removed(live: list, features: list, kind: str) -> dict:
+    """Count the live features the file keeps, and those it adds and removes (by id, slug or shape)."""
+    from portal.data.import_report import feature_keys
+
+    before, after = feature_keys(live, kind), feature_keys(features, kind)
+    kept = len(before & after)
+    return {"kept": kept, "added": len(after) - kept, "removed": len(before) - kept}
 
 
 def _refusal_message(report: dict) -> str:

@@ -49,7 +49,7 @@ def present(rec: Record, now: datetime, *, deadlines=None, towns_by_slug=None, g
     """Return the public dict of an incident as it stands at ``now`` (contract fields and more)."""
     deadlines = DEADLINE_HOURS if deadlines is None else deadlines
     status, end = rec.status(now), rec.end(now)
-    active, maintenance = status not in ("resolved", "completed"), rec.kind == "maintenance"
+    active, maintenance = rec.active(now), rec.kind == "maintenance"
     etas = [{"at": db.iso(u["at"]), "eta": db.iso(u["eta"])} for u in rec.updates if u["eta"]]
     if maintenance:
         eta = db.iso(rec.resolved_at or rec.scheduled_end) if active else None
@@ -89,7 +89,7 @@ def _timeline(rec: Record, now: datetime) -> list[dict]:
     """Return the public updates, oldest first, with a maintenance window's start and end."""
     items = [{"at": u["at"], "status": u["status"], "message": u["message"]}
              for u in rec.updates if u["at"] <= now]
-    if rec.kind == "maintenance":
+    if rec.kind == "maintenance" and not rec.cancelled:  # a cancelled window never began nor ended
         if now >= rec.started_at:
             items.append({"at": rec.started_at, "status": "in_progress",
                           "message": "The maintenance window began."})
@@ -228,7 +228,7 @@ def availability(conn, slug, service, now, days=90, *, tz=TIMEZONE, since=None, 
     extent = geometry_of(live_towns(conn, towns_by_slug, entry).get(slug))
     down, partial, maintenance = [], [], []
     for r in (entry.recs[i] for i in town_candidates(entry, slug, extent)):
-        if service not in r.services or r.started_at >= now or not r.affects_town(slug, extent):
+        if service not in r.services or r.started_at >= now or r.cancelled or not r.affects_town(slug, extent):
             continue
         span = (r.started_at, r.end(now) or now)
         if r.kind == "maintenance":

@@ -13,6 +13,7 @@ from feedgen.feed import FeedGenerator
 from icalendar import Calendar, Event
 
 from portal.data import db
+from portal.data.text import strip_controls
 
 # Words used when the caller passes none (the views pass translated ones).
 DEFAULT_WORDS = {
@@ -61,7 +62,8 @@ def incidents_atom(incidents: list[dict], *, feed_id: str, title: str, site_url:
     items = sorted(incidents, key=lambda i: (i["updated_at"], i["id"]), reverse=True)[:MAX_ENTRIES]
     fg = FeedGenerator()
     fg.id(feed_id)
-    fg.title(title)
+    # Text stored before staff input was checked may hold characters XML cannot carry.
+    fg.title(strip_controls(title))
     fg.author({"name": author})
     fg.link(href=site_url, rel="alternate")
     fg.link(href=self_url, rel="self")
@@ -73,11 +75,11 @@ def incidents_atom(incidents: list[dict], *, feed_id: str, title: str, site_url:
         status = _word(words, "status", incident["status"])
         entry = fg.add_entry(order="append")
         entry.id(link)
-        entry.title(f"{incident['title']} — {status}")
+        entry.title(strip_controls(f"{incident['title']} — {status}"))
         entry.link(href=link, rel="alternate")
         entry.published(db.parse_iso(incident["started_at"]))
         entry.updated(db.parse_iso(incident["updated_at"]))
-        entry.summary(entry_text(incident, words, tz, zone_label))
+        entry.summary(strip_controls(entry_text(incident, words, tz, zone_label)))
         for service in incident["services"]:
             entry.category(term=service, label=_word(words, "service", service))
         entry.category(term=incident["kind"], label=_word(words, "kind", incident["kind"]))
@@ -108,11 +110,12 @@ def maintenance_calendar(items: list[dict], *, name: str, prodid: str, domain: s
         event.add("dtstamp", stamp)
         event.add("last-modified", db.parse_iso(item["updated_at"]))
         event.add("dtstart", db.parse_iso(item["scheduled_start"] or item["started_at"]))
-        event.add("dtend", db.parse_iso(item["resolved_at"] or item["scheduled_end"]))
+        cancelled = item["status"] == "cancelled"  # called off: the planned window, marked CANCELLED
+        event.add("dtend", db.parse_iso(item["scheduled_end"] if cancelled else item["resolved_at"] or item["scheduled_end"]))
         event.add("summary", item["title"])
         event.add("description", f"{latest}\n\n{words['services']}: {services}\n{link}")
         event.add("location", ", ".join(towns))
         event.add("url", link)
-        event.add("status", "CONFIRMED")
+        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         cal.add_component(event)
     return cal.to_ical()

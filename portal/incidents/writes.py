@@ -32,11 +32,12 @@ import shapely.geometry
 
 from portal.config import DEFAULTS
 from portal.data import db, layers
+from portal.data.text import BadText, check_text
 
 SERVICES = ("internet", "tv", "phone")
 KINDS = ("outage", "degraded", "maintenance")
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
-MAINTENANCE_STATUSES = ("scheduled", "in_progress", "completed")
+MAINTENANCE_STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
 # Staff and server clocks disagree by a little; beyond this, an event has not happened yet.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 DEADLINE_HOURS: dict[str, float] = DEFAULTS["RESTORE_DEADLINE_HOURS"]
@@ -69,9 +70,20 @@ class Record:
             end = self.scheduled_end
         return end if end is not None and end <= now else None
 
+    @property
+    def cancelled(self) -> bool:
+        """Return whether this is a maintenance window called off before it began.
+
+        Cancelling closes the window before its start (``cancel_maintenance``); completing one
+        early is refused before its start, so nothing else gives a maintenance that shape.
+        """
+        return self.kind == "maintenance" and self.resolved_at is not None and self.resolved_at < self.started_at
+
     def status(self, now: datetime) -> str:
         """Return the public status at ``now``."""
         if self.kind == "maintenance":
+            if self.cancelled and self.resolved_at <= now:
+                return "cancelled"
             if now < self.started_at:
                 return "scheduled"
             return "completed" if self.end(now) else "in_progress"
@@ -82,7 +94,7 @@ class Record:
 
     def active(self, now: datetime) -> bool:
         """Return whether the incident is ongoing or upcoming at ``now``."""
-        return self.status(now) not in ("resolved", "completed")
+        return self.status(now) not in ("resolved", "completed", "cancelled")
 
     def affects_town(self, slug: str, extent) -> bool:
         """Return whether the town is listed or an area shares interior with its extent."""
@@ -131,6 +143,23 @@ def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start
                          end=end, message=message, author=author, now=now or db.utcnow())
 
 
+def edit_incident(db_path, incident_id, *, title=None, message=None, update=None, cause=None, author,
+                  now=None) -> dict:
+    """Correct a published title, an update's message (default: the latest) or the cause; return the changes.
+
+    The public timeline keeps its times and statuses; the audit log keeps the old and the new text.
+    """
+    with db.writing(db_path) as conn:
+        return _edit(conn, incident_id, title=title, message=message, update=update, cause=cause,
+                     author=author, now=now or db.utcnow())
+
+
+def cancel_maintenance(db_path, incident_id, *, message, author, now=None) -> None:
+    """Call off a maintenance window that has not begun, with a public message saying so."""
+    with db.writing(db_path) as conn:
+        _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow())
+
+
 def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now) -> int:
     """Validate and insert an outage or degraded incident with its first update."""
     title, author = _text("title", title), _text("author", author)
@@ -145,7 +174,7 @@ def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, 
     eta = _time("eta", eta)
     if eta is not None and eta < at:
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(at)}")
-    message = _text("message", message) if message is not None else title
+    message = _text("message", message, multiline=True) if message is not None else title
     incident_id = _insert(conn, title=title, kind=kind, cause=_optional_text(cause), started=at, end=None,
                           services=services, towns=slugs, area=area, author=author, now=now)
     _add_update(conn, incident_id, at, "investigating", message, eta, author, now)
@@ -158,7 +187,7 @@ def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, 
 def _update(conn, incident_id, *, status, message, at, eta, cause, author, now) -> None:
     """Validate and add one update (a status 'resolved' resolves)."""
     rec = _record(conn, incident_id)
-    author, message = _text("author", author), _text("message", message)
+    author, message = _text("author", author), _text("message", message, multiline=True)
     if rec.kind != "maintenance" and status == "resolved":
         if eta is not None:
             raise IncidentError(f"eta {db.iso(_time('eta', eta))} given with status 'resolved'; "
@@ -191,7 +220,7 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now) 
 def _resolve(conn, incident_id, *, message, at, author, now, cause=None) -> None:
     """Validate and close an incident or maintenance."""
     rec = _record(conn, incident_id)
-    author, message = _text("author", author), _text("message", message)
+    author, message = _text("author", author), _text("message", message, multiline=True)
     at = _after_timeline(rec, _past("at", at, now), now)
     closing = "completed" if rec.kind == "maintenance" else "resolved"
     if rec.kind == "maintenance" and at < rec.started_at:
@@ -217,7 +246,7 @@ def _schedule(conn, *, title, services, towns, area, start, end, message, author
     if end <= start:
         raise IncidentError(f"end {db.iso(end)} is not after start {db.iso(start)}; a maintenance must "
                             "end after it starts")
-    message = _text("message", message) if message is not None else title
+    message = _text("message", message, multiline=True) if message is not None else title
     incident_id = _insert(conn, title=title, kind="maintenance", cause=None, started=start, end=end,
                           services=services, towns=slugs, area=area, author=author, now=now)
     # The announcement is stamped when it is made, or at the start when recording a past window.
@@ -226,6 +255,66 @@ def _schedule(conn, *, title, services, towns, area, start, end, message, author
         "title": title, "services": services, "towns": slugs, "start": db.iso(start),
         "end": db.iso(end), "message": message, "area": _wkt(area)})
     return incident_id
+
+
+def _edit(conn, incident_id, *, title, message, update, cause, author, now) -> dict:
+    """Validate and apply corrections to an incident's published text."""
+    rec = _record(conn, incident_id)
+    author = _text("author", author)
+    if title is None and message is None and cause is None:
+        raise IncidentError("nothing to correct; give a new title, a new message or a new cause")
+    if update is not None and message is None:
+        raise IncidentError(f"update {update!r} given without a message; give the corrected message too")
+    changes: dict = {}
+    if title is not None:
+        title = _text("title", title)
+        stored = conn.execute("SELECT title FROM incidents WHERE id = ?", (rec.id,)).fetchone()[0]
+        if title == stored:
+            raise IncidentError(f"title {title!r} is already the title of #{rec.id}; give the corrected title")
+        conn.execute("UPDATE incidents SET title = ? WHERE id = ?", (title, rec.id))
+        changes["title"] = {"before": stored, "after": title}
+    if message is not None:
+        message = _text("message", message, multiline=True)
+        rows = conn.execute("SELECT id, message FROM incident_updates WHERE incident_id = ? ORDER BY at, id",
+                            (rec.id,)).fetchall()
+        number = len(rows) if update is None else update
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
+            raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1 to"
+                                f" {len(rows)} (as `show` numbers them)")
+        row = rows[number - 1]
+        if message == row["message"]:
+            raise IncidentError(f"message {message!r} is already the text of update {number} of #{rec.id};"
+                                " give the corrected message")
+        conn.execute("UPDATE incident_updates SET message = ? WHERE id = ?", (message, row["id"]))
+        changes["message"] = {"update": number, "before": row["message"], "after": message}
+    if cause is not None:
+        cause = _text("cause", cause)
+        if cause == rec.cause:
+            raise IncidentError(f"cause {cause!r} is already the cause of #{rec.id}; give the corrected cause")
+        conn.execute("UPDATE incidents SET cause = ? WHERE id = ?", (cause, rec.id))
+        changes["cause"] = {"before": rec.cause, "after": cause}
+    _audit(conn, now, author, "edit", rec.id, changes)
+    return changes
+
+
+def _cancel(conn, incident_id, *, message, author, now) -> None:
+    """Validate and call off a maintenance window before it begins."""
+    rec = _record(conn, incident_id)
+    author, message = _text("author", author), _text("message", message, multiline=True)
+    if rec.kind != "maintenance":
+        raise IncidentError(f"#{rec.id} is an {rec.kind}, not a maintenance; only planned work can be"
+                            " cancelled (resolve an outage instead)")
+    if rec.cancelled:
+        raise IncidentError(f"maintenance #{rec.id} was already cancelled at {db.iso(rec.resolved_at)}")
+    now = now.replace(microsecond=0)
+    if now >= rec.started_at:
+        state = rec.status(now)
+        raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r}; only a"
+                            " window that has not begun can be cancelled (end it early with resolve)")
+    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(now), rec.id))
+    _add_update(conn, rec.id, now, "cancelled", message, None, author, now)
+    _audit(conn, now, author, "cancel", rec.id, {"message": message, "start": db.iso(rec.started_at),
+                                                 "end": db.iso(rec.scheduled_end)})
 
 
 def _insert(conn, *, title, kind, cause, started, end, services, towns, area, author, now) -> int:
@@ -265,16 +354,24 @@ def _audit(conn, now, author, action, incident_id, detail) -> None:
 # --- validation -------------------------------------------------------------
 
 
-def _text(name, value) -> str:
-    """Return the stripped text, refusing an empty value."""
+def _text(name, value, multiline: bool = False) -> str:
+    """Return the text normalised (``portal.data.text``), refusing an empty one or a control character."""
     if not isinstance(value, str) or not value.strip():
         raise IncidentError(f"empty {name}; give a non-empty {name}")
-    return value.strip()
+    try:
+        value = check_text(name, value, multiline=multiline)
+    except BadText as exc:
+        raise IncidentError(str(exc)) from None
+    if not value:
+        raise IncidentError(f"empty {name}; give a non-empty {name}")
+    return value
 
 
-def _optional_text(value) -> str | None:
-    """Return the stripped text, or None when empty."""
-    return value.strip() if isinstance(value, str) and value.strip() else None
+def _optional_text(value, name: str = "cause") -> str | None:
+    """Return the normalised text, or None when empty; refuse a control character."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return _text(name, value)
 
 
 def _services(services) -> list[str]:
@@ -347,7 +444,7 @@ def _past(name, value, now) -> datetime:
 def _after_timeline(rec: Record, at: datetime, now: datetime) -> datetime:
     """Refuse changes to a closed incident or dated before its start or last update."""
     if rec.resolved_at is not None:
-        word = "completed" if rec.kind == "maintenance" else "resolved"
+        word = "cancelled" if rec.cancelled else "completed" if rec.kind == "maintenance" else "resolved"
         raise IncidentError(f"incident #{rec.id} is already {word} (at {db.iso(rec.resolved_at)}); "
                             "open a new incident instead")
     if rec.kind == "maintenance" and rec.status(now) == "completed":

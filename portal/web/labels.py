@@ -33,7 +33,7 @@ INCIDENT_KIND = {"outage": _l("Outage"), "degraded": _l("Degraded service"), "ma
 INCIDENT_STATUS = {
     "investigating": _l("Investigating"), "identified": _l("Identified"), "monitoring": _l("Monitoring"),
     "resolved": _l("Resolved"), "scheduled": _l("Scheduled"), "in_progress": _l("In progress"),
-    "completed": _l("Completed"),
+    "completed": _l("Completed"), "cancelled": _l("Cancelled"),
 }
 SERVICE_STATUS = {
     "operational": _l("working normally"), "degraded_performance": _l("degraded"),
