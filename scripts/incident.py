@@ -34,6 +34,9 @@ EXAMPLES = {
                " --at 2026-11-02T15:00",
     "maintenance": 'python scripts/incident.py maintenance --title "Node upgrade" --service internet'
                    " --service tv --town Pskov --start 2026-11-25T01:00 --end 2026-11-25T05:00",
+    "edit": 'python scripts/incident.py edit 12 --title "No cable TV in one building on Lenina St"',
+    "cancel": 'python scripts/incident.py cancel 14 --message "The upgrade is postponed; a new date will'
+              ' follow"',
     "list": "python scripts/incident.py list --all",
     "show": "python scripts/incident.py show 12",
 }
@@ -164,7 +167,11 @@ def _what_and_where(func):
 
 @click.group(epilog=_example("group"))
 def main() -> None:
-    """Run incidents and maintenance: what the public status pages, feeds and API show."""
+    """Run incidents and maintenance: what the public status pages, feeds and API show.
+
+    Texts may hold line breaks (kept in messages, spaces elsewhere) but no other control
+    character. Every change is in the audit log: python scripts/audit.py.
+    """
 
 
 @main.command("open", epilog=_example("open"))
@@ -246,6 +253,39 @@ def maintenance_command(db_path, title, services, towns, areas, start, end, mess
     click.echo(incident_id)
 
 
+@main.command("edit", epilog=_example("edit"))
+@db_option
+@click.argument("incident_id", type=int)
+@click.option("--title", help="Corrected public headline.")
+@click.option("--message", help="Corrected text of an update (the latest unless --update says which).")
+@click.option("--update", "update_number", type=int,
+              help="Which update --message corrects: its number in `show` (1 is the first).")
+@click.option("--cause", help="Corrected cause.")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def edit_command(db_path, incident_id, title, message, update_number, cause, author):
+    """Correct a published title, an update's message or the cause; the audit log keeps both texts.
+
+    Times and statuses stay as published: a new development is an update, not an edit.
+    """
+    changes = _write(incidents.edit_incident, db_path, incident_id, title=title, message=message,
+                     update=update_number, cause=cause, author=author)
+    for field, change in changes.items():
+        where = f" (update {change['update']})" if "update" in change else ""
+        click.echo(f"{field}{where}: {change['before']!r} -> {change['after']!r}")
+    click.echo(f"corrected incident {incident_id}")
+
+
+@main.command("cancel", epilog=_example("cancel"))
+@db_option
+@click.argument("incident_id", type=int)
+@click.option("--message", required=True, help="Public text: why the work is called off, what comes next.")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def cancel_command(db_path, incident_id, message, author):
+    """Call off a planned maintenance window that has not begun (it stays in the history as cancelled)."""
+    _write(incidents.cancel_maintenance, db_path, incident_id, message=message, author=author)
+    click.echo(f"cancelled maintenance {incident_id}")
+
+
 @main.command("list", epilog=_example("list"))
 @db_option
 @click.option("--all", "show_all", is_flag=True, help="Include resolved incidents and past maintenance.")
@@ -292,9 +332,18 @@ def show_command(db_path, incident_id):
         state = "MISSED" if d["missed"] else "met" if d["remaining_s"] is None else (
             f"{_duration(d['remaining_s'])} left")
         click.echo(f"  {service} deadline ({d['hours']} h): {_local(d['due_at'], zone)}, {state}")
-    click.echo("  timeline:")
+    click.echo("  timeline (numbers as edit --update takes them):")
+    with _reader(db_path) as conn:
+        stored = conn.execute("SELECT at, status FROM incident_updates WHERE incident_id = ? ORDER BY at, id",
+                              (incident_id,)).fetchall()
+    numbers = {}
+    for n, row in enumerate(stored, start=1):
+        numbers.setdefault((row["at"], row["status"]), []).append(n)
     for u in i["updates"]:
-        click.echo(f"    {_local(u['at'], zone)}  {u['status']:<13}  {u['message']}")
+        # Lines the portal adds itself (a window's start and end) have no number: they cannot be edited.
+        found = numbers.get((u["at"], u["status"]))
+        mark = f"{found.pop(0)}." if found else "-"
+        click.echo(f"    {mark:>3} {_local(u['at'], zone)}  {u['status']:<13}  {u['message']}")
     for e in i["eta_history"]:
         click.echo(f"    eta set {_local(e['at'], zone)} -> {_local(e['eta'], zone)}")
 

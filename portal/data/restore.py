@@ -1,0 +1,148 @@
+"""Restore a backup into the live database, safely while the portal serves from it.
+
+The obvious ways fail: a backup file copied over the live file is read by running
+connections against the old write-ahead log ("database disk image is malformed"), and a
+cold copy of the file alone misses commits still in its ``-wal``. So a restore never moves
+files. The backup is checked (SQLite's integrity check, the portal's ``meta``), copied to a
+work file, brought to the current schema, stamped (a revision after the live one, an audit
+row) and then copied *into* the live database with SQLite's backup API: one commit, like
+a rebuild (``portal.data.build``). Every reader sees the old data or the restored data,
+never a mix, and every worker notices the change on its next request. The live data is
+saved first, so a restore can itself be undone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from pathlib import Path
+
+from portal.data import db
+
+
+class RestoreRefused(ValueError):
+    """The backup cannot be restored; the message says why and what would be right. Nothing was changed."""
+
+
+def check_backup(path: Path) -> int:
+    """Return the backup's data revision, or refuse a file that is no sound portal database."""
+    path = Path(path)
+    if not path.is_file():
+        raise RestoreRefused(f"backup {path}: no such file; give a file written by scripts/backup.py")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise RestoreRefused(f"backup {path} cannot be opened ({exc})") from None
+    try:
+        try:
+            ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise RestoreRefused(f"backup {path} is not an SQLite database ({exc}); give a file written by"
+                                 " scripts/backup.py") from None
+        if ok != "ok":
+            raise RestoreRefused(f"backup {path} fails SQLite's integrity check ({ok}); take another backup")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        except sqlite3.DatabaseError:
+            row = None
+        if row is None:
+            raise RestoreRefused(f"backup {path} is not a portal database (no meta table with a revision)")
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, create: bool = False) -> dict:
+    """Copy ``backup`` into the live database at ``live``; return what was done.
+
+    ``keep``: where to save the live data first (a consistent copy, like scripts/backup.py);
+    None saves nothing. A missing ``live`` is refused unless ``create``.
+    """
+    backup, live = Path(backup), Path(live)
+    backed_up_revision = check_backup(backup)
+    if backup.resolve() == live.resolve():
+        raise RestoreRefused(f"backup {backup} is the live database itself; give a backup file")
+    exists = live.exists()
+    if not exists and not create:
+        raise RestoreRefused(f"database {live} does not exist; give the portal's database (--db), or restore"
+                             " into a new file on purpose with --create")
+    if keep is not None and keep.exists():
+        raise RestoreRefused(f"{keep} already exists; the live data would be saved there: give a new name")
+    work = live.with_name(f".{live.name}.restoring-{os.getpid()}")
+    for leftover in (work, *_wal_files(work)):
+        leftover.unlink(missing_ok=True)
+    try:
+        _copy(backup, work)
+        db.migrate(work)  # a backup from an older version gets today's schema
+        work_conn = sqlite3.connect(work)
+        try:
+            work_conn.execute("PRAGMA journal_mode=DELETE")  # one file, for the copy below
+        finally:
+            work_conn.close()
+        if not exists:
+            live.parent.mkdir(parents=True, exist_ok=True)
+            _stamp(work, after=backed_up_revision, backup=backup, author=author, revision=backed_up_revision)
+            for leftover in _wal_files(live):
+                leftover.unlink(missing_ok=True)
+            os.replace(work, live)
+            return {"revision": backed_up_revision + 1, "backup_revision": backed_up_revision, "kept": None}
+        target = sqlite3.connect(live, timeout=30)
+        try:
+            if keep is not None:
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                saved = sqlite3.connect(keep)
+                try:
+                    target.backup(saved)
+                    saved.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    saved.close()
+            # A write landing between this read and the copy may take the same revision number;
+            # the new build id keeps the two apart (caches are keyed by ``db.data_key``).
+            _stamp(work, after=db.revision(target), backup=backup, author=author, revision=backed_up_revision)
+            source = sqlite3.connect(work)
+            try:
+                # One commit into the live file: readers see the old data or the restored data.
+                source.backup(target)
+            finally:
+                source.close()
+            revision = db.revision(target)
+        finally:
+            target.close()
+        return {"revision": revision, "backup_revision": backed_up_revision, "kept": keep}
+    finally:
+        for leftover in (work, *_wal_files(work)):
+            leftover.unlink(missing_ok=True)
+
+
+def _copy(source: Path, dest: Path) -> None:
+    """Copy a database with SQLite's backup API (the backup file is only read)."""
+    src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        out = sqlite3.connect(dest)
+        try:
+            src.backup(out)
+        finally:
+            out.close()
+    finally:
+        src.close()
+
+
+def _stamp(work: Path, *, after: int, backup: Path, author: str, revision: int) -> None:
+    """Give the restored data a revision after the live one and an audit row saying where it came from."""
+    conn = sqlite3.connect(work)
+    try:
+        with conn:
+            db.bump_revision(conn, after=after)
+            db.set_meta(conn, "build_id", uuid.uuid4().hex)
+            conn.execute(
+                "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                (db.iso(db.utcnow()), author, "database.restore", "database",
+                 json.dumps({"backup": str(backup), "backup_revision": revision, "replaced_revision": after})))
+    finally:
+        conn.close()
+
+
+def _wal_files(path: Path) -> tuple[Path, Path]:
+    """Return the write-ahead log and its index beside a database."""
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
