@@ -69,6 +69,8 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
                              " into a new file on purpose with --create")
     if keep is not None and keep.exists():
         raise RestoreRefused(f"{keep} already exists; the live data would be saved there: give a new name")
+    if not exists:
+        live.parent.mkdir(parents=True, exist_ok=True)
     work = live.with_name(f".{live.name}.restoring-{os.getpid()}")
     for leftover in (work, *_wal_files(work)):
         leftover.unlink(missing_ok=True)
@@ -81,7 +83,6 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
         finally:
             work_conn.close()
         if not exists:
-            live.parent.mkdir(parents=True, exist_ok=True)
             _stamp(work, after=backed_up_revision, backup=backup, author=author, revision=backed_up_revision)
             for leftover in _wal_files(live):
                 leftover.unlink(missing_ok=True)
