@@ -169,7 +169,9 @@ def test_cancel_calls_off_a_planned_window(db_path):
     assert body["updates"][-1] == {**body["updates"][-1], "status": "cancelled",
                                    "message": "Postponed; a new date follows"}
     assert window not in [i["id"] for i in client.get("/api/v1/incidents").get_json()["incidents"]]
-    assert client.get(f"/incidents/{window}").status_code == 200
+    page = client.get(f"/incidents/{window}?lang=en").get_data(as_text=True)
+    assert "Cancelled" in page and "The maintenance window" not in page
+    assert "Отменено" in client.get(f"/incidents/{window}?lang=ru").get_data(as_text=True)
     calendar = client.get("/feeds/maintenance.ics").get_data(as_text=True)
     event = calendar.split(f"UID:incident-{window}@")[1].split("END:VEVENT")[0]
     assert "STATUS:CANCELLED" in event
