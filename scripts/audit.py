@@ -16,7 +16,8 @@ from cli import Refused, db_option
 from portal.config import DEFAULTS
 from portal.data import db
 
-TIMES_HELP = "ISO 8601 (e.g. 2026-11-22 or 2026-11-22T19:40); a time without a zone is the region's local time."
+TIMES_HELP = ("ISO 8601 (e.g. 2026-11-22 or 2026-11-22T19:40); a time without a zone is the region's"
+              " local time.")
 
 
 def _time(option: str, text: str | None, zone: ZoneInfo) -> str | None:
@@ -47,7 +48,8 @@ def _detail(text: str | None) -> str:
             where = f" (update {value['update']})" if "update" in value else ""
             parts.append(f"{key}{where}: {value['before']!r} -> {value['after']!r}")
         else:
-            parts.append(f"{key}={json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}")
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            parts.append(f"{key}={shown}")
     return "; ".join(parts)
 
 
@@ -90,7 +92,8 @@ def main(db_path, incident_id, author, since, until, limit, as_json):
         return
     for r in rows:
         at = db.parse_iso(r["at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-        click.echo(f"{at}  {r['author']:<12}  {r['action']:<20}  {r['subject'] or '-':<12}  {_detail(r['detail'])}")
+        subject = r["subject"] or "-"
+        click.echo(f"{at}  {r['author']:<12}  {r['action']:<20}  {subject:<12}  {_detail(r['detail'])}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from cli import Refused, author_default, db_option, require_database
 from portal.data import restore as restoring
 
 
-@click.command(epilog="\b\nExample:\n    python scripts/restore.py backups/portal-2026-11-22.sqlite --db instance/portal.sqlite")
+@click.command(epilog="\b\nExample:\n    python scripts/restore.py backups/portal-2026-11-22.sqlite"
+                      " --db instance/portal.sqlite")
 @click.argument("backup", type=click.Path(dir_okay=False, path_type=Path))
 @db_option(must_exist=False)
 @click.option("--keep-current", "keep", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from portal import create_app
 from portal.web import openapi

@@ -236,7 +236,7 @@ def test_a_one_polygon_import_stops_shows_the_difference_and_needs_replace_all(d
     before = fingerprint(db_path)
     stopped = run("import_coverage.py", file, "--db", db_path)
     assert stopped.returncode == 2 and fingerprint(db_path) == before
-    assert f"removed" in stopped.stdout and "Compared with the live coverage layer: 1 added" in stopped.stdout
+    assert "removed" in stopped.stdout and "Compared with the live coverage layer: 1 added" in stopped.stdout
     assert f"would remove {live} of the {live} live coverage features (100%)" in stopped.stderr
     assert "--replace-all" in stopped.stderr
     done = run("import_coverage.py", file, "--db", db_path, "--replace-all")

@@ -139,7 +139,8 @@ def _stamp(work: Path, *, after: int, backup: Path, author: str, revision: int) 
             conn.execute(
                 "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
                 (db.iso(db.utcnow()), author, "database.restore", "database",
-                 json.dumps({"backup": str(backup), "backup_revision": revision, "replaced_revision": after})))
+                 json.dumps({"backup": str(backup), "backup_revision": revision,
+                             "replaced_revision": after})))
     finally:
         conn.close()
 

@@ -228,7 +228,8 @@ def availability(conn, slug, service, now, days=90, *, tz=TIMEZONE, since=None, 
     extent = geometry_of(live_towns(conn, towns_by_slug, entry).get(slug))
     down, partial, maintenance = [], [], []
     for r in (entry.recs[i] for i in town_candidates(entry, slug, extent)):
-        if service not in r.services or r.started_at >= now or r.cancelled or not r.affects_town(slug, extent):
+        if (service not in r.services or r.started_at >= now or r.cancelled
+                or not r.affects_town(slug, extent)):
             continue
         span = (r.started_at, r.end(now) or now)
         if r.kind == "maintenance":

@@ -111,7 +111,8 @@ def maintenance_calendar(items: list[dict], *, name: str, prodid: str, domain: s
         event.add("last-modified", db.parse_iso(item["updated_at"]))
         event.add("dtstart", db.parse_iso(item["scheduled_start"] or item["started_at"]))
         cancelled = item["status"] == "cancelled"  # called off: the planned window, marked CANCELLED
-        event.add("dtend", db.parse_iso(item["scheduled_end"] if cancelled else item["resolved_at"] or item["scheduled_end"]))
+        end = item["scheduled_end"] if cancelled else item["resolved_at"] or item["scheduled_end"]
+        event.add("dtend", db.parse_iso(end))
         event.add("summary", item["title"])
         event.add("description", f"{latest}\n\n{words['services']}: {services}\n{link}")
         event.add("location", ", ".join(towns))

@@ -77,7 +77,8 @@ class Record:
         Cancelling closes the window before its start (``cancel_maintenance``); completing one
         early is refused before its start, so nothing else gives a maintenance that shape.
         """
-        return self.kind == "maintenance" and self.resolved_at is not None and self.resolved_at < self.started_at
+        return (self.kind == "maintenance" and self.resolved_at is not None
+                and self.resolved_at < self.started_at)
 
     def status(self, now: datetime) -> str:
         """Return the public status at ``now``."""
@@ -270,7 +271,8 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now) -> d
         title = _text("title", title)
         stored = conn.execute("SELECT title FROM incidents WHERE id = ?", (rec.id,)).fetchone()[0]
         if title == stored:
-            raise IncidentError(f"title {title!r} is already the title of #{rec.id}; give the corrected title")
+            raise IncidentError(f"title {title!r} is already the title of #{rec.id}; give the corrected"
+                                " title")
         conn.execute("UPDATE incidents SET title = ? WHERE id = ?", (title, rec.id))
         changes["title"] = {"before": stored, "after": title}
     if message is not None:
@@ -279,7 +281,8 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now) -> d
                             (rec.id,)).fetchall()
         number = len(rows) if update is None else update
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
-            raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1 to"
+            raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1"
+                                " to"
                                 f" {len(rows)} (as `show` numbers them)")
         row = rows[number - 1]
         if message == row["message"]:
@@ -290,7 +293,8 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now) -> d
     if cause is not None:
         cause = _text("cause", cause)
         if cause == rec.cause:
-            raise IncidentError(f"cause {cause!r} is already the cause of #{rec.id}; give the corrected cause")
+            raise IncidentError(f"cause {cause!r} is already the cause of #{rec.id}; give the corrected"
+                                " cause")
         conn.execute("UPDATE incidents SET cause = ? WHERE id = ?", (cause, rec.id))
         changes["cause"] = {"before": rec.cause, "after": cause}
     _audit(conn, now, author, "edit", rec.id, changes)
@@ -309,7 +313,8 @@ def _cancel(conn, incident_id, *, message, author, now) -> None:
     now = now.replace(microsecond=0)
     if now >= rec.started_at:
         state = rec.status(now)
-        raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r}; only a"
+        raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r};"
+                            " only a"
                             " window that has not begun can be cancelled (end it early with resolve)")
     conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(now), rec.id))
     _add_update(conn, rec.id, now, "cancelled", message, None, author, now)

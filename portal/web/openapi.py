@@ -69,8 +69,9 @@ def _type(schema: dict) -> str:
         text += ": " + ", ".join(f"`{v}`" for v in schema["enum"])
     if "minimum" in schema or "maximum" in schema:
         text += f" ({schema.get('minimum', '…')} to {schema.get('maximum', '…')})"
-    if kinds == ["object"] and "additionalProperties" in schema and isinstance(schema["additionalProperties"], dict):
-        text += " of " + _type(schema["additionalProperties"])
+    extra = schema.get("additionalProperties")
+    if kinds == ["object"] and isinstance(extra, dict):
+        text += " of " + _type(extra)
         if "propertyNames" in schema:
             text += " by " + _type(schema["propertyNames"]).split(": ", 1)[-1]
     return text
@@ -94,7 +95,8 @@ def render_markdown(description: dict | None = None) -> str:
         "",
         info["description"],
         "",
-        f"OpenAPI {description['openapi']} description: [`/openapi.json`](../portal/web/openapi.json), served by"
+        f"OpenAPI {description['openapi']} description: [`/openapi.json`](../portal/web/openapi.json),"
+        " served by"
         " the portal at `/openapi.json`.",
         "",
         "| method and path | what |",
@@ -139,7 +141,8 @@ def render_markdown(description: dict | None = None) -> str:
             required = set(part.get("required", []))
             for field, field_schema in part.get("properties", {}).items():
                 meaning = field_schema.get("description", "")
-                rows.append(f"| `{field}` | {_cell(_type(field_schema))} | {'yes' if field in required else 'no'} |"
+                needed = "yes" if field in required else "no"
+                rows.append(f"| `{field}` | {_cell(_type(field_schema))} | {needed} |"
                             f" {_cell(meaning)} |")
         if rows:
             out += ["| field | type | required | meaning |", "| --- | --- | --- | --- |", *rows]
