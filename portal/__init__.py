@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.web import caching, i18n
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
-    from portal.web.views import api, context, errors, feeds, pages, status
+    from portal.web.views import api, context, errors, feeds, listening, pages, status
 
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
@@ -38,4 +38,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     status.init_app(app)
     app.register_blueprint(feeds.bp)
+    listening.init_app(app)
     return app
