@@ -104,68 +104,69 @@ def place_name(words: Words, sub, towns: dict) -> str:
         if town is None:
             return sub["town"]
         return (town[1] or town[0]) if words.lang == "ru" else town[0]
-    return words("point %(lat)s, %(lon)s (±100 m)", lat=f"{sub['lat']:.4f}", lon=f"{sub['lon']:.4f}")
+    _ = words
+    return _("point %(lat)s, %(lon)s (±100 m)", lat=f"{sub['lat']:.4f}", lon=f"{sub['lon']:.4f}")
 
 
 def content(kind: str, payload: dict, folded: list[dict], words: Words, place: str, links: dict) -> dict:
     """Return the subject, opening line, facts and paragraphs of a notification."""
-    w = words
+    _ = words
     inc, update = payload["incident"], payload.get("update") or {}
-    title, kind_label = inc["title"], w(KIND.get(inc["kind"], inc["kind"]))
-    status = w(STATUS.get(inc["status"], inc["status"]))
+    title, kind_label = inc["title"], _(KIND.get(inc["kind"], inc["kind"]))
+    status = _(STATUS.get(inc["status"], inc["status"]))
     maintenance = inc["kind"] == "maintenance"
     if kind == "opened":
-        subject = w("%(place)s: %(kind)s — %(title)s", kind=kind_label, place=place, title=title)
-        intro = w("A new problem affects your place: %(place)s.", place=place)
+        subject = _("%(place)s: %(kind)s — %(title)s", kind=kind_label, place=place, title=title)
+        intro = _("A new problem affects your place: %(place)s.", place=place)
     elif kind == "updated":
-        subject = w("Update: %(title)s (%(status)s)", title=title, status=status)
-        intro = w("There is news about the problem affecting your place: %(place)s.", place=place)
+        subject = _("Update: %(title)s (%(status)s)", title=title, status=status)
+        intro = _("There is news about the problem affecting your place: %(place)s.", place=place)
     elif kind == "resolved" and maintenance:
-        subject = w("Completed: %(title)s", title=title)
-        intro = w("The planned maintenance affecting your place is completed: %(place)s.", place=place)
+        subject = _("Completed: %(title)s", title=title)
+        intro = _("The planned maintenance affecting your place is completed: %(place)s.", place=place)
     elif kind == "resolved":
-        subject = w("Resolved: %(title)s", title=title)
-        intro = w("The problem affecting your place is resolved: %(place)s.", place=place)
+        subject = _("Resolved: %(title)s", title=title)
+        intro = _("The problem affecting your place is resolved: %(place)s.", place=place)
     elif kind == "maintenance_announced":
-        subject = w("%(place)s: planned maintenance — %(title)s", place=place, title=title)
-        intro = w("Maintenance is planned from %(start)s to %(end)s. Your place: %(place)s.", place=place,
-                  start=w.time(inc["started_at"]), end=w.time(inc["scheduled_end"]))
+        subject = _("%(place)s: planned maintenance — %(title)s", place=place, title=title)
+        intro = _("Maintenance is planned from %(start)s to %(end)s. Your place: %(place)s.", place=place,
+                  start=_.time(inc["started_at"]), end=_.time(inc["scheduled_end"]))
     elif kind == "maintenance_started":
-        subject = w("%(place)s: maintenance has started — %(title)s", place=place, title=title)
-        intro = w("The planned maintenance has started; it should end by %(end)s. Your place: %(place)s.",
-                  place=place, end=w.time(inc["scheduled_end"]))
+        subject = _("%(place)s: maintenance has started — %(title)s", place=place, title=title)
+        intro = _("The planned maintenance has started; it should end by %(end)s. Your place: %(place)s.",
+                  place=place, end=_.time(inc["scheduled_end"]))
     elif kind == "deadline_passed":
-        subject = w("Restoration deadline passed: %(title)s", title=title)
-        intro = w("The problem affecting your place has lasted longer than your contract allows: %(place)s.",
+        subject = _("Restoration deadline passed: %(title)s", title=title)
+        intro = _("The problem affecting your place has lasted longer than your contract allows: %(place)s.",
                   place=place)
     else:
         raise ValueError(f"unknown event kind {kind!r}")
-    facts = [(w("Status"), status), (w("Services"), w.services(inc["services"]))]
+    facts = [(_("Status"), status), (_("Services"), _.services(inc["services"]))]
     if maintenance:
-        facts.append((w("Window"), w("%(start)s to %(end)s", start=w.time(inc["started_at"]),
-                                     end=w.time(inc["scheduled_end"]))))
+        facts.append((_("Window"), _("%(start)s to %(end)s", start=_.time(inc["started_at"]),
+                                     end=_.time(inc["scheduled_end"]))))
     else:
-        facts.append((w("Started"), w.time(inc["started_at"])))
+        facts.append((_("Started"), _.time(inc["started_at"])))
         if inc.get("resolved_at"):
-            facts.append((w("Ended"), w.time(inc["resolved_at"])))
+            facts.append((_("Ended"), _.time(inc["resolved_at"])))
         elif inc.get("eta"):
-            facts.append((w("Expected restoration"), w.time(inc["eta"])))
+            facts.append((_("Expected restoration"), _.time(inc["eta"])))
     if inc.get("cause"):
-        facts.append((w("Cause"), inc["cause"]))
+        facts.append((_("Cause"), inc["cause"]))
     paragraphs = []
     if kind == "deadline_passed":
         d = payload["deadline"]
-        paragraphs.append(w(
+        paragraphs.append(_(
             "Your contract promises that %(service)s is restored within %(hours)s hours of the start of an "
             "outage. That deadline passed at %(due)s. For every day without service after it, the contract "
             "entitles you to a recalculation of the monthly fee for %(service)s; it is applied to your next "
-            "bill without a request.", service=w(SERVICE.get(d["service"], d["service"])),
-            hours=f"{d['hours']:g}", due=w.time(d["due_at"])))
-    earlier = [{"when": w.time(u["at"]), "status": w(STATUS.get(u["status"], u["status"])),
+            "bill without a request.", service=_(SERVICE.get(d["service"], d["service"])),
+            hours=f"{d['hours']:g}", due=_.time(d["due_at"])))
+    earlier = [{"when": _.time(u["at"]), "status": _(STATUS.get(u["status"], u["status"])),
                 "message": u["message"]} for u in folded]
     latest = None
     if update:
-        latest = {"when": w.time(update["at"]), "status": w(STATUS.get(update["status"], update["status"])),
+        latest = {"when": _.time(update["at"]), "status": _(STATUS.get(update["status"], update["status"])),
                   "message": update["message"]}
     return {"subject": subject, "intro": intro, "title": title, "facts": facts, "paragraphs": paragraphs,
             "latest": latest, "earlier": earlier, "place": place, **links}
@@ -173,13 +174,13 @@ def content(kind: str, payload: dict, folded: list[dict], words: Words, place: s
 
 def confirmation_content(words: Words, place: str, services, links: dict) -> dict:
     """Return the subject and text of the confirmation message."""
-    w = words
+    _ = words
     return {
-        "subject": w("Confirm your outage notifications: %(place)s", place=place),
-        "intro": w("Someone, probably you, asked to be told about outages and maintenance (%(services)s) "
-                   "for this place: %(place)s.", place=place, services=w.services(services)),
-        "action": w("Open this link to confirm; nothing will be sent until you do:"),
-        "ignore": w("If it was not you, ignore this message: the request is deleted after 7 days."),
+        "subject": _("Confirm your outage notifications: %(place)s", place=place),
+        "intro": _("Someone, probably you, asked to be told about outages and maintenance (%(services)s) "
+                   "for this place: %(place)s.", place=place, services=_.services(services)),
+        "action": _("Open this link to confirm; nothing will be sent until you do:"),
+        "ignore": _("If it was not you, ignore this message: the request is deleted after 7 days."),
         "place": place, **links,
     }
 
@@ -239,7 +240,7 @@ class Renderer:
         headers = [
             ("From", formataddr((name, sender), charset="utf-8") if name else sender),
             ("To", row["address"]),
-            ("Subject", Header(subject, "utf-8", maxlinelen=76).encode()),
+            ("Subject", Header(subject, "utf-8", maxlinelen=76).encode(linesep="\r\n")),
             ("Date", formatdate(usegmt=True)),
             ("Message-ID", message_id(row["event_id"], row["subscription_id"], settings.mail_domain)),
             ("Content-Language", row["lang"]),
@@ -258,7 +259,7 @@ class Renderer:
         for subtype, body in (("plain", text), ("html", html)):
             out += [f"--{boundary}", f"Content-Type: text/{subtype}; charset=utf-8",
                     "Content-Transfer-Encoding: base64", "",
-                    base64.encodebytes(body.encode("utf-8")).decode("ascii").rstrip("\n")]
+                    base64.encodebytes(body.encode("utf-8")).decode("ascii").rstrip("\n").replace("\n", "\r\n")]
         out += [f"--{boundary}--", ""]
         return "\r\n".join(out).encode("ascii")
 
