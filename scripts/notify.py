@@ -95,8 +95,10 @@ def status_command(db_path):
     click.echo(f"deliveries: {d['pending']} pending, {d['sending']} sending, {d['sent']} sent, {d['failed']} failed")
     oldest = f" (oldest waiting {found['oldest_due_s']} s)" if found["oldest_due_s"] is not None else ""
     click.echo(f"due now: {found['due_now']}{oldest}")
-    nxt = f" (next in {found['next_retry_in_s']} s)" if found["next_retry_in_s"] is not None else ""
+    nxt = f" (next in {max(found['next_retry_in_s'], 0)} s)" if found["next_retry_in_s"] is not None else ""
     click.echo(f"waiting to retry: {found['retry_later']}{nxt}")
+    if found["last_error"]:
+        click.echo(f"last error: {found['last_error']}")
     e = found["events"]
     click.echo(f"events: {e['pending']} waiting to fan out, {e['done']} fanned out, {e['folded']} folded")
     s = found["subscriptions"]

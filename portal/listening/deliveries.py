@@ -140,8 +140,10 @@ def status(conn, now_ts: float) -> dict:
     states = {r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state")}
     due = conn.execute("SELECT count(*), min(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= ?",
                        (now_ts,)).fetchone()
-    later = conn.execute("SELECT count(*), min(due_at) FROM deliveries WHERE state = 'pending' AND due_at > ?",
-                         (now_ts,)).fetchone()
+    later = conn.execute("SELECT count(*), min(due_at) FROM deliveries WHERE state = 'pending'"
+                         " AND error IS NOT NULL").fetchone()
+    error = conn.execute("SELECT error FROM deliveries WHERE state = 'pending' AND error IS NOT NULL"
+                         " ORDER BY due_at DESC LIMIT 1").fetchone()
     events = {r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM outbox GROUP BY state")}
     subs = conn.execute("SELECT count(*) FILTER (WHERE confirmed_at IS NOT NULL),"
                         " count(*) FILTER (WHERE confirmed_at IS NULL) FROM subscriptions").fetchone()
@@ -149,6 +151,7 @@ def status(conn, now_ts: float) -> dict:
         "deliveries": {s: states.get(s, 0) for s in ("pending", "sending", "sent", "failed")},
         "due_now": due[0], "oldest_due_s": round(now_ts - due[1], 1) if due[1] else None,
         "retry_later": later[0], "next_retry_in_s": round(later[1] - now_ts, 1) if later[1] else None,
+        "last_error": error[0] if error else None,
         "events": {s: events.get(s, 0) for s in ("pending", "done", "folded")},
         "subscriptions": {"confirmed": subs[0], "pending": subs[1]},
     }
