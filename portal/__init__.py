@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.web import caching, i18n, openapi, security
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
-    from portal.web.views import api, context, errors, feeds, pages, status
+    from portal.web.views import api, context, errors, feeds, listening, pages, status
 
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
@@ -40,4 +40,5 @@ def create_app(config: dict | None = None) -> Flask:
     status.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(openapi.bp)
+    listening.init_app(app)
     return app

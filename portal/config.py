@@ -14,6 +14,56 @@ def default_database_path() -> Path:
     return Path(env) if env else ROOT / "instance" / "portal.sqlite"
 
 
+# Settings read from the environment as ``PORTAL_<NAME>`` (``create_app`` config keys and the
+# scripts use the same names without the prefix): name -> (type, default). One source each.
+ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
+    # Mail relay for notifications, smtp://[user:password@]host:port (smtps:// for TLS from the
+    # start; ?starttls=1 to upgrade). Unset: messages are written to a Maildir (MAILDIR).
+    "SMTP_URL": (str, None),
+    "MAIL_FROM": (str, "Coverage and outages <noreply@localhost>"),
+    # The public origin used in e-mails and feeds (links to incidents, confirm, unsubscribe).
+    "BASE_URL": (str, "http://127.0.0.1:5000"),
+    # Redis for the delivery queue and the rate-limit counters when several machines share them;
+    # unset: a SQLite queue file beside the database and counts in the database.
+    "REDIS_URL": (str, None),
+    # Webhooks to private, loopback and link-local addresses are refused unless this is true.
+    "WEBHOOK_ALLOW_PRIVATE": (bool, False),
+    # Where messages go when SMTP_URL is unset (default: mail/ beside the database).
+    "MAILDIR": (str, None),
+    # Updates of one incident within this many seconds are sent as one message.
+    "NOTIFY_FOLD_SECONDS": (float, 60.0),
+    # A failed delivery is tried again after this many seconds, doubling up to an hour.
+    "NOTIFY_RETRY_SECONDS": (float, 60.0),
+    # Reverse proxies in front of the portal that append to X-Forwarded-For (nginx: 1).
+    "TRUSTED_PROXY_HOPS": (int, 0),
+}
+
+
+def _parse_setting(kind: type, raw: str):
+    """Return an environment value as its setting's type."""
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return kind(raw)
+
+
+def from_environment(environ=None) -> dict:
+    """Return every ``ENVIRONMENT_SETTINGS`` value from ``PORTAL_<NAME>`` (else its default), read now."""
+    environ = os.environ if environ is None else environ
+    found = {}
+    for name, (kind, default) in ENVIRONMENT_SETTINGS.items():
+        raw = environ.get(f"PORTAL_{name}")
+        found[name] = default if raw is None or raw == "" else _parse_setting(kind, raw)
+    return found
+
+
+def settings(overrides=None) -> dict:
+    """Return the defaults with the environment read now and ``overrides`` on top (scripts, workers)."""
+    found = {**DEFAULTS, **from_environment(), **(overrides or {})}
+    if not found.get("DATABASE"):
+        found["DATABASE"] = str(default_database_path())
+    return found
+
+
 DEFAULTS = {
     "DATABASE": None,  # resolved by create_app from default_database_path()
     "GEODATA_DIR": str(GEODATA_DIR),
@@ -37,3 +87,4 @@ DEFAULTS = {
     "LANGUAGES": ["ru", "en"],
     "BABEL_DEFAULT_LOCALE": "ru",
 }
+DEFAULTS.update(from_environment())

@@ -130,11 +130,24 @@ def _area(files) -> shapely.Geometry | None:
 
 
 def _write(action, *args, **kwargs):
-    """Run a write; an IncidentError becomes a refusal with nothing written."""
+    """Run a write; an IncidentError becomes a refusal with nothing written; then wake the notifier."""
     try:
-        return action(*args, **kwargs)
+        found = action(*args, **kwargs)
     except incidents.IncidentError as exc:
         raise Refused(str(exc)) from None
+    _nudge(args[0])
+    return found
+
+
+def _nudge(db_path) -> None:
+    """Ask the notification worker to send what the write recorded (now, and once updates are folded)."""
+    from portal import config
+    from portal.listening import queue
+    from portal.listening.settings import Settings
+
+    settings = Settings.from_config(config.settings({"DATABASE": str(db_path)}))
+    if queue.nudge(settings):
+        queue.nudge(settings, delay=settings.fold_s + 1)
 
 
 def _local(text: str | None, zone: ZoneInfo) -> str:

@@ -117,13 +117,29 @@ def _read(file: Path, kind: str):
     return read, file
 
 
+def _migrate_if_pending(path: Path) -> None:
+    """Apply migrations a database made by an older version lacks (under the build lock)."""
+    import sqlite_utils
+
+    found = sqlite_utils.Database(str(path))
+    try:
+        pending = db.migrations.pending(found)
+    finally:
+        found.close()
+    if pending:
+        with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            db.migrate(path)
+
+
 def ensure_database(path: Path, geodata_dir: Path = GEODATA_DIR) -> bool:
-    """Build the database if the file does not exist yet; return True when it was built.
+    """Build the database if the file does not exist yet (else apply pending migrations); True when built.
 
     A lock file keeps several workers starting at once from building it twice.
     """
     path = Path(path)
     if path.exists():
+        _migrate_if_pending(path)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:

@@ -133,6 +133,14 @@ def m002_incidents(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m010_listening(db: sqlite_utils.Database) -> None:
+    """Create subscriptions, the notification outbox, deliveries and rate counts (portal.listening.schema)."""
+    from portal.listening import schema
+
+    schema.create(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

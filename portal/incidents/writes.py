@@ -33,6 +33,7 @@ import shapely.geometry
 from portal.config import DEFAULTS
 from portal.data import db, layers
 from portal.data.text import BadText, check_text
+from portal.listening import outbox
 
 SERVICES = ("internet", "tv", "phone")
 KINDS = ("outage", "degraded", "maintenance")
@@ -118,8 +119,10 @@ def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage
                   message=None, cause=None, author, now=None) -> int:
     """Open an outage or degraded-service incident; return its id."""
     with db.writing(db_path) as conn:
-        return _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
-                     eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow())
+        incident_id = _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
+                            eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow())
+        outbox.incident_changed(conn, incident_id)
+        return incident_id
 
 
 def update_incident(db_path, incident_id, *, status, message, at=None, eta=None, cause=None, author,
@@ -128,20 +131,24 @@ def update_incident(db_path, incident_id, *, status, message, at=None, eta=None,
     with db.writing(db_path) as conn:
         _update(conn, incident_id, status=status, message=message, at=at, eta=eta, cause=cause,
                 author=author, now=now or db.utcnow())
+        outbox.incident_changed(conn, incident_id)
 
 
 def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None) -> None:
     """Resolve an incident (or end a maintenance early) with a closing message."""
     with db.writing(db_path) as conn:
         _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow())
+        outbox.incident_changed(conn, incident_id)
 
 
 def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start, end, message=None,
                          author, now=None) -> int:
     """Announce a maintenance window; return its id."""
     with db.writing(db_path) as conn:
-        return _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
-                         end=end, message=message, author=author, now=now or db.utcnow())
+        incident_id = _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
+                                end=end, message=message, author=author, now=now or db.utcnow())
+        outbox.incident_changed(conn, incident_id)
+        return incident_id
 
 
 def edit_incident(db_path, incident_id, *, title=None, message=None, update=None, cause=None, author,
@@ -159,6 +166,7 @@ def cancel_maintenance(db_path, incident_id, *, message, author, now=None) -> No
     """Call off a maintenance window that has not begun, with a public message saying so."""
     with db.writing(db_path) as conn:
         _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow())
+        outbox.incident_changed(conn, incident_id)
 
 
 def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now) -> int:

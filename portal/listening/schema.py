@@ -1,0 +1,95 @@
+"""The listening tables: subscriptions, the outbox of events, deliveries, rate-limit counts.
+
+Created by the ``m010_listening`` migration in ``portal.data.db``.
+
+- ``subscriptions``: one place (a town slug, or a ~100 m cell: never the submitted point),
+  services (a bit mask, ``SERVICE_BITS``), language, channel (``email`` or ``webhook``) and
+  its address, the link token, ``confirmed_at`` (NULL until the link is opened). Ids are
+  never reused (AUTOINCREMENT): they are part of Message-IDs.
+- ``outbox``: events recorded in the transaction of the write that caused them, fanned out
+  to ``deliveries`` by the worker once due (``state`` pending → done, or folded into a later
+  event of the same incident).
+- ``deliveries``: one row per event and subscription (unique), pending → sending → sent, or
+  failed for good; ``due_at`` is when to try next. Deleting a subscription deletes its rows.
+- ``rate_counts``: requests per key and time window, when Redis is not used.
+"""
+from __future__ import annotations
+
+import secrets
+
+SERVICE_BITS = {"internet": 1, "tv": 2, "phone": 4}
+
+
+def create(db) -> None:
+    """Create the listening tables (``db`` is a sqlite-utils Database inside the migration)."""
+    db.execute(
+        """CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+            address TEXT NOT NULL,
+            secret TEXT,
+            token TEXT NOT NULL UNIQUE,
+            town TEXT,
+            cell TEXT,
+            lat REAL,
+            lon REAL,
+            services INTEGER NOT NULL CHECK (services > 0),
+            lang TEXT NOT NULL CHECK (lang IN ('ru', 'en')),
+            created_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            CHECK ((town IS NULL) <> (cell IS NULL))
+        )"""
+    )
+    db.execute("CREATE INDEX subscriptions_town ON subscriptions(town) WHERE confirmed_at IS NOT NULL")
+    db.execute("CREATE INDEX subscriptions_point ON subscriptions(lat, lon) WHERE cell IS NOT NULL")
+    db.execute("CREATE INDEX subscriptions_address ON subscriptions(address)")
+    db.execute("CREATE INDEX subscriptions_pending ON subscriptions(created_at) WHERE confirmed_at IS NULL")
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            incident_id INTEGER,
+            subscription_id INTEGER,
+            service TEXT,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'folded')),
+            folded_into INTEGER,
+            deliveries INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox(due_at) WHERE state = 'pending'")
+    db.execute("CREATE INDEX outbox_incident ON outbox(incident_id, kind)")
+    # What the worker's periodic check records happens once per incident (and service).
+    db.execute("CREATE UNIQUE INDEX outbox_once ON outbox(incident_id, kind, coalesce(service, ''))"
+               " WHERE kind IN ('maintenance_started', 'deadline_passed')")
+    db.execute(
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES outbox(id),
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at REAL NOT NULL,
+            claimed_by TEXT,
+            claimed_until REAL,
+            sent_at REAL,
+            error TEXT,
+            UNIQUE (event_id, subscription_id)
+        )"""
+    )
+    db.execute("CREATE INDEX deliveries_due ON deliveries(due_at) WHERE state = 'pending'")
+    db.execute("CREATE INDEX deliveries_sending ON deliveries(claimed_by) WHERE state = 'sending'")
+    db.execute("CREATE INDEX deliveries_subscription ON deliveries(subscription_id)")
+    db.execute(
+        """CREATE TABLE rate_counts (
+            key TEXT NOT NULL,
+            window INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (key, window)
+        ) WITHOUT ROWID"""
+    )
+    # Keys e-mail addresses for rate limits, so no address is kept outside its subscription.
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('listening_key', ?)", [secrets.token_hex(32)])

@@ -1,0 +1,41 @@
+"""Write transactions for the listening tables, which leave the data revision alone.
+
+Subscriptions, the outbox and deliveries are not public data: a page does not change when
+someone subscribes or a message is sent, so these writes do not bump ``meta.revision`` (which
+would turn every cached page and ETag over). A staff write records its events inside its own
+``db.writing`` transaction instead (``outbox``).
+"""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open a write connection in autocommit mode (one statement, one transaction)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    # WAL with NORMAL: a commit survives the process being killed; only a power cut can undo
+    # the last commits (a delivery then marked sent again is sent again, same Message-ID).
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+@contextmanager
+def transaction(conn_or_path):
+    """Yield a connection inside one ``BEGIN IMMEDIATE`` transaction: all of it lands, or none."""
+    own = not isinstance(conn_or_path, sqlite3.Connection)
+    conn = connect(conn_or_path) if own else conn_or_path
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if own:
+            conn.close()

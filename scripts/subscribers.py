@@ -1,0 +1,76 @@
+"""Subscriptions for staff: how many per town and service, and forgetting an address on request."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+import click
+from cli import Refused, db_option, require_database
+
+from portal.data import build
+from portal.listening import store, subscriptions
+
+EXAMPLES = {
+    "group": "python scripts/subscribers.py counts",
+    "counts": "python scripts/subscribers.py counts",
+    "forget": "python scripts/subscribers.py forget vera@example.org",
+}
+
+
+def _example(name: str) -> str:
+    """Return a help epilog that ends the --help text with a command staff can copy."""
+    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
+
+
+def _database(db_path) -> Path:
+    """Return the existing database, with any migration it lacks applied."""
+    path = require_database(db_path)
+    build.ensure_database(path)
+    return path
+
+
+@click.group(epilog=_example("group"))
+def main() -> None:
+    """Count subscriptions (never showing an address) and forget a person's address on request."""
+
+
+@main.command("counts", epilog=_example("counts"))
+@db_option
+def counts_command(db_path):
+    """Show confirmed and pending subscriptions per town and service (a point counts in its town)."""
+    conn = store.connect(_database(db_path))
+    try:
+        rows = subscriptions.counts(conn)
+    finally:
+        conn.close()
+    if not rows:
+        click.echo("no subscriptions")
+        return
+    table = [("TOWN", "PLACE", "SERVICE", "CONFIRMED", "PENDING")]
+    table += [(r["town"], r["kind"], r["service"], str(r["confirmed"]), str(r["pending"])) for r in rows]
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    for r in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    total_confirmed = sum(r["confirmed"] for r in rows)
+    click.echo(f"(a subscription to several services counts once per service; {total_confirmed} confirmed"
+               " subscription-services in all)")
+
+
+@main.command("forget", epilog=_example("forget"))
+@db_option
+@click.argument("email")
+def forget_command(db_path, email):
+    """Delete every subscription of EMAIL (a person's request to be forgotten), with its pending messages."""
+    path = _database(db_path)
+    try:
+        with store.transaction(path) as conn:
+            count = subscriptions.forget(conn, email)
+    except subscriptions.SubscriptionError as exc:
+        raise Refused(f"{exc}; give the address as the person wrote it, e.g. vera@example.org") from None
+    click.echo(f"deleted {count} subscription{'s' if count != 1 else ''} of that address")
+
+
+if __name__ == "__main__":
+    main()
