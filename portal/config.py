@@ -21,7 +21,9 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     # start; ?starttls=1 to upgrade). Unset: messages are written to a Maildir (MAILDIR).
     "SMTP_URL": (str, None),
     "MAIL_FROM": (str, "Coverage and outages <noreply@localhost>"),
-    # The public origin used in e-mails and feeds (links to incidents, confirm, unsubscribe).
+    # The public origin (scheme, host and any path prefix) of every absolute link the portal writes:
+    # feeds, e-mails, permanent links. Never the request's Host header, which any client can set
+    # and a cache would hand to everyone. Set it in production.
     "BASE_URL": (str, "http://127.0.0.1:5000"),
     # Redis for the delivery queue and the rate-limit counters when several machines share them;
     # unset: a SQLite queue file beside the database and counts in the database.
@@ -72,10 +74,6 @@ DEFAULTS = {
         "PORTAL_TILES_ATTRIBUTION",
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
     ),
-    # The public origin (scheme, host and any path prefix) of every absolute link the portal
-    # writes: feeds, e-mails, permanent links. Never taken from the request's Host header,
-    # which any client can set and a cache would hand to everyone. Set it in production.
-    "BASE_URL": os.environ.get("PORTAL_BASE_URL", "http://localhost"),
     "TIMEZONE": "Europe/Moscow",
     # A wired connection within this distance of the network is a standard drop;
     # farther away it needs a network extension (FCC: 500 ft, about 150 m).

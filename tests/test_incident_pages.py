@@ -122,7 +122,7 @@ def test_incident_page_tells_the_cable_tv_story(client):
     assert "expected by" in page  # the ETA revisions are kept
     assert '<a href="/towns/pskov">Pskov</a> — part of the town' in section(page, "affected")
     assert "folium-map" in page and 'class="map-data"' in page
-    assert 'Permanent link: <a href="http://localhost/incidents/1">' in page
+    assert 'Permanent link: <a href="http://127.0.0.1:5000/incidents/1">' in page
 
 
 def test_incident_page_shows_the_clock_while_it_lasts(client):

@@ -76,7 +76,7 @@ def test_lifecycle_in_real_processes(db_path):
         authors = {r[0] for r in conn.execute("SELECT author FROM audit")}
     assert [u["status"] for u in got["updates"]] == ["investigating", "identified", "resolved"]
     assert got["cause"] == "Road works" and got["towns"] == ["alpha"]
-    assert 2 * 3600 - 5 <= got["duration_s"] <= 2 * 3600 + 5
+    assert 2 * 3600 - 60 <= got["duration_s"] <= 2 * 3600 + 60  # the processes start seconds apart
     assert authors == {"anna"}
 
 

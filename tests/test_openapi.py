@@ -86,9 +86,34 @@ def test_answers_match_the_described_schemas(client, path, url, status):
 def test_every_described_answer_was_sampled():
     """Each status the description promises is checked against a real answer above."""
     sampled = {(path, status) for path, _url, status in SAMPLES}
-    promised = {(path, int(s)) for path, item in SPEC["paths"].items() for s in item["get"]["responses"]
-                if path != "/openapi.json"}
+    promised = {(path, int(s)) for path, item in SPEC["paths"].items() if "get" in item
+                for s in item["get"]["responses"] if path != "/openapi.json"}
     assert promised <= sampled
+
+
+def _post_validator(path: str, status: int):
+    """Return a validator of the answer the description gives for a POST."""
+    schema = SPEC["paths"][path]["post"]["responses"][str(status)]["content"]["application/json"]["schema"]
+    return jsonschema_rs.validator_for({**schema, "components": SPEC["components"]})
+
+
+def test_public_writes_answer_as_described(db_path):
+    """A subscription: accepted (202), a bad field (400), then over the client's limit (429)."""
+    from portal import create_app
+
+    app = create_app({"DATABASE": str(db_path), "TESTING": True,
+                      "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
+    client = app.test_client()
+    path = "/api/v1/subscriptions"
+    sent = [client.post(path, json={"email": "reader@example.org", "town": "pechory", "services": ["tv"]}),
+            client.post(path, json={"email": "not an address", "town": "pechory", "services": ["tv"]}),
+            client.post(path, json={"email": "reader@example.org", "town": "pechory", "services": ["tv"]})]
+    assert [r.status_code for r in sent] == [202, 400, 429]
+    assert "Retry-After" in sent[2].headers
+    promised = {int(s) for s in SPEC["paths"][path]["post"]["responses"]}
+    assert promised == {202, 400, 429}
+    for response in sent:
+        assert list(_post_validator(path, response.status_code).iter_errors(response.get_json())) == []
 
 
 def test_docs_api_page_is_generated_from_the_description():

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 HOST = "http://localhost"
-# Pages that answer free parameters; the export writes a page pointing to the town list instead.
-LIVE_ONLY = ("/check", "/search")
+# Pages that answer free parameters or take public writes; the export writes a page pointing to the town list instead.
+LIVE_ONLY = ("/check", "/search", "/subscriptions")
 # Pages saved from a fuller variant: the saved town list has every town on one page (its
 # page links would lead back to itself in a copy that ignores query strings).
 EXPORT_QUERY = {"/towns": "page=all"}
