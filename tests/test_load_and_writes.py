@@ -33,6 +33,7 @@ WORKERS = 3
 VISITORS = 4
 WRITE_SECONDS = 15  # writes go on this long (at least two imports and one incident's life)
 MAX_IMPORTS = 10  # alternating two versions of the layer: each one changes what the check answers
+MAX_INCIDENTS = 10  # opened, updated and resolved by the script meanwhile, at most
 MAX_UPDATES = 2000
 PAUSE_S = 0.002  # between two updates: SQLite's lock is not fair, the scripts must get their turn
 # The two versions of the coverage layer: one area around the town's centre.
@@ -67,7 +68,7 @@ def _get_json(port: int, path: str) -> dict:
 
 @pytest.fixture
 def server(demo_db_template, tmp_path):
-    """Run gunicorn with the shipped settings and two workers on a copy of the demo database."""
+    """Run gunicorn with the shipped settings and WORKERS workers on a copy of the demo database."""
     path = tmp_path / "portal.sqlite"
     shutil.copy(demo_db_template, path)
     port, log = _free_port(), tmp_path / "gunicorn.log"
@@ -194,7 +195,7 @@ def test_workers_survive_imports_and_incident_writes_under_load_and_serve_new_da
 
     def incident_scripts() -> None:
         """Open, update and resolve incidents with the script until the imports are done."""
-        while not cycles or (not imports_done.is_set() and len(cycles) < MAX_IMPORTS):
+        while not cycles or (not imports_done.is_set() and len(cycles) < MAX_INCIDENTS):
             opened = open_incident(f"Fibre cut {len(cycles)}")
             assert opened in incident_ids()  # the next request has it
             _script("scripts/incident.py", "update", str(opened), "--status", "identified",
