@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONF = ROOT / "docs" / "gunicorn.conf.py"
 NGINX_CONF = ROOT / "docs" / "nginx.conf"
 
 WRK_SCRIPT = """
@@ -81,20 +80,32 @@ def _running(cmd: list[str], probe_url: str, startup_s: float, stop_signal: int,
 
 @contextmanager
 def gunicorn(target: str, db_path: Path | None, workers: int = 2, probe: str = "/", log: Path | None = None,
-             worker_class: str = "sync", threads: int = 1):
-    """Run gunicorn with the shipped settings on a free port; yield (base URL, master pid)."""
+             worker_class: str = "sync", threads: int = 1, root: Path = ROOT):
+    """Run gunicorn with the shipped settings on a free port; yield (base URL, master pid).
+
+    ``root`` is the checkout whose code and ``docs/gunicorn.conf.py`` are served (this one by default).
+    """
     port = free_port()
     env = {**os.environ, "PORTAL_BIND": f"127.0.0.1:{port}", "PORTAL_WORKERS": str(workers),
            "PORTAL_WORKER_CLASS": worker_class, "PORTAL_THREADS": str(threads),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(root)}
     if db_path is not None:
         env["PORTAL_DB"] = str(db_path)
     if log is not None:
         env["PORTAL_ACCESS_LOG"] = str(log)
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), target]
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(Path(root) / "docs" / "gunicorn.conf.py"), target]
     base = f"http://127.0.0.1:{port}"
-    with _running(cmd, base + probe, 600, signal.SIGTERM, cwd=ROOT, env=env) as proc:
+    with _running(cmd, base + probe, 600, signal.SIGTERM, cwd=root, env=env) as proc:
         yield base, proc.pid
+
+
+def workers_cpu_s(master_pid: int) -> float:
+    """Return the CPU time (user + system, seconds) the workers of a gunicorn master have used so far."""
+    ticks = 0
+    for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def worker_memory(master_pid: int) -> list[dict]:

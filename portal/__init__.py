@@ -10,10 +10,8 @@ from portal.config import DEFAULTS, default_database_path
 
 def create_app(config: dict | None = None) -> Flask:
     """Create the portal application; ``config`` overrides the defaults."""
-    from portal.web.request import PortalFlask
-
-    app = PortalFlask(__name__, instance_relative_config=True, template_folder="web/templates",
-                     static_folder="web/static")
+    app = Flask(__name__, instance_relative_config=True, template_folder="web/templates",
+                static_folder="web/static")
     app.config.update(DEFAULTS)
     if config:
         app.config.update(config)

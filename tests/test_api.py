@@ -1,9 +1,7 @@
 """The JSON API as CONTRACT.md writes it, on the shipped demo region."""
 from __future__ import annotations
 
-import gc
 import json
-import weakref
 
 import pytest
 import shapely
@@ -131,35 +129,3 @@ def test_unknown_api_path_is_json_404(client):
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert json.loads(response.data)["error"]
-
-
-def test_plain_views_run_as_they_are_and_coroutines_are_still_recognised(app):
-    # The app remembers which functions are plain; a coroutine function must still be
-    # recognised as one (without Flask's async extra installed, Flask refuses it).
-    def plain():
-        return "ok"
-
-    async def coroutine():
-        return "ok"
-
-    assert app.ensure_sync(plain) is plain
-    assert app.ensure_sync(plain) is plain
-    with pytest.raises(RuntimeError, match="async"):
-        app.ensure_sync(coroutine)
-    with pytest.raises(RuntimeError, match="async"):
-        app.ensure_sync(coroutine)
-
-
-def test_functions_made_per_request_are_not_kept_alive(app):
-    # A closure made for one request (as after_this_request takes) must be freed with it.
-    def make():
-        def hook(response):
-            return response
-        return hook
-
-    hook = make()
-    assert app.ensure_sync(hook) is hook
-    gone = weakref.ref(hook)
-    del hook
-    gc.collect()
-    assert gone() is None

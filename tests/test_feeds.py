@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import feedparser
 from icalendar import Calendar
 
 from portal.incidents import feeds
 from portal.incidents import writes as incidents
+from portal.config import ENVIRONMENT_SETTINGS
 from tests.conftest import DEMO_NOW
+
+BASE = ENVIRONMENT_SETTINGS["BASE_URL"][1]  # the public origin feeds link to, whatever the Host header
+HOST = urlsplit(BASE).hostname
 
 NASTY = '<script>alert(1)</script> & "quotes"'
 
@@ -36,7 +41,7 @@ def test_incidents_feed_has_every_incident_newest_update_first(client):
     assert len(parsed.entries) == len(everything)
     updated = [e.updated_parsed for e in parsed.entries]
     assert updated == sorted(updated, reverse=True)
-    entry = next(e for e in parsed.entries if e.link == "http://localhost/incidents/3")
+    entry = next(e for e in parsed.entries if e.link == BASE + "/incidents/3")
     assert entry.title == "Internet outage in Velikiye Luki — Identified"
     assert "A backbone cable to Velikiye Luki was damaged" in entry.summary
     assert "Expected restoration: 2026-11-22 17:00 MSK" in entry.summary
@@ -49,7 +54,7 @@ def test_town_feed_has_only_that_towns_incidents(client):
     assert [e.title for e in parsed.entries] == ["Internet outage in Pechory — Resolved"]
     assert "Pechory" in parsed.feed.title
     gdov = atom(client, "/feeds/towns/gdov.atom")
-    assert [e.link for e in gdov.entries] == ["http://localhost/incidents/2"]  # an area inside the town
+    assert [e.link for e in gdov.entries] == [BASE + "/incidents/2"]  # an area inside the town
 
 
 def test_unknown_town_feed_is_404(client):
@@ -66,15 +71,15 @@ def test_feed_shows_a_new_incident_on_the_next_request(client, db_path):
 
 def test_maintenance_calendar_has_one_event_per_window_in_utc(client):
     events = {str(e["uid"]): e for e in calendar(client).walk("VEVENT")}
-    assert set(events) == {"incident-4@localhost", "incident-5@localhost"}
-    upgrade = events["incident-4@localhost"]
+    assert set(events) == {f"incident-4@{HOST}", f"incident-5@{HOST}"}
+    upgrade = events[f"incident-4@{HOST}"]
     assert str(upgrade["summary"]) == "Planned equipment upgrade in Pskov and Porkhov"
     assert upgrade.decoded("dtstart") == datetime(2026, 11, 23, 22, 0, tzinfo=timezone.utc)
     assert upgrade.decoded("dtend") == datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
     assert upgrade.decoded("dtstart").utcoffset() == timedelta(0)
     assert str(upgrade["location"]) == "Porkhov, Pskov"
     assert "upgrading the equipment" in str(upgrade["description"])
-    assert "http://localhost/incidents/4" in str(upgrade["description"])
+    assert BASE + "/incidents/4" in str(upgrade["description"])
 
 
 def test_maintenance_uids_are_stable_between_requests(client):

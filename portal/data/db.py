@@ -17,8 +17,6 @@ from types import MappingProxyType
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from portal.data.walindex import WalIndexWatch
-
 migrations = Migrations("portal")
 
 
@@ -173,65 +171,23 @@ def migrate(path: str | Path) -> None:
 class ReadConnection(sqlite3.Connection):
     """A read-only connection that keeps ``meta`` until another connection commits.
 
-    ``PRAGMA data_version`` changes when any other connection (any process) commits. It is
-    asked only when the database's WAL-index header changed (``portal.walindex``: a look at
-    memory, no system call), or on every call for a database not in WAL mode. Between
-    ``pin()`` and ``unpin()`` (one web request) not even that is done: the request sees one
-    version.
+    ``PRAGMA data_version`` changes when any other connection, in any process, commits: the
+    documented way for a connection kept open to notice writes
+    (https://sqlite.org/pragma.html#pragma_data_version).
     """
 
-    path = ""
-    _meta: dict[str, str] | None = None
-    _version = None
-    _version_cursor = None
-    _pinned = False
-    _watch: WalIndexWatch | None = None
-    _seen: bytes | None = None
+    _meta: Mapping[str, str] | None = None
+    _version: int | None = None
 
-    def meta(self) -> dict[str, str]:
-        """Return the meta table, read again only when the data changed."""
-        if not self._pinned or self._meta is None:
-            watch = self._watch
-            # Read before asking SQLite: a commit landing in between is seen next time.
-            header = None if watch is None else watch.header()
-            if header is None or header != self._seen or self._meta is None:
-                self._check_version()
-                if watch is None:
-                    self._watch = self._start_watch()
-                self._seen = header
-        return self._meta
-
-    def _check_version(self) -> None:
-        """Ask SQLite whether anything was committed since the last look; read ``meta`` again if so."""
-        if self._version_cursor is None:
-            # One cursor, plain tuples (not Row objects).
-            self._version_cursor = self.cursor()
-            self._version_cursor.row_factory = None
-        version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
+    def meta(self) -> Mapping[str, str]:
+        """Return the meta table, read again only when another connection committed since the last look."""
+        version = self.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version or self._meta is None:
-            self._meta = {row[0]: row[1] for row in self.execute("SELECT key, value FROM meta")}
+            # A commit landing between the two statements changes the version again: read next time.
+            rows = self.execute("SELECT key, value FROM meta")
+            self._meta = MappingProxyType({row[0]: row[1] for row in rows})
             self._version = version
-
-    def _start_watch(self) -> WalIndexWatch:
-        """Watch the WAL-index header (after a first read, so SQLite has it open); not outside WAL."""
-        wal = self.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        return WalIndexWatch(self.path if wal else None)
-
-    def pin(self) -> None:
-        """Check for new data once, then answer ``meta`` from memory until ``unpin``."""
-        self._pinned = False
-        self.meta()
-        self._pinned = True
-
-    def unpin(self) -> None:
-        """Check for new data on the next ``meta`` call again."""
-        self._pinned = False
-
-    def close(self) -> None:
-        """Unmap the WAL-index header (while SQLite still has it open), then close."""
-        if self._watch is not None:
-            self._watch.close()
-        super().close()
+        return self._meta
 
 
 def connect_readonly(path: str | Path) -> ReadConnection:
@@ -239,7 +195,6 @@ def connect_readonly(path: str | Path) -> ReadConnection:
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=ReadConnection)
     conn.row_factory = sqlite3.Row
-    conn.path = str(Path(path).resolve())
     return conn
 
 
@@ -285,7 +240,7 @@ def bump_revision(conn: sqlite3.Connection, after: int | None = None) -> None:
 def get_meta(conn: sqlite3.Connection) -> Mapping[str, str]:
     """Return the whole meta table (a read connection answers from its copy, read-only)."""
     if isinstance(conn, ReadConnection):
-        return MappingProxyType(conn.meta())
+        return conn.meta()
     return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
 
 
@@ -302,7 +257,7 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
 
 
 def revision(conn: sqlite3.Connection) -> int:
-    """Return the current data revision (every request asks; a read connection answers from memory)."""
+    """Return the current data revision (a read connection answers from its copy of ``meta``)."""
     if isinstance(conn, ReadConnection):
         return int(get_meta(conn).get("revision") or 0)
     row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()

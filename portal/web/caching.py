@@ -58,14 +58,12 @@ def _request_kind() -> tuple[bool, bool]:
     Cacheable: a public GET/HEAD of one of the portal's own routes. API: a machine answer,
     whose body does not depend on the language.
     """
-    here = g._get_current_object()
-    found = here.__dict__.get("request_kind")
+    found = g.get("request_kind")
     if found is None:
-        req = request._get_current_object()
-        endpoint = req.endpoint
-        found = here.request_kind = (
-            req.method in ("GET", "HEAD") and endpoint is not None and endpoint not in OWN_VALIDATORS,
-            req.path.startswith("/api/"),
+        endpoint = request.endpoint
+        found = g.request_kind = (
+            request.method in ("GET", "HEAD") and endpoint is not None and endpoint not in OWN_VALIDATORS,
+            request.path.startswith("/api/"),
         )
     return found
 
@@ -83,22 +81,21 @@ def _data_mtime(path: str) -> float:
 
 def validators() -> tuple[str, datetime, str] | None:
     """Return this request's (ETag, Last-Modified, Last-Modified as an HTTP date), or None without data."""
-    here = g._get_current_object()
-    found = here.__dict__.get("validators", _UNSET)
+    found = g.get("validators", _UNSET)
     if found is _UNSET:
         try:
             meta = db.get_meta(web.get_db())
         except Exception:  # noqa: BLE001 -- no validators is better than no page
-            here.validators = None
+            g.validators = None
             return None
         written = meta.get("written_at")
         if not written:  # a database no write has gone through since written_at was introduced
-            written = _data_mtime(current_app._get_current_object().config["DATABASE"])
+            written = _data_mtime(current_app.config["DATABASE"])
         # JSON answers are the same in every language (only error texts differ, and errors
         # carry no validators): skip parsing Accept-Language for them.
         variant = "api" if _request_kind()[1] else select_locale()
-        found = here.validators = _validators(db.data_key(meta), written,
-                                              int(web.now().timestamp() // BUCKET_S), variant)
+        found = g.validators = _validators(db.data_key(meta), written,
+                                           int(web.now().timestamp() // BUCKET_S), variant)
     return found
 
 
@@ -130,7 +127,7 @@ def _present(response: Response) -> dict[str, str]:
 
 def _not_modified() -> Response | None:
     """Answer 304 before the page is built when the client's copy is current."""
-    environ = request._get_current_object().environ
+    environ = request.environ
     # Most requests are unconditional: no validators are needed before the answer is built.
     if "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
         return None
@@ -203,8 +200,9 @@ def _compressible(response: Response, status: int, present: dict[str, str]) -> b
 
 def _compress(response: Response) -> None:
     """Gzip the body when the client accepts it and it is worth it."""
-    req = request._get_current_object()
-    if "gzip" not in req.environ.get("HTTP_ACCEPT_ENCODING", "") or "gzip" not in req.accept_encodings:
+    if "gzip" not in request.environ.get("HTTP_ACCEPT_ENCODING", ""):
+        return
+    if "gzip" not in request.accept_encodings:
         return
     body = response.get_data()
     if len(body) < COMPRESS_MIN_BYTES:

@@ -30,7 +30,7 @@ def select_locale() -> str:
 
 def remember_locale(response):
     """Store an explicitly chosen language in a cookie for a year."""
-    lang = g._get_current_object().pop("set_lang_cookie", None)
+    lang = g.pop("set_lang_cookie", None)
     if lang:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax")
     return response

@@ -2,143 +2,76 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
-import weakref
 from datetime import datetime
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g
 
 from portal.coverage import snapshot as state
 from portal.data import db
 
-
-class PortalFlask(Flask):
-    """Flask, asking once per function (not on every call) whether it must be run as a coroutine.
-
-    Flask's ``ensure_sync`` inspects each view and hook on every request (six Python calls
-    each, five times per request here); the answer for a given function never changes. The
-    functions are held weakly: one made per request (a closure, a bound method of a
-    class-based view) is forgotten with the request, not kept alive.
-    """
-
-    def __init__(self, *args, **kwargs):
-        """Create the app with an empty set of functions known to be plain."""
-        super().__init__(*args, **kwargs)
-        self._plain_functions: weakref.WeakSet = weakref.WeakSet()
-
-    def ensure_sync(self, func):
-        """Return ``func`` itself when it is a plain function, else Flask's synchronous wrapper."""
-        if func in self._plain_functions:
-            return func
-        wrapped = super().ensure_sync(func)
-        if wrapped is func:
-            self._plain_functions.add(func)
-        return wrapped
-
-    def url_for(self, endpoint: str, /, *, _anchor=None, _method=None, _scheme=None, _external=None,
-                **values) -> str:
-        """Build URLs as Flask does, but an absolute one on the public origin (``BASE_URL``).
-
-        Flask takes the origin of an external URL from the request's Host header; a client can
-        set that to anything, and a cached page or feed would then hand its links to everyone.
-        """
-        external = _external if _external is not None else not has_request_context()
-        base = self.config.get("BASE_URL")
-        if not external or not base:
-            return super().url_for(endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme,
-                                   _external=_external, **values)
-        if not has_request_context():
-            with self.test_request_context():
-                path = super().url_for(endpoint, _anchor=_anchor, _method=_method, _external=False, **values)
-        else:
-            path = super().url_for(endpoint, _anchor=_anchor, _method=_method, _external=False, **values)
-            # BASE_URL names any path prefix the site is served under; the request's own is dropped.
-            root = request.script_root
-            if root and path.startswith(root):
-                path = path[len(root):]
-        return base.rstrip("/") + path
-
-
-# Each thread keeps its read-only connections open between requests: opening one cost more
-# than the whole coverage answer. Every statement still sees the latest commit (no read
-# transaction stays open). The file itself is never swapped: a rebuild copies its content in
-# (``portal.build``), so an open connection stays the right one.
+# Each thread keeps its read-only connection between requests, because opening one costs more
+# than the whole point answer (docs/performance.md).
 _local = threading.local()
-KEEP_CONNECTIONS = 4
-_inherited: list = []
 
 
-def _forget_after_fork() -> None:
-    """Drop connections inherited from a parent process (SQLite must not use them across fork)."""
-    global _local
-    # Keep them referenced: closing them here would touch the parent's file locks.
-    _inherited.append(_local)
-    _local = threading.local()
+def _connection(path: str) -> db.ReadConnection:
+    """Return this thread's connection to ``path``, opened on the thread's first request.
 
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _connection(path: str) -> sqlite3.Connection:
-    """Return this thread's open read-only connection to ``path``."""
+    Keyed by process: a forked worker never uses, nor closes, a connection its parent opened.
+    """
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
-    conn = conns.get(path)
+    pid = os.getpid()
+    conn = conns.get((pid, path))
     if conn is None:
-        while len(conns) >= KEEP_CONNECTIONS:
-            conns.pop(next(iter(conns))).close()
-        conn = conns[path] = db.connect_readonly(path)
+        # Another database (tests make one app after another): close this process's old one.
+        for key in [key for key in conns if key[0] == pid]:
+            conns.pop(key).close()
+        conn = conns[(pid, path)] = db.connect_readonly(path)
     return conn
 
 
-# The helpers below run several times per request: they resolve ``g`` and ``current_app``
-# once each (every access through Flask's proxies costs a context look-up), and read what
-# they stored from ``g``'s own dictionary (``g.get`` is a Python call, a missing attribute an
-# exception).
+def get_db() -> db.ReadConnection:
+    """Return this request's read-only connection, in a read transaction until the request ends.
 
-
-def get_db():
-    """Return this request's read-only connection (the thread's, kept open between requests)."""
-    here = g._get_current_object()
-    conn = here.__dict__.get("db")
+    Every query of the request sees the same version of the data (so the ETag names the data
+    the body was built from); the next request sees every commit made before it began.
+    """
+    conn = g.get("db")
     if conn is None:
-        conn = _connection(current_app._get_current_object().config["DATABASE"])
-        conn.pin()  # one look at meta for the whole request
-        here.db = conn
+        conn = _connection(current_app.config["DATABASE"])
+        conn.execute("BEGIN")
+        g.db = conn
     return conn
 
 
 def get_snapshot() -> state.Snapshot:
     """Return the snapshot of the live layers for this request."""
-    here = g._get_current_object()
-    snap = here.__dict__.get("snapshot")
+    snap = g.get("snapshot")
     if snap is None:
-        config = current_app._get_current_object().config
-        snap = here.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
+        config = current_app.config
+        snap = g.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
     return snap
 
 
 def now() -> datetime:
     """Return the request's notion of now (UTC), one instant per request; tests may pin it with NOW."""
-    here = g._get_current_object()
-    found = here.__dict__.get("now")
+    found = g.get("now")
     if found is None:
-        pinned = current_app._get_current_object().config.get("NOW")
-        found = here.now = db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
+        pinned = current_app.config.get("NOW")
+        found = g.now = db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
     return found
 
 
 def close_db(exc=None) -> None:
-    """Release the request's connection; it stays open for the thread's next request."""
-    conn = g._get_current_object().__dict__.pop("db", None)
+    """End the request's read transaction; the connection stays open for the thread's next request."""
+    conn = g.pop("db", None)
     if conn is not None:
-        conn.unpin()
-        if conn.in_transaction:
-            conn.rollback()
+        conn.rollback()
 
 
 def init_app(app: Flask) -> None:
-    """Register the teardown that closes connections."""
+    """Register the teardown that ends the request's read transaction."""
     app.teardown_appcontext(close_db)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request, url_for
 
 REFERRER_POLICY = "strict-origin-when-cross-origin"
 # Nothing on the portal uses these; geolocation is left to the portal's own pages only.
@@ -115,6 +115,18 @@ def public_url(path: str = "/") -> str:
     if not path.startswith("/"):
         path = "/" + path
     return base + path
+
+
+def external_url(endpoint: str, **values) -> str:
+    """Return the absolute URL of a view on the public origin (``url_for`` with ``BASE_URL``).
+
+    The path prefix the request came in under is dropped: ``BASE_URL`` names the public one.
+    """
+    path = url_for(endpoint, **values)
+    root = request.script_root if has_request_context() else ""
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return public_url(path)
 
 
 def init_app(app: Flask) -> None:

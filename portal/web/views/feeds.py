@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request
 from flask_babel import gettext as _
 
 from portal import answers as reports
@@ -11,6 +11,7 @@ from portal.incidents import availability, feeds
 from portal.web import labels
 from portal.web.i18n import lang, town_name, zone_name
 from portal.web.request import get_db, get_snapshot, now
+from portal.web.security import external_url, public_url
 from portal.web.views.status import deadlines, valid_town
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
@@ -39,7 +40,7 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
     """Return an Atom response for these incidents."""
     body = feeds.incidents_atom(
         found, feed_id=request.base_url, title=title, site_url=site_url, self_url=request.url,
-        base_url=request.host_url, author=_provider(), language=lang(), tz=current_app.config["TIMEZONE"],
+        base_url=public_url("/"), author=_provider(), language=lang(), tz=current_app.config["TIMEZONE"],
         zone_label=zone_name(short=True), words=_words(), now=now(),
     )
     return Response(body, mimetype=ATOM)
@@ -51,7 +52,7 @@ def incidents_atom():
     found = availability.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
                                              towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return _atom(found, _("Outages and maintenance: %(provider)s", provider=_provider()),
-                 url_for("incidents.index", _external=True))
+                 external_url("incidents.index"))
 
 
 @bp.get("/towns/<slug>.atom")
@@ -62,7 +63,7 @@ def town_atom(slug: str):
     found = availability.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
                                              towns_by_slug=reports.towns_by_slug(get_snapshot()))
     return _atom(found, _("Outages and maintenance in %(town)s", town=town_name(town)),
-                 url_for("incidents.index", town=slug, _external=True))
+                 external_url("incidents.index", town=slug))
 
 
 @bp.get("/maintenance.ics")
@@ -73,7 +74,7 @@ def maintenance_ics():
     body = feeds.maintenance_calendar(
         items, name=_("Planned maintenance: %(provider)s", provider=_provider()),
         prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
-        domain=urlsplit(request.host_url).hostname or "portal", base_url=request.host_url,
+        domain=urlsplit(public_url("/")).hostname or "portal", base_url=public_url("/"),
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
     return Response(body, mimetype=ICS, headers={"Content-Disposition": "inline; filename=maintenance.ics"})

@@ -134,7 +134,8 @@ def form_subscribe():
     try:
         subscribe(data)
     except subscriptions.SubscriptionError as exc:
-        label = FIELD_LABELS.get(exc.field, lambda: exc.field)()
+        field = exc.field
+        label = FIELD_LABELS[field]() if field in FIELD_LABELS else field
         message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
         return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, NO_STORE
     except ratelimit.Limited as exc:

@@ -15,6 +15,7 @@ from portal.incidents import writes as incidents
 from portal.web import labels, maps
 from portal.web.params import BadParam, parse_choice, parse_lat_lon
 from portal.web.request import get_db, get_snapshot, now
+from portal.web.security import external_url
 from portal.web.views.errors import TownNotFound
 
 bp = Blueprint("incidents", __name__)
@@ -124,7 +125,7 @@ def detail(incident_id: str):
     """Show one incident: timeline, deadline clock, affected towns and area, permanent link."""
     incident = _incident(incident_id)
     return render_template("incidents/detail.html", incident=incident, map=_incident_map(incident),
-                           permalink=url_for("incidents.detail", incident_id=incident["id"], _external=True))
+                           permalink=external_url("incidents.detail", incident_id=incident["id"]))
 
 
 def _incident_map(incident: dict) -> dict | None:
@@ -192,7 +193,7 @@ def _page() -> dict:
     """Return Statuspage's page object for this portal."""
     info = get_snapshot().region
     name = info.get("provider") or _("Coverage and outages")
-    return {"id": "portal", "name": name, "url": url_for("pages.index", _external=True),
+    return {"id": "portal", "name": name, "url": external_url("pages.index"),
             "time_zone": current_app.config["TIMEZONE"]}
 
 

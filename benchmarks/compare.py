@@ -1,0 +1,98 @@
+"""Two or more checkouts of the portal under load in turns, on the same data: what a change costs.
+
+    git worktree add ../portal-before 1800ef2
+    python -m benchmarks.compare before=../portal-before after=. --rounds 8 --seconds 3
+
+Each checkout is served by its own gunicorn (its own ``docs/gunicorn.conf.py``, 2 sync workers,
+preloaded) on its own copy of one generated database (the benchmark's small data unless
+``--full``), beside the bare Flask endpoint. wrk loads them one after the other, round after
+round, the order reversed every other round, so that a slow spell of a shared machine falls on
+all of them. Printed per checkout and path: requests/s, the ratio to the bare endpoint and to
+the first checkout (overall and per round) and the workers' CPU time per request, which moves
+less with the neighbours' load than requests/s do.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import datagen, load  # noqa: E402
+
+PATHS = {"check": "/api/v1/check?lat={lat}&lon={lon}", "status": "/api/v1/status?lat={lat}&lon={lon}"}
+
+
+def _run(server: tuple[str, int], paths: list[str], seconds: int) -> dict:
+    """One wrk run against one server, with the CPU time its workers spent per request."""
+    base, master = server
+    before = load.workers_cpu_s(master)
+    found = load.wrk(base, paths, seconds)
+    spent = load.workers_cpu_s(master) - before
+    found["cpu_us_per_request"] = round(spent / max(found["requests"], 1) * 1e6)
+    return found
+
+
+def main(argv=None) -> int:
+    """Build the data, start every server, load them in turns and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkouts", nargs="+", metavar="NAME=DIR", help="a checkout to serve, named")
+    parser.add_argument("--full", action="store_true", help="the full benchmark data (slow to build)")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=3, help="seconds of load per run (wrk: whole seconds)")
+    parser.add_argument("--paths", default="check,status", help=f"of {', '.join(PATHS)}")
+    args = parser.parse_args(argv)
+    checkouts = dict(item.split("=", 1) for item in args.checkouts)
+    kinds = args.paths.split(",")
+    with tempfile.TemporaryDirectory(prefix="portal-compare-") as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        scale = datagen.FULL if args.full else datagen.SMALL
+        data = datagen.write_files(folder / "files", scale)
+        datagen.import_files(folder / "portal.sqlite", folder / "files")
+        datagen.write_incidents(folder / "portal.sqlite", data["towns"], scale.incidents)
+        points = data["points"][:10_000].tolist()
+        paths = {k: [PATHS[k].format(lat=lat, lon=lon) for lat, lon in points] for k in kinds}
+        servers = {"bare": stack.enter_context(load.gunicorn("benchmarks.bare_app:app", None, probe="/bare"))}
+        for name, folder_name in checkouts.items():
+            db_path = folder / f"{name}.sqlite"
+            shutil.copy(folder / "portal.sqlite", db_path)
+            servers[name] = stack.enter_context(load.gunicorn("wsgi:app", db_path, probe="/api/v1/summary",
+                                                              root=Path(folder_name).resolve()))
+        names = list(checkouts)
+        bare: list[dict] = []
+        runs: dict[tuple[str, str], list[dict]] = {(n, k): [] for n in names for k in kinds}
+        for r in range(args.rounds):
+            bare.append(_run(servers["bare"], ["/bare"], args.seconds))
+            for kind in kinds:
+                for name in names if r % 2 == 0 else names[::-1]:
+                    runs[(name, kind)].append(_run(servers[name], paths[kind], args.seconds))
+        total = load.combine(bare)
+        print(f"bare: {total['rps']} req/s, p99 {total['p99_ms']} ms,"
+              f" worker CPU {statistics.median(b['cpu_us_per_request'] for b in bare)} µs/request")
+        for kind in kinds:
+            first = runs[(names[0], kind)]
+            for name in names:
+                mine = runs[(name, kind)]
+                found = load.combine(mine)
+                line = (f"{name} {kind}: {found['rps']} req/s = {found['rps'] / total['rps']:.3f} x bare"
+                        f" (rounds {[round(m['rps'] / b['rps'], 2) for m, b in zip(mine, bare)]}),"
+                        f" p99 {found['p99_ms']} ms, worker CPU"
+                        f" {statistics.median(m['cpu_us_per_request'] for m in mine)} µs/request")
+                if name != names[0]:
+                    rounds = [m["rps"] / f["rps"] for m, f in zip(mine, first)]
+                    line += (f"; {found['rps'] / load.combine(first)['rps']:.3f} x {names[0]}"
+                             f" (median of rounds {statistics.median(rounds):.3f},"
+                             f" {min(rounds):.2f} to {max(rounds):.2f})")
+                print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
