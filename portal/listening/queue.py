@@ -33,7 +33,7 @@ def make_queue(settings):
     @huey.task(name="dispatch")
     def dispatch():
         """Fan out and deliver what is due; ask to be run again when the next retry is due."""
-        found = worker.dispatch(settings, me, stop)
+        found = worker.dispatch(settings, me, stop, helper=dispatch)
         if found["next_due"] is not None:
             delay = max(0.5, found["next_due"] - time.time() + 0.5)
             if delay < 3600:

@@ -133,11 +133,17 @@ def deliver_due(conn, settings, me: str, stop: threading.Event | None = None,
     return sender.counts
 
 
-def dispatch(settings, me: str | None = None, stop: threading.Event | None = None) -> dict:
-    """Fan out what is due and deliver it; return counts and when the next retry is due."""
+def dispatch(settings, me: str | None = None, stop: threading.Event | None = None, helper=None) -> dict:
+    """Fan out what is due and deliver it; return counts and when the next retry is due.
+
+    ``helper()`` is called once when the fan-out made more than one batch: the queue then runs
+    another dispatch beside this one (a second mail connection).
+    """
     conn = store.connect(settings.database)
     try:
         made = fan_out_due(conn, settings)
+        if helper is not None and made > deliveries.BATCH:
+            helper()
         counts = deliver_due(conn, settings, me or deliveries.worker_id(), stop)
         row = conn.execute("SELECT min(due_at) FROM deliveries WHERE state = 'pending'").fetchone()
         pending_event = conn.execute("SELECT min(CASE WHEN kind = 'updated' THEN created_at + ? ELSE due_at END)"
