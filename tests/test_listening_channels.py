@@ -9,8 +9,18 @@ import time
 
 import pytest
 from listening_tools import settings_for, states, towns_db
-from mailserver import INCIDENT, NOTIFY, SmtpServer, WebhookReceiver, body, link, run_script, start_worker, stop_worker
-from mailserver import worker_env
+from mailserver import (
+    INCIDENT,
+    NOTIFY,
+    SmtpServer,
+    WebhookReceiver,
+    body,
+    link,
+    run_script,
+    start_worker,
+    stop_worker,
+    worker_env,
+)
 
 from portal import create_app
 from portal.incidents import writes

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 from dbtools import dump
+from tests_paths import ROOT
 
 from portal import create_app
 from portal.data import db
 from portal.listening import store, subscriptions
-from tests_paths import ROOT
 
 spec = importlib.util.spec_from_file_location("subscribers_script", ROOT / "scripts" / "subscribers.py")
 subscribers_script = importlib.util.module_from_spec(spec)

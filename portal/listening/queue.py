@@ -24,7 +24,11 @@ _lock = threading.Lock()
 def make_queue(settings):
     """Return a huey instance for the settings, with the ``dispatch`` and ``tick`` tasks registered."""
     if settings.redis_url:
-        huey = RedisHuey(NAME, url=settings.redis_url, results=False)
+        from redis import ConnectionPool
+
+        # Time-outs: a web request nudging an unreachable Redis must not hang (blocking reads wait 1 s).
+        pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        huey = RedisHuey(NAME, connection_pool=pool, results=False)
     else:
         huey = SqliteHuey(NAME, filename=str(settings.queue_file), results=False)
     stop = threading.Event()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from portal.data import db, layers
 from portal.listening import deliveries, messages, outbox, smtp, store, subscriptions, webhooks
@@ -188,10 +188,3 @@ def run_once(settings) -> dict:
             break
     return {**totals, **summed, "next_due": found["next_due"]}
 
-
-def utc(ts: float) -> datetime:
-    """Return a UNIX time as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
-__all__ = ["dispatch", "tick", "run_once", "fan_out_due", "deliver_due", "timedelta"]
