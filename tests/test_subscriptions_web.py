@@ -178,3 +178,16 @@ def test_subscribers_script_counts_without_addresses_and_forgets(client, db_path
     for command in ("counts", "forget"):
         helped = runner.invoke(subscribers_script.main, [command, "--help"])
         assert "Example:" in helped.output and "python scripts/subscribers.py" in helped.output
+
+
+def test_use_my_location_wins_over_the_pages_town(client, db_path):
+    answer = client.post("/subscriptions", data={**GOOD, "lat": "57.8123", "lon": "27,6099"}, headers=SAME)
+    assert answer.status_code == 202
+    [sub] = rows(db_path)
+    assert sub["town"] is None and sub["cell"]
+
+
+def test_the_form_and_its_pages_speak_russian(client):
+    assert "Сообщите, когда починят" in client.get("/towns/pechory?lang=ru").data.decode()
+    answer = client.post("/subscriptions?lang=ru", data=GOOD, headers=SAME)
+    assert "Проверьте почту" in answer.data.decode()
