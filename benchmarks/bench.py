@@ -1,4 +1,5 @@
-"""Provider-scale benchmark: point answers in-process and from PostGIS, HTTP load, page sizes, memory.
+"""Provider-scale benchmark: point answers in-process and from PostGIS, HTTP load, page sizes, memory,
+notification fan-out (benchmarks/fanout.py).
 
     python -m benchmarks.bench            # 1,000 towns, 100,000 polygons, 10,000 incidents, 1M points
     python -m benchmarks.bench --small    # the same steps on little data, in under a minute (CI)
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import datagen, load, pg  # noqa: E402
+from benchmarks import datagen, fanout, load, pg  # noqa: E402
 from portal import answers as reports  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.coverage import snapshot as state  # noqa: E402
@@ -232,6 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--points", type=int, help="points timed in-process (default: all generated)")
+    parser.add_argument("--subscribers", type=int,
+                        help="confirmed subscribers in the outage town (default 100,000; small 2,000)")
     args = parser.parse_args(argv)
     scale = datagen.SMALL if args.small else datagen.FULL
     seconds = args.seconds or (4 if args.small else 20)
@@ -251,6 +254,8 @@ def main(argv=None) -> int:
         say("http")
         figures["http"] = http(db_path, points[:10_000], heavy, seconds, args.workers, args.worker_class,
                                args.threads)
+        say("notification fan-out (real SMTP server, worker process)")
+        figures["fanout"] = fanout.run(folder, args.subscribers or (2_000 if args.small else 100_000), say=say)
     figures["floors"] = floors(figures)
     say(json.dumps(figures, indent=1))
     say("floors")

@@ -15,7 +15,6 @@ from cli import Refused, author_default, db_option
 
 from portal.config import DEFAULTS
 from portal.data import db, layers
-from portal.incidents import availability
 from portal.incidents import writes as incidents
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
@@ -127,6 +126,14 @@ def _area(files) -> shapely.Geometry | None:
                               f"({shapely.is_valid_reason(geom)}); fix it in the GIS tool")
             parts.append(geom)
     return shapely.union_all(parts)
+
+
+def _availability():
+    """Return the incident reads (imported only by list and show: they load the compiled indexes,
+    half a second a write command need not spend)."""
+    from portal.incidents import availability
+
+    return availability
 
 
 def _write(action, *args, **kwargs):
@@ -306,7 +313,7 @@ def list_command(db_path, show_all):
     """List active incidents and upcoming maintenance (with --all: history too)."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        found = availability.list_incidents(conn, now, "all" if show_all else "active")
+        found = _availability().list_incidents(conn, now, "all" if show_all else "active")
     if not found:
         click.echo("no incidents" if show_all else "no active incidents or upcoming maintenance")
         return
@@ -327,7 +334,7 @@ def show_command(db_path, incident_id):
     """Show one incident: where, what, deadlines and the timeline in local time."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        i = availability.get_incident(conn, incident_id, now)
+        i = _availability().get_incident(conn, incident_id, now)
     if i is None:
         raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
     click.echo(f"#{i['id']} {i['title']}")

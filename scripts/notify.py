@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import Refused, db_option, require_database
+from cli import Refused, db_option
 
 from portal import config
 from portal.listening import deliveries, queue, store, worker
@@ -28,11 +28,14 @@ def _example(name: str) -> str:
 
 
 def _settings(db_path: Path) -> Settings:
-    """Return the listening settings for this database (the rest from PORTAL_* variables)."""
-    require_database(db_path)
+    """Return the listening settings for this database (the rest from PORTAL_* variables).
+
+    A missing database is built first, as the app does (``make serve`` starts both at once; the
+    build lock keeps them from building it twice); an older one gets the migrations it lacks.
+    """
     from portal.data import build
 
-    build.ensure_database(Path(db_path))  # applies migrations an older database lacks
+    build.ensure_database(Path(db_path))
     try:
         return Settings.from_config(config.settings({"DATABASE": str(db_path)}))
     except ValueError as exc:

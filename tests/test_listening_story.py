@@ -8,8 +8,18 @@ import sqlite3
 import time
 
 import pytest
-from mailserver import BASE_URL, INCIDENT, SmtpServer, body, link, run_script, start_worker, stop_worker
-from mailserver import subject, worker_env
+from mailserver import (
+    BASE_URL,
+    INCIDENT,
+    SmtpServer,
+    body,
+    link,
+    run_script,
+    start_worker,
+    stop_worker,
+    subject,
+    worker_env,
+)
 
 VISITOR = "vera@example.org"
 

@@ -204,7 +204,7 @@ class Renderer:
         }
 
     def _rendered(self, row, folded) -> tuple[str, str, str, str]:
-        """Return (subject, text, html, placeholder) of a row's event for its language and place."""
+        """Return (encoded subject, text, html, placeholder) of a row's event for its language and place."""
         key = (row["event_id"], row["lang"], row["town"] or row["cell"])
         found = self._parts.get(key)
         if found is None:
@@ -225,7 +225,16 @@ class Renderer:
                 name = "notification"
             text = _environment(row["lang"], False).get_template(f"{name}.txt").render(ctx)
             html = _environment(row["lang"], True).get_template(f"{name}.html").render(ctx, lang=row["lang"])
-            found = self._parts[key] = (ctx["subject"], text, html, token)
+            found = self._parts[key] = (Header(ctx["subject"], "utf-8", maxlinelen=76).encode(linesep="\r\n"),
+                                        text, html, token)
+        return found
+
+    def _sender(self) -> str:
+        """Return the From header (made once)."""
+        found = self.__dict__.get("sender_header")
+        if found is None:
+            name, sender = parseaddr(self.settings.mail_from)
+            found = self.sender_header = formataddr((name, sender), charset="utf-8") if name else sender
         return found
 
     def email(self, row, folded) -> bytes:
@@ -236,11 +245,10 @@ class Renderer:
         settings = self.settings
         boundary = "=_" + secrets.token_hex(12)
         unsubscribe = f"{settings.base_url}/subscriptions/unsubscribe/{row['token']}"
-        name, sender = parseaddr(settings.mail_from)
         headers = [
-            ("From", formataddr((name, sender), charset="utf-8") if name else sender),
+            ("From", self._sender()),
             ("To", row["address"]),
-            ("Subject", Header(subject, "utf-8", maxlinelen=76).encode(linesep="\r\n")),
+            ("Subject", subject),
             ("Date", formatdate(usegmt=True)),
             ("Message-ID", message_id(row["event_id"], row["subscription_id"], settings.mail_domain)),
             ("Content-Language", row["lang"]),

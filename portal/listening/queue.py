@@ -24,7 +24,11 @@ _lock = threading.Lock()
 def make_queue(settings):
     """Return a huey instance for the settings, with the ``dispatch`` and ``tick`` tasks registered."""
     if settings.redis_url:
-        huey = RedisHuey(NAME, url=settings.redis_url, results=False)
+        from redis import ConnectionPool
+
+        # Time-outs: a web request nudging an unreachable Redis must not hang (blocking reads wait 1 s).
+        pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        huey = RedisHuey(NAME, connection_pool=pool, results=False)
     else:
         huey = SqliteHuey(NAME, filename=str(settings.queue_file), results=False)
     stop = threading.Event()
@@ -33,7 +37,7 @@ def make_queue(settings):
     @huey.task(name="dispatch")
     def dispatch():
         """Fan out and deliver what is due; ask to be run again when the next retry is due."""
-        found = worker.dispatch(settings, me, stop)
+        found = worker.dispatch(settings, me, stop, helper=dispatch)
         if found["next_due"] is not None:
             delay = max(0.5, found["next_due"] - time.time() + 0.5)
             if delay < 3600:

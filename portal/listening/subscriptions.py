@@ -76,7 +76,8 @@ def normalise_email(raw) -> str:
         found = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise SubscriptionError("email", f"email {raw.strip()[:60]!r} is not an address: {exc}") from None
-    return found.ascii_email or found.normalized
+    # Lower-cased whole: no provider treats local parts by case, and forget must find the address as typed.
+    return (found.ascii_email or found.normalized).lower()
 
 
 def parse(data: Mapping, conn, *, default_lang: str = "ru", check_webhook=None) -> Request:
@@ -144,7 +145,7 @@ def _services(raw) -> tuple[str, ...]:
         raise SubscriptionError("services", f"missing services: give one or more of {', '.join(SERVICES)}")
     for s in raw:
         if s not in SERVICE_BITS:
-            raise SubscriptionError("services", f"unknown service {str(s)[:30]!r}; expected one or more of "
+            raise SubscriptionError("services", f"services: unknown service {str(s)[:30]!r}; expected one or more of "
                                                 f"{', '.join(SERVICES)}")
     return tuple(s for s in SERVICES if s in raw)
 

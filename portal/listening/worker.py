@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from portal.data import db, layers
 from portal.listening import deliveries, messages, outbox, smtp, store, subscriptions, webhooks
@@ -133,11 +133,17 @@ def deliver_due(conn, settings, me: str, stop: threading.Event | None = None,
     return sender.counts
 
 
-def dispatch(settings, me: str | None = None, stop: threading.Event | None = None) -> dict:
-    """Fan out what is due and deliver it; return counts and when the next retry is due."""
+def dispatch(settings, me: str | None = None, stop: threading.Event | None = None, helper=None) -> dict:
+    """Fan out what is due and deliver it; return counts and when the next retry is due.
+
+    ``helper()`` is called once when the fan-out made more than one batch: the queue then runs
+    another dispatch beside this one (a second mail connection).
+    """
     conn = store.connect(settings.database)
     try:
         made = fan_out_due(conn, settings)
+        if helper is not None and made > deliveries.BATCH:
+            helper()
         counts = deliver_due(conn, settings, me or deliveries.worker_id(), stop)
         row = conn.execute("SELECT min(due_at) FROM deliveries WHERE state = 'pending'").fetchone()
         pending_event = conn.execute("SELECT min(CASE WHEN kind = 'updated' THEN created_at + ? ELSE due_at END)"
@@ -182,10 +188,3 @@ def run_once(settings) -> dict:
             break
     return {**totals, **summed, "next_due": found["next_due"]}
 
-
-def utc(ts: float) -> datetime:
-    """Return a UNIX time as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
-__all__ = ["dispatch", "tick", "run_once", "fan_out_due", "deliver_due", "timedelta"]

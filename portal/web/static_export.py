@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 HOST = "http://localhost"
-# Pages that answer free parameters or take public writes; the export writes a page pointing to the town list instead.
+# Pages that answer free parameters (or take a form post); the export writes a page pointing to the
+# town list instead.
 LIVE_ONLY = ("/check", "/search", "/subscriptions")
 # Pages saved from a fuller variant: the saved town list has every town on one page (its
 # page links would lead back to itself in a copy that ignores query strings).
@@ -69,7 +70,8 @@ def site_paths(app: Flask) -> list[str]:
              "/api/v1/incidents", "/api/v1/summary", "/api/v2/summary.json", "/api/v2/status.json",
              "/feeds/incidents.atom", "/feeds/maintenance.ics"]
     for slug in slugs:
-        paths += [f"/towns/{slug}", f"/api/v1/towns/{slug}", f"/feeds/towns/{slug}.atom"]
+        paths += [f"/towns/{slug}", f"/api/v1/towns/{slug}", f"/feeds/towns/{slug}.atom",
+                  f"/feeds/towns/{slug}.ics"]
     paths += [f"/incidents/{i}" for i in ids] + [f"/api/v1/incidents/{i}" for i in ids]
     return [p for p in paths if _routable(app, p)]
 

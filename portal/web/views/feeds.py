@@ -78,3 +78,20 @@ def maintenance_ics():
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
     return Response(body, mimetype=ICS, headers={"Content-Disposition": "inline; filename=maintenance.ics"})
+
+
+@bp.get("/towns/<slug>.ics")
+def town_ics(slug: str):
+    """Return the maintenance windows affecting one town as a calendar."""
+    slug = valid_town(slug)
+    snap = get_snapshot()
+    town = snap.gazetteer.get(slug)
+    items = [i for i in reports.maintenance_items(snap, get_db(), now())
+             if slug in (i.get("affected_towns") or i.get("towns") or ())]
+    body = feeds.maintenance_calendar(
+        items, name=_("Planned maintenance in %(town)s", town=town_name(town)),
+        prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
+        domain=urlsplit(request.host_url).hostname or "portal", base_url=request.host_url,
+        town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
+    )
+    return Response(body, mimetype=ICS, headers={"Content-Disposition": f"inline; filename={slug}.ics"})

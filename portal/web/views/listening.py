@@ -134,8 +134,7 @@ def form_subscribe():
     try:
         subscribe(data)
     except subscriptions.SubscriptionError as exc:
-        field = exc.field
-        label = FIELD_LABELS[field]() if field in FIELD_LABELS else field
+        label = FIELD_LABELS[exc.field]() if exc.field in FIELD_LABELS else exc.field
         message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
         return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, NO_STORE
     except ratelimit.Limited as exc:
