@@ -9,6 +9,7 @@ import click
 from cli import Refused, author_default, db_option, require_database
 
 from portal.data import db, layers
+from portal.data.text import BadText, check_text
 
 
 def _open(db_path: Path):
@@ -85,6 +86,12 @@ def show(layer_id, db_path):
 @db_option
 def rollback(layer_id, author, db_path):
     """Make a previous layer live again (the portal serves it on its next request)."""
+    try:
+        author = check_text("author", author)
+    except BadText as exc:
+        raise Refused(str(exc)) from None
+    if not author:
+        raise Refused("empty author; give who is rolling back (--author or $PORTAL_AUTHOR)")
     conn = _open(db_path)
     try:
         info = _layer(conn, layer_id)

@@ -87,6 +87,14 @@ def test_a_control_character_in_any_incident_text_is_refused(db_path, option, va
     assert option.lstrip("-") in err and "remove it" in err
 
 
+def test_a_control_character_in_a_rollback_or_import_author_is_refused(db_path):
+    err = refused(db_path, "layers.py", "rollback", "1", "--db", db_path, "--author", "olga\x1b")
+    assert "U+001B (escape)" in err
+    err = refused(db_path, "import_coverage.py", ROOT / "geodata" / "coverage.geojson", "--db", db_path,
+                  "--author", "olga\x07")
+    assert "U+0007 (bell)" in err
+
+
 def test_a_control_character_in_the_author_is_refused(db_path):
     err = refused(db_path, "incident.py", "open", "--db", db_path, "--title", "x", "--service", "tv",
                   "--town", "pechory", author="anna\x08\x08")
