@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import datagen, load, pg  # noqa: E402
+from benchmarks import datagen, load, memory, pg  # noqa: E402
 from portal import answers as reports  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.coverage import snapshot as state  # noqa: E402
@@ -230,6 +230,8 @@ def main(argv=None) -> int:
         say("http")
         figures["http"] = http(db_path, points[:10_000], heavy, seconds, args.workers, args.worker_class,
                                args.threads)
+    say("memory as the layer grows")
+    figures["memory"] = memory.run(args.small, say=say)
     say(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
