@@ -89,7 +89,7 @@ def versus_postgis(snap: state.Snapshot, points: np.ndarray, full_median_us: flo
     missing = pg.available()
     if missing:
         raise SystemExit(f"PostGIS comparison impossible: {missing}")
-    geoms = np.array([a.geometry for a in snap.coverage.areas], dtype=object)
+    geoms = np.array([a.geometry for a in snap.coverage.areas_in_bbox(None)], dtype=object)
     grid = PolygonIndex(geoms)
     tree = shapely.STRtree(geoms)
     shapely.prepare(geoms)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import shapely
@@ -15,6 +17,8 @@ import shapely
 from portal.data import db
 
 KINDS = ("towns", "coverage")
+# Coverage rows read at a time when a layer is streamed (a few MB of polygons).
+BATCH = 5_000
 TECHNOLOGIES = ("fiber", "cable", "dsl", "wireless")
 COVERAGE_STATUSES = ("live", "planned")
 
@@ -150,23 +154,33 @@ def load_towns(conn: sqlite3.Connection, layer_id: int | None = None) -> list[To
 
 def load_coverage(conn: sqlite3.Connection, layer_id: int | None = None) -> list[Area]:
     """Return the coverage areas of a layer (default: the live one)."""
+    return [a for batch in iter_coverage(conn, layer_id) for a in batch]
+
+
+def iter_coverage(conn: sqlite3.Connection, layer_id: int | None = None,
+                  batch: int = BATCH) -> Iterator[list[Area]]:
+    """Yield the coverage areas of a layer (default: the live one) in order, ``batch`` at a time."""
     if layer_id is None:
         layer_id = live_layer_ids(conn)["coverage"]
     if layer_id is None:
-        return []
-    rows = conn.execute(
+        return
+    cursor = conn.execute(
         "SELECT feature_id, technology, status, max_down_mbps, max_up_mbps, available_from, geom"
         " FROM coverage WHERE layer_id = ? ORDER BY id", (layer_id,)
-    ).fetchall()
-    geoms = shapely.from_wkb([r["geom"] for r in rows]) if rows else []
-    return [
-        Area(
-            technology=r["technology"], status=r["status"], geometry=g,
-            max_down_mbps=r["max_down_mbps"], max_up_mbps=r["max_up_mbps"],
-            available_from=r["available_from"], feature_id=r["feature_id"],
-        )
-        for r, g in zip(rows, geoms)
-    ]
+    )
+    # One string object per distinct value, not one per row.
+    word = sys.intern
+    while rows := cursor.fetchmany(batch):
+        geoms = shapely.from_wkb([r[6] for r in rows])
+        yield [
+            Area(
+                technology=word(r[1]), status=word(r[2]), geometry=g,
+                max_down_mbps=r[3], max_up_mbps=r[4],
+                available_from=word(r[5]) if r[5] is not None else None, feature_id=r[0],
+            )
+            for r, g in zip(rows, geoms)
+        ]
+        del rows, geoms
 
 
 def layer_info(conn: sqlite3.Connection, layer_id: int) -> dict | None:
