@@ -81,8 +81,11 @@ def _return_free_memory() -> None:
 def _build(conn, key, ids, drop_distance_m) -> Snapshot:
     """Load the live layers and index them, reading the coverage a batch at a time."""
     towns = layers.load_towns(conn, ids["towns"])
+    # Shares stored with the layers; a database from before they were stored has none, and
+    # the index then measures them itself when first asked.
+    shares = layers.load_town_shares(conn, ids["towns"], ids["coverage"])
     coverage = CoverageIndex.streamed(layers.iter_coverage(conn, ids["coverage"]), towns,
-                                      drop_distance_m=drop_distance_m)
+                                      drop_distance_m=drop_distance_m, shares=shares)
     info = layers.layer_info(conn, ids["coverage"]) if ids["coverage"] else None
     as_of = None
     if info:
