@@ -197,20 +197,26 @@ class CoverageIndex:
     def __init__(self, areas: list[Area], towns: list[Town], drop_distance_m: float = 150,
                  shares: dict[str, list[dict]] | None = None):
         """Project, index and prepare everything once; ``shares`` are stored share entries by slug."""
-        self._build([areas], towns, drop_distance_m, shares)
+        geoms = _object_array([a.geometry for a in areas] + [t.geometry for t in towns])
+        vertices = int(np.nansum(shapely.get_num_coordinates(geoms))) if len(geoms) else 0
+        self._build([areas], towns, drop_distance_m, shares, vertices)
 
     @classmethod
     def streamed(cls, batches: Iterable[list[Area]], towns: list[Town], drop_distance_m: float = 150,
-                 shares: dict[str, list[dict]] | None = None) -> CoverageIndex:
-        """Return the index of areas given in batches, each let go once its rings are copied."""
+                 shares: dict[str, list[dict]] | None = None, vertices: int = 0) -> CoverageIndex:
+        """Return the index of areas given in batches, each let go once its rings are copied.
+
+        ``vertices`` is the areas' vertex count, or more (``layers.coverage_vertex_bound``).
+        """
         index = cls.__new__(cls)
-        index._build(batches, towns, drop_distance_m, shares)
+        vertices += sum(int(shapely.get_num_coordinates(t.geometry)) for t in towns if t.geometry is not None)
+        index._build(batches, towns, drop_distance_m, shares, vertices)
         return index
 
-    def _build(self, batches, towns, drop_distance_m, shares) -> None:
+    def _build(self, batches, towns, drop_distance_m, shares, vertices) -> None:
         """Copy the rings batch by batch, then index them."""
         self.drop_distance_m = float(drop_distance_m)
-        rings = Rings()
+        rings = Rings(vertices)
         self.areas = []
         for batch in batches:
             kept = _present(batch)

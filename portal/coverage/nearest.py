@@ -179,14 +179,12 @@ def _nearest_groups(x, y, wanted, roots, xy, run_start, run_len, run_box, start,
 
 
 @numba.njit(cache=True)
-def _gather(xy, first, length, start_at):
-    """Return the vertices of each run (``length + 1`` from ``first``) one run after another."""
-    out = np.empty((start_at[-1], 2))
+def _gather(xy, first, length, start_at, out):
+    """Copy the vertices of each run (``length + 1`` from ``first``) to ``out``, one run after another."""
     for k in range(len(first)):
         for j in range(length[k] + 1):
             out[start_at[k] + j, 0] = xy[first[k] + j, 0]
             out[start_at[k] + j, 1] = xy[first[k] + j, 1]
-    return out
 
 
 def _runs(ring_start: np.ndarray, ring_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -252,8 +250,10 @@ class BoundaryIndex:
             first, length = first[perm], length[perm]
             start_at = np.zeros(len(first) + 1, np.int64)
             np.cumsum(length.astype(np.int64) + 1, out=start_at[1:])
-            self._tree = (_gather(xy, first, length, start_at), start_at[:-1], length, boxes[perm],
-                          start, end, left, box)
+            # Allocated by numpy, which asks for huge pages (the search reads it at random).
+            ordered = np.empty((start_at[-1], 2))
+            _gather(xy, first, length, start_at, ordered)
+            self._tree = (ordered, start_at[:-1], length, boxes[perm], start, end, left, box)
 
     def __len__(self) -> int:
         """Return the number of indexed vertices."""

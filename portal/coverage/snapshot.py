@@ -85,7 +85,8 @@ def _build(conn, key, ids, drop_distance_m) -> Snapshot:
     # the index then measures them itself when first asked.
     shares = layers.load_town_shares(conn, ids["towns"], ids["coverage"])
     coverage = CoverageIndex.streamed(layers.iter_coverage(conn, ids["coverage"]), towns,
-                                      drop_distance_m=drop_distance_m, shares=shares)
+                                      drop_distance_m=drop_distance_m, shares=shares,
+                                      vertices=layers.coverage_vertex_bound(conn, ids["coverage"]))
     info = layers.layer_info(conn, ids["coverage"]) if ids["coverage"] else None
     as_of = None
     if info:

@@ -196,6 +196,14 @@ def iter_coverage(conn: sqlite3.Connection, layer_id: int | None = None,
         del rows, geoms
 
 
+def coverage_vertex_bound(conn: sqlite3.Connection, layer_id: int | None) -> int:
+    """Return at least the number of vertices of a coverage layer's polygons (16 WKB bytes each)."""
+    if layer_id is None:
+        return 0
+    row = conn.execute("SELECT sum(length(geom)) FROM coverage WHERE layer_id = ?", (layer_id,)).fetchone()
+    return int(row[0] or 0) // 16
+
+
 # -- town shares: measured when a layer is stored, per pair of towns and coverage layers --
 
 
