@@ -117,7 +117,8 @@ def make_coverage(rng, towns: gpd.GeoDataFrame, n: int, detail: float = 1.0) -> 
     lon, lat = np.clip(lon, minx, maxx), np.clip(lat, miny, maxy)
     # Log-uniform radius: most are blocks (50-300 m), a few cover a small town (~3 km).
     radius = np.exp(rng.uniform(np.log(40), np.log(3_000), n))
-    vertices = np.clip(((20 + radius / 15) * detail).astype(int) + rng.integers(0, 20, n), 20, int(200 * detail))
+    vertices = np.clip(((20 + radius / 15) * detail).astype(int) + rng.integers(0, 20, n), 20,
+                       int(200 * detail))
     geoms = _blobs(rng, lon, lat, radius, vertices)
     tech = TECHNOLOGIES[rng.choice(4, size=n, p=TECH_WEIGHTS)]
     planned = rng.random(n) < 0.15

@@ -39,7 +39,8 @@ def rect(x0, y0, x1, y1) -> shapely.Polygon:
 def town(slug: str, extent: shapely.Polygon) -> Town:
     """Return a town record for an extent."""
     c = extent.centroid
-    return Town(slug=slug, name=slug.title(), name_ru=None, population=1000, lat=c.y, lon=c.x, geometry=extent)
+    return Town(slug=slug, name=slug.title(), name_ru=None, population=1000, lat=c.y, lon=c.x,
+                geometry=extent)
 
 
 SQUARE = town("square", rect(-5000, -5000, 5000, 5000))  # 10 km x 10 km
@@ -104,7 +105,8 @@ def shares_of(summary: dict) -> dict:
 
 
 def test_shares_are_measured_at_import_stored_and_read_back(dbp, tmp_path, monkeypatch):
-    layer = import_coverage(dbp, tmp_path, "v1", ("fiber", "live", WEST_HALF), ("cable", "planned", SQUARE.geometry))
+    layer = import_coverage(dbp, tmp_path, "v1", ("fiber", "live", WEST_HALF),
+                            ("cable", "planned", SQUARE.geometry))
     entries = stored(dbp, 1, layer)
     assert set(entries) == {"square"}  # the far town has no coverage, hence no entries
     by = {(e["technology"], e["status"]): e for e in entries["square"]}
@@ -152,7 +154,8 @@ def test_a_towns_import_and_a_rollback_to_a_pair_never_measured(dbp, tmp_path, m
                                        author="t").layer_id
     assert stored(dbp, towns_layer, 2)["square"][0]["share"] == pytest.approx(1.0, abs=1e-4)
     quarter = import_coverage(dbp, tmp_path, "v2", ("fiber", "live", SOUTH_WEST_QUARTER))
-    assert served_as_stored(dbp, monkeypatch)["square"]["fiber_share"] == 0.5  # a quarter of the square is half its west half
+    # A quarter of the square is half of its west half.
+    assert served_as_stored(dbp, monkeypatch)["square"]["fiber_share"] == 0.5
     # The first towns layer never was live with this coverage: the rollback measures that pair.
     assert stored(dbp, 1, quarter) is None
     with db.writing(dbp) as conn:

@@ -134,7 +134,8 @@ class ShareMeter:
         extent = self._town_geoms[town_i]
         minx, miny, maxx, maxy = shapely.bounds(extent)
         env = self._envelopes
-        cand = np.flatnonzero((env[:, 0] <= maxx) & (env[:, 2] >= minx) & (env[:, 1] <= maxy) & (env[:, 3] >= miny))
+        cand = np.flatnonzero((env[:, 0] <= maxx) & (env[:, 2] >= minx)
+                              & (env[:, 1] <= maxy) & (env[:, 3] >= miny))
         geoms = self._geometries(cand)
         if len(cand):
             # Interiors must meet: an area that only touches the edge covers nothing.
@@ -271,7 +272,8 @@ class CoverageIndex:
             xy[done:done + len(vertices), 0], xy[done:done + len(vertices), 1] = x, y
             done += len(vertices)
             g = h
-        return BoundaryIndex.over(xy, ring_start, np.repeat(groups, r1 - r0), len(TECH_ORDER) if len(live) else 0)
+        n_groups = len(TECH_ORDER) if len(live) else 0
+        return BoundaryIndex.over(xy, ring_start, np.repeat(groups, r1 - r0), n_groups)
 
     @property
     def bounds(self) -> tuple[float, float, float, float] | None:

@@ -259,7 +259,8 @@ class Rings:
     def meeting_box(self, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
         """Return the indices (ascending) of the geometries whose envelopes meet a box (edges count)."""
         env = self.envelopes
-        return np.flatnonzero((env[:, 0] <= maxx) & (env[:, 2] >= minx) & (env[:, 1] <= maxy) & (env[:, 3] >= miny))
+        return np.flatnonzero((env[:, 0] <= maxx) & (env[:, 2] >= minx)
+                              & (env[:, 1] <= maxy) & (env[:, 3] >= miny))
 
     def geometries(self, idx) -> np.ndarray:
         """Return GEOS geometries of ``idx``, rebuilt from the rings (the same coordinates as added)."""

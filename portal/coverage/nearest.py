@@ -73,7 +73,7 @@ def _run_boxes(xy, run_start, run_len):
 
 @numba.njit(cache=True)
 def _build(run_box, leaf_runs):
-    """Return (perm, start, end, left, box) of a tree over runs; children of node n are left[n], left[n] + 1."""
+    """Return (perm, start, end, left, box) of a tree over runs; node n's children: left[n], left[n] + 1."""
     n = len(run_box)
     perm = np.arange(n).astype(np.int32)
     cap = 4 * (n // leaf_runs + 1) + 1

@@ -343,7 +343,7 @@ def _measure_shares(db_path, kind: str, features: list, progress: bool) -> tuple
 def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
                 checksum: str | None = None, as_of: str | None = None, report: dict | None = None,
                 progress: bool | None = False) -> int:
-    """Store a layer and make it live in one transaction (with an audit row and the town shares); return its id."""
+    """Store a layer and make it live in one transaction (with an audit row, town shares); return its id."""
     # A database from before shares were stored gets their table here.
     db.migrate(db_path)
     shares = _measure_shares(db_path, kind, features, bool(progress))

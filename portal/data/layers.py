@@ -209,8 +209,8 @@ def coverage_vertex_bound(conn: sqlite3.Connection, layer_id: int | None) -> int
 
 def has_town_shares_table(conn: sqlite3.Connection) -> bool:
     """Return whether the database stores town shares (databases from before it do not)."""
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'town_share_layers'").fetchone() is not None
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'town_share_layers'")
+    return found.fetchone() is not None
 
 
 def measure_town_shares(conn: sqlite3.Connection, towns: list[Town] | None = None,
