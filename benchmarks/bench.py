@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import datagen, fanout, load, pg  # noqa: E402
+from benchmarks import datagen, fanout, load, memory, pg  # noqa: E402
 from portal import answers as reports  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.coverage import snapshot as state  # noqa: E402
@@ -111,7 +111,7 @@ def versus_postgis(snap: state.Snapshot, points: np.ndarray, full_median_us: flo
     missing = pg.available()
     if missing:
         raise SystemExit(f"PostGIS comparison impossible: {missing}")
-    geoms = np.array([a.geometry for a in snap.coverage.areas], dtype=object)
+    geoms = np.array([a.geometry for a in snap.coverage.areas_in_bbox(None)], dtype=object)
     grid = PolygonIndex(geoms)
     tree = shapely.STRtree(geoms)
     shapely.prepare(geoms)
@@ -256,6 +256,8 @@ def main(argv=None) -> int:
                                args.threads)
         say("notification fan-out (real SMTP server, worker process)")
         figures["fanout"] = fanout.run(folder, args.subscribers or (2_000 if args.small else 100_000), say=say)
+    say("memory as the layer grows")
+    figures["memory"] = memory.run(args.small, say=say)
     figures["floors"] = floors(figures)
     say(json.dumps(figures, indent=1))
     say("floors")

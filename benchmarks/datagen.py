@@ -98,8 +98,11 @@ def make_towns(rng, n: int) -> gpd.GeoDataFrame:
     }, geometry=geoms, crs="EPSG:4326")
 
 
-def make_coverage(rng, towns: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
-    """Return ``n`` coverage polygons from street blocks to small towns, clustered on towns."""
+def make_coverage(rng, towns: gpd.GeoDataFrame, n: int, detail: float = 1.0) -> gpd.GeoDataFrame:
+    """Return ``n`` coverage polygons from street blocks to small towns, clustered on towns.
+
+    ``detail`` multiplies the vertices per polygon (1: 75 on average; the same draws either way).
+    """
     weight = np.sqrt(towns["population"].to_numpy(float))
     town_i = rng.choice(len(towns), size=n, p=weight / weight.sum())
     spread = np.clip(60 * np.sqrt(towns["population"].to_numpy(float)), 400, 8_000)[town_i] * 1.3
@@ -114,7 +117,8 @@ def make_coverage(rng, towns: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
     lon, lat = np.clip(lon, minx, maxx), np.clip(lat, miny, maxy)
     # Log-uniform radius: most are blocks (50-300 m), a few cover a small town (~3 km).
     radius = np.exp(rng.uniform(np.log(40), np.log(3_000), n))
-    vertices = np.clip((20 + radius / 15).astype(int) + rng.integers(0, 20, n), 20, 200)
+    vertices = np.clip(((20 + radius / 15) * detail).astype(int) + rng.integers(0, 20, n), 20,
+                       int(200 * detail))
     geoms = _blobs(rng, lon, lat, radius, vertices)
     tech = TECHNOLOGIES[rng.choice(4, size=n, p=TECH_WEIGHTS)]
     planned = rng.random(n) < 0.15
@@ -148,11 +152,11 @@ def make_points(rng, towns: gpd.GeoDataFrame, n: int) -> np.ndarray:
     return np.round(np.column_stack((lat[order], lon[order])), 6)
 
 
-def write_files(folder: Path, scale: Scale, seed: int = 6) -> dict:
+def write_files(folder: Path, scale: Scale, seed: int = 6, detail: float = 1.0) -> dict:
     """Write towns.gpkg and coverage.gpkg and return the frames and query points."""
     rng = np.random.default_rng(seed)
     towns = make_towns(rng, scale.towns)
-    coverage = make_coverage(rng, towns, scale.polygons)
+    coverage = make_coverage(rng, towns, scale.polygons, detail)
     points = make_points(rng, towns, scale.points)
     folder.mkdir(parents=True, exist_ok=True)
     towns.to_file(folder / "towns.gpkg", driver="GPKG")

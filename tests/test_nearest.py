@@ -16,17 +16,17 @@ def square(x0, y0, side):
 
 def test_nearest_point_on_a_long_edge_not_only_at_vertices():
     # One 1 km square: from 300 m south of the middle of its bottom edge, the nearest point is
-    # that middle (a vertex only after densifying), 300 m away.
-    index = BoundaryIndex(np.array([square(0, 0, 1000)]), step_m=100)
+    # that middle (no vertex there), 300 m away.
+    index = BoundaryIndex(np.array([square(0, 0, 1000)]))
     qx, qy, d = index.nearest(537.0, -300.0)
     assert (qx, qy) == pytest.approx((537.0, 0.0))
     assert d == pytest.approx(300.0)
 
 
-def test_coarse_steps_are_still_exact():
-    # With 5 km steps the square keeps its four corners only; the answer must still be the
-    # foot of the perpendicular on the edge, not a corner.
-    index = BoundaryIndex(np.array([square(0, 0, 1000)]), step_m=5000)
+def test_edges_longer_than_the_search_reach_are_still_exact():
+    # The square has its four corners only; from 250 m east of its east edge the answer must
+    # be the foot of the perpendicular on that edge, not a corner (400 m and more away).
+    index = BoundaryIndex(np.array([square(0, 0, 1000)]))
     qx, qy, d = index.nearest(1250.0, 400.0)
     assert (qx, qy, d) == pytest.approx((1000.0, 400.0, 250.0))
 
@@ -77,7 +77,7 @@ def test_agrees_with_geos_on_random_jagged_polygons():
         polys.extend(p for p in shapely.get_parts(poly) if isinstance(p, shapely.Polygon))
     geoms = np.array(polys, dtype=object)
     rings = shapely.boundary(geoms)
-    index = BoundaryIndex(geoms, step_m=150)
+    index = BoundaryIndex(geoms)
     far = [(-100_000.0, 10_000.0), (10_000.0, 250_000.0), (30_000.0, -40_000.0)]
     for x, y in [*rng.uniform(-5_000, 25_000, (400, 2)).tolist(), *far]:
         qx, qy, d = index.nearest(float(x), float(y))

@@ -157,30 +157,175 @@ def locate_in_grid(x, y, x0, y0, cell, nx, ny, start, items, inside, bounds, geo
     return found[:k]
 
 
+def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Return the integers of every range [start, end), one range after another."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(ends, dtype=np.int64) - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    first = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - first, lengths)
+
+
+class Rings:
+    """Polygons as one array of ring coordinates: the grid searches it, maps and shares rebuild from it.
+
+    Geometries are added in batches (``add``), so that a layer read a few thousand rows at a
+    time never exists whole as GEOS objects, then ``finish`` joins the batches. Geometry ``g``
+    has parts ``geom_parts[g]:geom_parts[g + 1]``, part ``p`` rings ``part_rings[p]:part_rings[p + 1]``
+    and ring ``r`` the vertices ``xy[ring_start[r]:ring_start[r + 1]]``. Invalid polygons and
+    anything that is not a polygon have no rings here: their GEOS objects are kept instead.
+    """
+
+    def __init__(self, vertices: int = 0):
+        """Start empty, with room for ``vertices`` coordinates (an upper bound is fine)."""
+        self.count = 0
+        # Coordinates go straight into one buffer, not into per-batch arrays joined at the end
+        # (that would hold every coordinate twice at that moment). Allocated whole, the buffer
+        # gets the huge pages numpy asks for (the ring tests ran ~10 % slower without them);
+        # pages never written are never resident. Too small, it grows in place.
+        self._xy = np.empty((max(int(vertices), 1024), 2))
+        self._n_xy = 0
+        self._batches: list[tuple] = []
+
+    def add(self, geoms) -> None:
+        """Append geometries (an array or list of them) after those added before."""
+        geoms = np.asarray(geoms, dtype=object)
+        n = len(geoms)
+        if not n:
+            return
+        kinds = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+        type_id = shapely.get_type_id(geoms)
+        valid = np.isin(type_id, kinds) & shapely.is_valid(geoms)
+        parts = np.zeros(n, np.int64)
+        rings_per_part = ring_len = np.empty(0, np.int64)
+        if valid.any():
+            kind, xy, offsets = shapely.to_ragged_array(geoms[valid])
+            ring_len = np.diff(offsets[0]).astype(np.int64)
+            rings_per_part = np.diff(offsets[1]).astype(np.int64)
+            parts[valid] = 1 if kind == shapely.GeometryType.POLYGON else np.diff(offsets[2])
+            self._append_xy(xy)
+            del xy
+        bad = np.flatnonzero(~valid)
+        self._batches.append((ring_len, rings_per_part, parts, type_id == shapely.GeometryType.MULTIPOLYGON,
+                              shapely.bounds(geoms), bad + self.count, geoms[bad]))
+        self.count += n
+
+    def _append_xy(self, xy: np.ndarray) -> None:
+        """Copy coordinates to the end of the buffer, growing it by half when full."""
+        end = self._n_xy + len(xy)
+        if end > len(self._xy):
+            self._xy.resize((max(end, len(self._xy) * 3 // 2), 2), refcheck=False)
+        self._xy[self._n_xy:end] = xy
+        self._n_xy = end
+
+    def finish(self) -> Rings:
+        """Join the batches into single arrays; return self."""
+        self.xy, self._xy = self._xy[:self._n_xy], None
+        columns = list(zip(*self._batches))
+        self._batches = []
+
+        def joined(k, empty):
+            return np.concatenate(columns[k]) if columns else empty
+
+        self.ring_start = _offsets(joined(0, np.empty(0, np.int64)))
+        self.part_rings = _offsets(joined(1, np.empty(0, np.int64)))
+        self.geom_parts = _offsets(joined(2, np.empty(0, np.int64)))
+        self.multi = joined(3, np.empty(0, bool))
+        self.envelopes = joined(4, np.empty((0, 4)))
+        self.invalid = joined(5, _NONE).astype(np.int64)
+        self.invalid_geoms = joined(6, np.empty(0, dtype=object))
+        self.geom_rings = self.part_rings[self.geom_parts]
+        return self
+
+    def __len__(self) -> int:
+        """Return the number of geometries."""
+        return self.count
+
+    def vertex_span(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """Return the first and past-the-last vertex of each geometry in ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return self.ring_start[self.geom_rings[idx]], self.ring_start[self.geom_rings[idx + 1]]
+
+    def total_bounds(self) -> tuple[float, float, float, float] | None:
+        """Return the (minx, miny, maxx, maxy) of every geometry, None without any coordinate."""
+        env = self.envelopes
+        if not len(env) or np.isnan(env).all():
+            return None
+        return (float(np.nanmin(env[:, 0])), float(np.nanmin(env[:, 1])),
+                float(np.nanmax(env[:, 2])), float(np.nanmax(env[:, 3])))
+
+    def meeting_box(self, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
+        """Return the indices (ascending) of the geometries whose envelopes meet a box (edges count)."""
+        env = self.envelopes
+        return np.flatnonzero((env[:, 0] <= maxx) & (env[:, 2] >= minx)
+                              & (env[:, 1] <= maxy) & (env[:, 3] >= miny))
+
+    def geometries(self, idx) -> np.ndarray:
+        """Return GEOS geometries of ``idx``, rebuilt from the rings (the same coordinates as added)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty(len(idx), dtype=object)
+        if not len(idx):
+            return out
+        ringless = np.isin(idx, self.invalid)
+        if ringless.any():
+            where = np.searchsorted(self.invalid, idx[ringless])
+            out[ringless] = self.invalid_geoms[where]
+        multi = self.multi[idx] & ~ringless
+        for mask, kind in ((~multi & ~ringless, shapely.GeometryType.POLYGON),
+                           (multi, shapely.GeometryType.MULTIPOLYGON)):
+            if mask.any():
+                out[mask] = self._rebuild(idx[mask], kind)
+        return out
+
+    def _rebuild(self, idx: np.ndarray, kind) -> np.ndarray:
+        """Return polygons (or multipolygons) of ``idx`` from their parts, rings and vertices."""
+        parts = concat_ranges(self.geom_parts[idx], self.geom_parts[idx + 1])
+        rings = concat_ranges(self.part_rings[parts], self.part_rings[parts + 1])
+        vertices = concat_ranges(self.ring_start[rings], self.ring_start[rings + 1])
+        ring_offsets = _offsets(self.ring_start[rings + 1] - self.ring_start[rings])
+        part_offsets = _offsets(self.part_rings[parts + 1] - self.part_rings[parts])
+        if kind == shapely.GeometryType.POLYGON:
+            offsets = (ring_offsets, part_offsets)
+        else:
+            offsets = (ring_offsets, part_offsets, _offsets(self.geom_parts[idx + 1] - self.geom_parts[idx]))
+        return shapely.from_ragged_array(kind, self.xy[vertices], offsets)
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """Return the running start of each count, and the total last (CSR offsets)."""
+    out = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
 class PolygonIndex:
     """Polygons (and multipolygons) in one grid, for asking which contain a point."""
 
     def __init__(self, geoms: np.ndarray):
         """Index the rings of the geometries (lon/lat or any planar coordinates)."""
         geoms = np.asarray(geoms, dtype=object)
-        n = len(geoms)
-        kinds = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
-        polygonal = np.isin(shapely.get_type_id(geoms), kinds) if n else np.zeros(0, dtype=bool)
-        valid = polygonal & shapely.is_valid(geoms) if n else polygonal
-        # Invalid polygons (and anything not a polygon): no rings here, asked of GEOS instead.
-        self._invalid = np.flatnonzero(~valid).astype(np.int64)
-        self._invalid_geoms = geoms[self._invalid]
-        ringed = np.where(valid, geoms, None)
-        parts, part_of = shapely.get_parts(ringed, return_index=True)
-        rings, ring_part = shapely.get_rings(parts, return_index=True)
-        xy, vertex_ring = shapely.get_coordinates(rings, return_index=True)
-        self._xy = np.ascontiguousarray(xy, dtype=np.float64)
-        self._ring_start = np.searchsorted(vertex_ring, np.arange(len(rings) + 1)).astype(np.int64)
-        self._geom_rings = np.searchsorted(part_of[ring_part], np.arange(n + 1)).astype(np.int64)
-        bounds = shapely.bounds(ringed) if n else np.zeros((0, 4))
-        has = ~np.isnan(bounds).any(axis=1)
-        # Empty boxes (no rings) never hold a point.
-        self._bounds = np.where(has[:, None], bounds, [np.inf, np.inf, -np.inf, -np.inf])
+        rings = Rings(int(shapely.get_num_coordinates(geoms).sum()) if len(geoms) else 0)
+        rings.add(geoms)
+        self._index(rings.finish())
+
+    @classmethod
+    def over(cls, rings: Rings) -> PolygonIndex:
+        """Return the grid of geometries already held as rings (their coordinates are not copied)."""
+        index = cls.__new__(cls)
+        index._index(rings)
+        return index
+
+    def _index(self, rings: Rings) -> None:
+        """List each polygon with rings in the grid cells it meets."""
+        self.rings = rings
+        self._invalid = rings.invalid
+        self._invalid_geoms = rings.invalid_geoms
+        self._xy, self._ring_start, self._geom_rings = rings.xy, rings.ring_start, rings.geom_rings
+        has = np.diff(self._geom_rings) > 0
+        # Geometries without rings (invalid, empty) are never in a cell: GEOS answers for them.
+        self._bounds = np.where(has[:, None], rings.envelopes, [np.inf, np.inf, -np.inf, -np.inf])
         self._grid(self._bounds[has])
 
     def _grid(self, boxes: np.ndarray) -> None:

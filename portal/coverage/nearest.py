@@ -1,14 +1,14 @@
 """Exact nearest point on the boundaries of a set of polygons, in planar metres.
 
-The rings are densified so that no segment is longer than L = ``step_m`` and their vertices
-go into a kd-tree. A segment whose two ends are both at least r from a point p is at least
-sqrt(r² - (L/2)²) from p (the foot of the perpendicular is within L/2 of one end). So while
-the best distance found so far is d, the segment holding the answer has an end within
-sqrt(d² + (L/2)²) of p: the search visits only the tree's boxes and vertices within that
-reach, measures the segments on both sides of each vertex it visits exactly, and tightens d
-as it goes. It gives the same answer as measuring every segment. The tree and the search are
-compiled (numba): one search is a few microseconds, not tens of a Python loop over a
-library's answer.
+The rings are cut into runs of at most ``RUN`` consecutive segments, and a tree of boxes is
+built over the runs: each leaf holds a few runs, each node the box of everything under it.
+A box's distance from a point is never more than that of any segment inside it, so the
+search visits the tree nearest box first, skips each box (of a node or of a run) farther
+than the best distance found so far, and measures the segments of the runs it reaches
+exactly. It gives the same answer as measuring every segment, with segments of any length,
+so the rings need no extra vertices. The runs' vertices are kept in the tree's order (a
+leaf's segments are one stretch of memory). The tree and the search are compiled (numba):
+one search is a few microseconds, not tens of a Python loop over a library's answer.
 
 Polygons may come in groups (the coverage of each technology): each group has its own tree,
 and one compiled call searches every group asked for, so a point missing three technologies
@@ -22,8 +22,10 @@ import numba
 import numpy as np
 import shapely
 
-DEFAULT_STEP_M = 100.0
-LEAF_SIZE = 16
+# Segments per run (a run's 9 vertices are 144 bytes), and runs per leaf: the fastest of the
+# sizes tried on the benchmark's data (docs/performance.md).
+RUN = 8
+LEAF_RUNS = 16
 # The search stack grows by one per level; median splits keep any tree far shallower.
 _STACK = 128
 
@@ -56,17 +58,31 @@ def _nth_element(perm, coords, lo, hi, k):
 
 
 @numba.njit(cache=True)
-def _build(xy, leaf_size):
-    """Return (perm, start, end, left, box) of a kd-tree; children of node n are left[n], left[n] + 1."""
-    n = len(xy)
+def _run_boxes(xy, run_start, run_len):
+    """Return the box (minx, miny, maxx, maxy) of each run's vertices."""
+    boxes = np.empty((len(run_start), 4))
+    for k in range(len(run_start)):
+        s = run_start[k]
+        minx, miny, maxx, maxy = xy[s, 0], xy[s, 1], xy[s, 0], xy[s, 1]
+        for j in range(s + 1, s + run_len[k] + 1):
+            minx, maxx = min(minx, xy[j, 0]), max(maxx, xy[j, 0])
+            miny, maxy = min(miny, xy[j, 1]), max(maxy, xy[j, 1])
+        boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3] = minx, miny, maxx, maxy
+    return boxes
+
+
+@numba.njit(cache=True)
+def _build(run_box, leaf_runs):
+    """Return (perm, start, end, left, box) of a tree over runs; node n's children: left[n], left[n] + 1."""
+    n = len(run_box)
     perm = np.arange(n).astype(np.int32)
-    cap = 4 * (n // leaf_size + 1) + 1
+    cap = 4 * (n // leaf_runs + 1) + 1
     start = np.zeros(cap, np.int32)
     end = np.zeros(cap, np.int32)
     left = np.full(cap, -1, np.int32)
     box = np.zeros((cap, 4), np.float64)
-    xs = np.ascontiguousarray(xy[:, 0])
-    ys = np.ascontiguousarray(xy[:, 1])
+    cx = (run_box[:, 0] + run_box[:, 2]) * 0.5
+    cy = (run_box[:, 1] + run_box[:, 3]) * 0.5
     end[0] = n
     count = 1
     todo = np.zeros(cap, np.int32)
@@ -77,15 +93,20 @@ def _build(xy, leaf_size):
         lo, hi = start[node], end[node]
         minx = miny = np.inf
         maxx = maxy = -np.inf
+        cminx = cminy = np.inf
+        cmaxx = cmaxy = -np.inf
         for j in range(lo, hi):
             v = perm[j]
-            minx, maxx = min(minx, xs[v]), max(maxx, xs[v])
-            miny, maxy = min(miny, ys[v]), max(maxy, ys[v])
+            minx, maxx = min(minx, run_box[v, 0]), max(maxx, run_box[v, 2])
+            miny, maxy = min(miny, run_box[v, 1]), max(maxy, run_box[v, 3])
+            cminx, cmaxx = min(cminx, cx[v]), max(cmaxx, cx[v])
+            cminy, cmaxy = min(cminy, cy[v]), max(cmaxy, cy[v])
         box[node, 0], box[node, 1], box[node, 2], box[node, 3] = minx, miny, maxx, maxy
-        if hi - lo <= leaf_size:
+        if hi - lo <= leaf_runs:
             continue
         mid = (lo + hi) // 2
-        _nth_element(perm, xs if maxx - minx >= maxy - miny else ys, lo, hi, mid)
+        # Split at the median centre along the longer side of the centres' spread.
+        _nth_element(perm, cx if cmaxx - cminx >= cmaxy - cminy else cy, lo, hi, mid)
         left[node] = count
         start[count], end[count] = lo, mid
         start[count + 1], end[count + 1] = mid, hi
@@ -104,11 +125,10 @@ def _box_distance2(box, node, x, y):
 
 
 @numba.njit(cache=True)
-def _nearest(x, y, root, xy, before, after, start, end, left, box, quarter):
+def _nearest(x, y, root, xy, run_start, run_len, run_box, start, end, left, box):
     """Return (qx, qy, squared distance) of the nearest point on the segments of the tree at ``root``.
 
-    ``xy`` holds the vertices in tree order (a leaf's vertices side by side in memory);
-    ``before``/``after`` give the position of each one's neighbours on its ring (-1: none).
+    Run k is the segments from vertex ``run_start[k]`` to ``run_start[k] + run_len[k]`` of ``xy``.
     """
     best, bx, by = np.inf, np.nan, np.nan
     stack = np.empty(_STACK, np.int32)
@@ -117,12 +137,12 @@ def _nearest(x, y, root, xy, before, after, start, end, left, box, quarter):
     while top:
         top -= 1
         node = stack[top]
-        reach = best + quarter + 1e-9 * (1.0 + best)
-        if _box_distance2(box, node, x, y) > reach:
+        # A hair of slack: a segment's distance is computed with rounding, its box's is exact.
+        if _box_distance2(box, node, x, y) > best + 1e-9 * (1.0 + best):
             continue
         child = left[node]
         if child >= 0:
-            # Nearer child on top of the stack: it is searched first and tightens the reach.
+            # Nearer child on top of the stack: it is searched first and tightens the bound.
             near, far = child, child + 1
             if _box_distance2(box, far, x, y) < _box_distance2(box, near, x, y):
                 near, far = far, near
@@ -130,16 +150,13 @@ def _nearest(x, y, root, xy, before, after, start, end, left, box, quarter):
             stack[top + 1] = near
             top += 2
             continue
-        for j in range(start[node], end[node]):
-            dvx, dvy = x - xy[j, 0], y - xy[j, 1]
-            if dvx * dvx + dvy * dvy > best + quarter + 1e-9 * (1.0 + best):
+        for k in range(start[node], end[node]):
+            if _box_distance2(run_box, k, x, y) > best + 1e-9 * (1.0 + best):
                 continue
-            # The segment ending at this vertex, then the one starting at it.
-            for a, b in ((before[j], j), (j, after[j])):
-                if a < 0 or b < 0:
-                    continue
+            s = run_start[k]
+            for a in range(s, s + run_len[k]):
                 ax, ay = xy[a, 0], xy[a, 1]
-                dx, dy = xy[b, 0] - ax, xy[b, 1] - ay
+                dx, dy = xy[a + 1, 0] - ax, xy[a + 1, 1] - ay
                 length2 = dx * dx + dy * dy
                 t = ((x - ax) * dx + (y - ay) * dy) / length2 if length2 > 0 else 0.0
                 t = min(max(t, 0.0), 1.0)
@@ -151,61 +168,92 @@ def _nearest(x, y, root, xy, before, after, start, end, left, box, quarter):
 
 
 @numba.njit(cache=True)
-def _nearest_groups(x, y, wanted, roots, xy, before, after, start, end, left, box, quarter):
+def _nearest_groups(x, y, wanted, roots, xy, run_start, run_len, run_box, start, end, left, box):
     """Return (qx, qy, distance) per group: searched where bit g of ``wanted`` is set, NaN elsewhere."""
     out = np.full((len(roots), 3), np.nan)
     for g in range(len(roots)):
         if (wanted >> g) & 1 and roots[g] >= 0:
-            qx, qy, d2 = _nearest(x, y, roots[g], xy, before, after, start, end, left, box, quarter)
+            qx, qy, d2 = _nearest(x, y, roots[g], xy, run_start, run_len, run_box, start, end, left, box)
             out[g, 0], out[g, 1], out[g, 2] = qx, qy, math.sqrt(d2)
     return out
 
 
-class BoundaryIndex:
-    """The rings of some polygons, densified, with a kd-tree of their vertices per group."""
+@numba.njit(cache=True)
+def _gather(xy, first, length, start_at, out):
+    """Copy the vertices of each run (``length + 1`` from ``first``) to ``out``, one run after another."""
+    for k in range(len(first)):
+        for j in range(length[k] + 1):
+            out[start_at[k] + j, 0] = xy[first[k] + j, 0]
+            out[start_at[k] + j, 1] = xy[first[k] + j, 1]
 
-    def __init__(self, polygons: np.ndarray, step_m: float = DEFAULT_STEP_M, groups=None):
+
+def _runs(ring_start: np.ndarray, ring_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (first vertex, segments, group) of every run of at most RUN segments, by group."""
+    segments = np.maximum(np.diff(ring_start) - 1, 0)
+    per_ring = -(-segments // RUN)
+    ring = np.repeat(np.arange(len(segments)), per_ring)
+    nth = np.arange(len(ring)) - np.repeat(np.cumsum(per_ring) - per_ring, per_ring)
+    first = ring_start[ring] + nth * RUN
+    length = np.minimum(RUN, segments[ring] - nth * RUN).astype(np.uint8)
+    group = ring_group[ring]
+    order = np.argsort(group, kind="stable")
+    return first[order], length[order], group[order]
+
+
+class BoundaryIndex:
+    """The rings of some polygons, in runs of segments, with a tree of their boxes per group."""
+
+    def __init__(self, polygons: np.ndarray, groups=None):
         """Index the rings of planar (metre) polygons; ``groups`` (small ints, default 0) are kept apart."""
-        self.step_m = float(step_m)
         polygons = np.asarray(polygons, dtype=object)
         groups = np.zeros(len(polygons), np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-        self.n_groups = int(groups.max()) + 1 if len(groups) else 0
-        order = np.argsort(groups, kind="stable")
-        rings, ring_polygon = shapely.get_parts(
-            shapely.boundary(shapely.segmentize(polygons[order], self.step_m)), return_index=True)
+        rings, ring_polygon = shapely.get_parts(shapely.boundary(polygons), return_index=True)
         xy, ring_of = shapely.get_coordinates(rings, return_index=True)
-        xy = np.ascontiguousarray(xy, dtype=np.float64)
-        n = len(xy)
-        self._quarter = (self.step_m / 2) ** 2
-        # One tree per group over its run of vertices, all in one set of arrays: positions and
-        # vertex numbers shifted by the run's start, child links by the group's first node.
-        vertex_group = groups[order][ring_polygon][ring_of] if n else np.zeros(0, np.int64)
-        cuts = np.searchsorted(vertex_group, np.arange(self.n_groups + 1))
-        self._roots = np.full(self.n_groups, -1, np.int64)
+        ring_start = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        self._index(np.ascontiguousarray(xy, dtype=np.float64), ring_start, groups[ring_polygon], n_groups)
+
+    @classmethod
+    def over(cls, xy: np.ndarray, ring_start: np.ndarray, ring_group: np.ndarray, n_groups: int):
+        """Return the index of rings held as coordinates (``xy[ring_start[r]:ring_start[r + 1]]``).
+
+        The index keeps its own copy of them, in its order: the caller may let ``xy`` go.
+        """
+        index = cls.__new__(cls)
+        index._index(xy, np.asarray(ring_start, dtype=np.int64), np.asarray(ring_group, dtype=np.int64),
+                      n_groups)
+        return index
+
+    def _index(self, xy, ring_start, ring_group, n_groups) -> None:
+        """Cut the rings into runs and build one tree per group over them."""
+        self.n_groups = n_groups
+        self._n = int(ring_start[-1]) if len(ring_start) else 0
+        first, length, group = _runs(ring_start, ring_group)
+        boxes = _run_boxes(xy, first, length)
+        cuts = np.searchsorted(group, np.arange(n_groups + 1))
+        self._roots = np.full(n_groups, -1, np.int64)
         parts, nodes = [], 0
-        for g in range(self.n_groups):
+        for g in range(n_groups):
             lo, hi = int(cuts[g]), int(cuts[g + 1])
             if hi == lo:
                 continue
-            perm, start, end, left, box = _build(xy[lo:hi], LEAF_SIZE)
+            perm, start, end, left, box = _build(boxes[lo:hi], LEAF_RUNS)
             parts.append((perm + lo, start + lo, end + lo, np.where(left >= 0, left + nodes, -1), box))
             self._roots[g] = nodes
             nodes += len(start)
         self._tree = None
         if parts:
             perm, start, end, left, box = (np.concatenate(col).astype(col[0].dtype) for col in zip(*parts))
-            # Vertices in tree order, so that a leaf's vertices are read from one stretch of
-            # memory (read through ``perm`` they were a cache miss each), and for each one
-            # where its ring's previous and next vertices are (-1: none).
-            position = np.empty(n, np.int32)
-            position[perm] = np.arange(n, dtype=np.int32)
-            joined = ring_of[1:] == ring_of[:-1]  # vertices i and i + 1 bound a segment
-            after = np.full(n, -1, np.int32)
-            after[position[:-1][joined]] = position[1:][joined]
-            before = np.full(n, -1, np.int32)
-            before[position[1:][joined]] = position[:-1][joined]
-            self._tree = (np.ascontiguousarray(xy[perm]), before, after, start, end, left, box)
-        self._n = n
+            # Runs in tree order, and their vertices copied in that order too (a run's last
+            # vertex is the next run's first: stored twice): a leaf's segments are then read
+            # from one stretch of memory, not from a place in the rings per run.
+            first, length = first[perm], length[perm]
+            start_at = np.zeros(len(first) + 1, np.int64)
+            np.cumsum(length.astype(np.int64) + 1, out=start_at[1:])
+            # Allocated by numpy, which asks for huge pages (the search reads it at random).
+            ordered = np.empty((start_at[-1], 2))
+            _gather(xy, first, length, start_at, ordered)
+            self._tree = (ordered, start_at[:-1], length, boxes[perm], start, end, left, box)
 
     def __len__(self) -> int:
         """Return the number of indexed vertices."""
@@ -226,4 +274,4 @@ class BoundaryIndex:
         """Return [qx, qy, distance] per group, searched where bit g of ``wanted`` is set (NaN elsewhere)."""
         if self._tree is None:
             return [[math.nan] * 3 for _ in range(self.n_groups)]
-        return _nearest_groups(float(x), float(y), wanted, self._roots, *self._tree, self._quarter).tolist()
+        return _nearest_groups(float(x), float(y), wanted, self._roots, *self._tree).tolist()

@@ -49,10 +49,13 @@ def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> 
     with _lock:
         snap = _cache.get(key)
         if snap is None:
-            snap = _build(conn, key, layers.layer_ids(meta), drop_distance_m)
-            # Keep only the newest snapshot per database: old layers are garbage.
+            # Keep only the newest snapshot per database, and let the old one go before the
+            # new one is built: a worker would otherwise hold two layers' indexes at once.
             for old in [k for k in _cache if k[0] == key[0]]:
                 del _cache[old]
+            gc.collect()
+            _return_free_memory()
+            snap = _build(conn, key, layers.layer_ids(meta), drop_distance_m)
             _cache[key] = snap
             # The index holds hundreds of thousands of long-lived objects; rescanning them in
             # every full collection showed as millisecond pauses at p99. Freeze them instead.
@@ -65,8 +68,8 @@ def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> 
 def _return_free_memory() -> None:
     """Give the heap freed by the build back to the system (glibc only; elsewhere a no-op).
 
-    Building projects and densifies copies of every ring (GEOS objects, freed again);
-    glibc keeps freed heap mapped, so each worker would carry ~170 MB of it at 100,000 areas.
+    Building reads every polygon as GEOS objects a batch at a time (freed again); glibc keeps
+    freed heap mapped, so each worker would carry it.
     """
     try:
         trim = ctypes.CDLL(None).malloc_trim
@@ -76,9 +79,14 @@ def _return_free_memory() -> None:
 
 
 def _build(conn, key, ids, drop_distance_m) -> Snapshot:
-    """Load the live layers and index them."""
+    """Load the live layers and index them, reading the coverage a batch at a time."""
     towns = layers.load_towns(conn, ids["towns"])
-    areas = layers.load_coverage(conn, ids["coverage"])
+    # Shares stored with the layers; a database from before they were stored has none, and
+    # the index then measures them itself when first asked.
+    shares = layers.load_town_shares(conn, ids["towns"], ids["coverage"])
+    coverage = CoverageIndex.streamed(layers.iter_coverage(conn, ids["coverage"]), towns,
+                                      drop_distance_m=drop_distance_m, shares=shares,
+                                      vertices=layers.coverage_vertex_bound(conn, ids["coverage"]))
     info = layers.layer_info(conn, ids["coverage"]) if ids["coverage"] else None
     as_of = None
     if info:
@@ -87,7 +95,7 @@ def _build(conn, key, ids, drop_distance_m) -> Snapshot:
         key=key,
         towns=towns,
         gazetteer=Gazetteer(towns),
-        coverage=CoverageIndex(areas, towns, drop_distance_m=drop_distance_m),
+        coverage=coverage,
         as_of=as_of,
         coverage_source=info.get("source") if info else None,
         region=_region_info(conn),

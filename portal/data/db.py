@@ -132,6 +132,40 @@ def m002_incidents(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m003_town_shares(db: sqlite_utils.Database) -> None:
+    """Create town_shares: the share of each town covered per technology and status, per pair of layers.
+
+    Measured when a layer is stored (an import, a rollback, the build) so that no worker
+    measures them; ``town_share_layers`` lists the pairs measured (a town nothing covers has
+    no row in ``town_shares``). ``share`` is exact, not rounded.
+    """
+    db.execute(
+        """CREATE TABLE town_share_layers (
+            towns_layer_id INTEGER NOT NULL REFERENCES layers(id),
+            coverage_layer_id INTEGER NOT NULL REFERENCES layers(id),
+            measured_at TEXT NOT NULL,
+            PRIMARY KEY (towns_layer_id, coverage_layer_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE town_shares (
+            towns_layer_id INTEGER NOT NULL,
+            coverage_layer_id INTEGER NOT NULL,
+            slug TEXT NOT NULL,
+            technology TEXT NOT NULL,
+            status TEXT NOT NULL,
+            share REAL NOT NULL,
+            max_down_mbps REAL,
+            max_up_mbps REAL,
+            available_from TEXT,
+            PRIMARY KEY (towns_layer_id, coverage_layer_id, slug, technology, status),
+            FOREIGN KEY (towns_layer_id, coverage_layer_id)
+                REFERENCES town_share_layers (towns_layer_id, coverage_layer_id)
+        )"""
+    )
+
+
+@migrations()
 def m010_listening(db: sqlite_utils.Database) -> None:
     """Create subscriptions, the notification outbox, deliveries and rate counts (portal.listening.schema)."""
     from portal.listening import schema

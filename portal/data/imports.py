@@ -348,16 +348,43 @@ class _Counted(list):
             self._bar.update(1)
 
 
+def _measure_shares(db_path, kind: str, features: list, progress: bool) -> tuple[int, dict] | None:
+    """Return the town shares of a new layer over the live layer of the other kind, as (its id, shares).
+
+    Measured before the write transaction: at 100,000 polygons this takes tens of seconds,
+    which staff writing an incident meanwhile should not wait for. None without that layer.
+    """
+    from portal.coverage.index import ShareMeter  # the index imports the layer records
+
+    conn = db.connect_readonly(db_path)
+    try:
+        other = layers.live_layer_ids(conn)["coverage" if kind == "towns" else "towns"]
+        if other is None:
+            return None
+        if kind == "towns":
+            meter = ShareMeter.of(layers.load_coverage(conn, other), features)
+        else:
+            meter = ShareMeter.of(features, layers.load_towns(conn, other))
+    finally:
+        conn.close()
+    with tqdm(total=len(meter.towns), desc="town shares", unit="town", file=sys.stderr,
+              disable=not progress, leave=False, mininterval=0.25) as bar:
+        return other, meter.all_entries(done=bar.update)
+
+
 def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
                 checksum: str | None = None, as_of: str | None = None, report: dict | None = None,
                 progress: bool | None = False) -> int:
-    """Store a layer and make it live in one transaction (with an audit row); return its id."""
+    """Store a layer and make it live in one transaction (with an audit row, town shares); return its id."""
+    # A database from before shares were stored gets their table here.
+    db.migrate(db_path)
+    shares = _measure_shares(db_path, kind, features, bool(progress))
     with db.writing(db_path) as conn:
         with tqdm(total=len(features), desc="writing", unit="feat", file=sys.stderr,
                   disable=not progress, leave=False, mininterval=0.25) as bar:
             layer_id = layers.store_layer(
                 conn, kind, _Counted(features, bar), source=source, author=author,
-                checksum=checksum, as_of=as_of, report=report,
+                checksum=checksum, as_of=as_of, report=report, shares=shares,
             )
         conn.execute(
             "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",

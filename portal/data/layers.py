@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import shapely
@@ -15,6 +17,8 @@ import shapely
 from portal.data import db
 
 KINDS = ("towns", "coverage")
+# Coverage rows read at a time when a layer is streamed (a few MB of polygons).
+BATCH = 5_000
 TECHNOLOGIES = ("fiber", "cable", "dsl", "wireless")
 COVERAGE_STATUSES = ("live", "planned")
 
@@ -67,10 +71,14 @@ def store_layer(
     as_of: str | None = None,
     report: dict | None = None,
     created_at: str | None = None,
+    shares: tuple[int, dict] | None = None,
 ) -> int:
-    """Store a whole layer and make it live; return its id.
+    """Store a whole layer and make it live, with the town shares of the new pair of layers; return its id.
 
-    Call inside ``db.writing``: the caller's transaction makes the switch atomic.
+    Call inside ``db.writing``: the caller's transaction makes the switch atomic. ``shares``
+    are share entries measured beforehand (``portal.coverage.index.town_shares``) against the
+    live layer of the other kind, as (that layer's id, entries by slug); they are used if that
+    layer is still the live one, else the shares are measured here.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -116,6 +124,14 @@ def store_layer(
             ],
         )
     db.set_meta(conn, f"live_{kind}", str(layer_id))
+    ids = live_layer_ids(conn)
+    other = ids["coverage" if kind == "towns" else "towns"]
+    if other is not None and has_town_shares_table(conn):
+        measured = shares[1] if shares is not None and shares[0] == other else None
+        if measured is None:
+            measured = measure_town_shares(conn, towns=features if kind == "towns" else None,
+                                           areas=features if kind == "coverage" else None)
+        store_town_shares(conn, ids["towns"], ids["coverage"], measured)
     return layer_id
 
 
@@ -125,6 +141,7 @@ def activate_layer(conn: sqlite3.Connection, layer_id: int) -> str:
     if row is None:
         raise LookupError(f"no layer with id {layer_id}")
     db.set_meta(conn, f"live_{row['kind']}", str(layer_id))
+    ensure_town_shares(conn)
     return row["kind"]
 
 
@@ -150,23 +167,109 @@ def load_towns(conn: sqlite3.Connection, layer_id: int | None = None) -> list[To
 
 def load_coverage(conn: sqlite3.Connection, layer_id: int | None = None) -> list[Area]:
     """Return the coverage areas of a layer (default: the live one)."""
+    return [a for batch in iter_coverage(conn, layer_id) for a in batch]
+
+
+def iter_coverage(conn: sqlite3.Connection, layer_id: int | None = None,
+                  batch: int = BATCH) -> Iterator[list[Area]]:
+    """Yield the coverage areas of a layer (default: the live one) in order, ``batch`` at a time."""
     if layer_id is None:
         layer_id = live_layer_ids(conn)["coverage"]
     if layer_id is None:
-        return []
-    rows = conn.execute(
+        return
+    cursor = conn.execute(
         "SELECT feature_id, technology, status, max_down_mbps, max_up_mbps, available_from, geom"
         " FROM coverage WHERE layer_id = ? ORDER BY id", (layer_id,)
-    ).fetchall()
-    geoms = shapely.from_wkb([r["geom"] for r in rows]) if rows else []
-    return [
-        Area(
-            technology=r["technology"], status=r["status"], geometry=g,
-            max_down_mbps=r["max_down_mbps"], max_up_mbps=r["max_up_mbps"],
-            available_from=r["available_from"], feature_id=r["feature_id"],
-        )
-        for r, g in zip(rows, geoms)
-    ]
+    )
+    # One string object per distinct value, not one per row.
+    word = sys.intern
+    while rows := cursor.fetchmany(batch):
+        geoms = shapely.from_wkb([r[6] for r in rows])
+        yield [
+            Area(
+                technology=word(r[1]), status=word(r[2]), geometry=g,
+                max_down_mbps=r[3], max_up_mbps=r[4],
+                available_from=word(r[5]) if r[5] is not None else None, feature_id=r[0],
+            )
+            for r, g in zip(rows, geoms)
+        ]
+        del rows, geoms
+
+
+def coverage_vertex_bound(conn: sqlite3.Connection, layer_id: int | None) -> int:
+    """Return at least the number of vertices of a coverage layer's polygons (16 WKB bytes each)."""
+    if layer_id is None:
+        return 0
+    row = conn.execute("SELECT sum(length(geom)) FROM coverage WHERE layer_id = ?", (layer_id,)).fetchone()
+    return int(row[0] or 0) // 16
+
+
+# -- town shares: measured when a layer is stored, per pair of towns and coverage layers --
+
+
+def has_town_shares_table(conn: sqlite3.Connection) -> bool:
+    """Return whether the database stores town shares (databases from before it do not)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'town_share_layers'")
+    return found.fetchone() is not None
+
+
+def measure_town_shares(conn: sqlite3.Connection, towns: list[Town] | None = None,
+                        areas: list[Area] | None = None) -> dict[str, list[dict]]:
+    """Return the share entries of towns over areas by slug (the live layers where not given)."""
+    from portal.coverage.index import town_shares  # the index imports this module's records
+
+    towns = load_towns(conn) if towns is None else towns
+    areas = load_coverage(conn) if areas is None else areas
+    return town_shares(areas, towns)
+
+
+def store_town_shares(conn: sqlite3.Connection, towns_id: int, coverage_id: int,
+                      shares: dict[str, list[dict]]) -> None:
+    """Store (replacing) the share entries of a pair of layers."""
+    conn.execute("DELETE FROM town_shares WHERE towns_layer_id = ? AND coverage_layer_id = ?",
+                 (towns_id, coverage_id))
+    conn.execute("INSERT OR REPLACE INTO town_share_layers (towns_layer_id, coverage_layer_id, measured_at)"
+                 " VALUES (?, ?, ?)", (towns_id, coverage_id, db.iso(db.utcnow())))
+    conn.executemany(
+        "INSERT INTO town_shares (towns_layer_id, coverage_layer_id, slug, technology, status, share,"
+        " max_down_mbps, max_up_mbps, available_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(towns_id, coverage_id, slug, e["technology"], e["status"], e["share"], e["max_down_mbps"],
+          e["max_up_mbps"], e["available_from"]) for slug, entries in shares.items() for e in entries],
+    )
+
+
+def load_town_shares(conn: sqlite3.Connection, towns_id: int | None,
+                     coverage_id: int | None) -> dict[str, list[dict]] | None:
+    """Return the stored share entries of a pair of layers by slug; None if they were never measured.
+
+    A town that no area covers has no entries (and no key).
+    """
+    if towns_id is None or coverage_id is None or not has_town_shares_table(conn):
+        return None
+    pair = (towns_id, coverage_id)
+    if conn.execute("SELECT 1 FROM town_share_layers WHERE towns_layer_id = ? AND coverage_layer_id = ?",
+                    pair).fetchone() is None:
+        return None
+    shares: dict[str, list[dict]] = {}
+    # In the order stored, which is the entries' order.
+    for r in conn.execute(
+        "SELECT slug, technology, status, share, max_down_mbps, max_up_mbps, available_from FROM town_shares"
+        " WHERE towns_layer_id = ? AND coverage_layer_id = ? ORDER BY rowid", pair
+    ):
+        shares.setdefault(r[0], []).append({
+            "technology": r[1], "status": r[2], "share": r[3], "max_down_mbps": r[4], "max_up_mbps": r[5],
+            "available_from": r[6],
+        })
+    return shares
+
+
+def ensure_town_shares(conn: sqlite3.Connection) -> None:
+    """Measure and store the shares of the live pair of layers unless stored (inside ``db.writing``)."""
+    ids = live_layer_ids(conn)
+    if ids["towns"] is None or ids["coverage"] is None or not has_town_shares_table(conn):
+        return
+    if load_town_shares(conn, ids["towns"], ids["coverage"]) is None:
+        store_town_shares(conn, ids["towns"], ids["coverage"], measure_town_shares(conn))
 
 
 def layer_info(conn: sqlite3.Connection, layer_id: int) -> dict | None:
