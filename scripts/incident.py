@@ -13,10 +13,12 @@ import click
 import shapely
 from cli import Refused, author_default, db_option
 
+from portal import answers
 from portal.config import DEFAULTS
+from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown
 from portal.data import db, layers
-from portal.incidents import availability
 from portal.incidents import writes as incidents
+from portal.incidents.reads import IncidentReads
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")
@@ -79,15 +81,15 @@ def _towns(conn, names) -> list:
     """Resolve town names with the public search; refuse unknown or ambiguous ones."""
     if not names:
         return []
-    from portal.coverage.places import Gazetteer
-
     gazetteer = Gazetteer(layers.load_towns(conn))
     found = []
     for name in names:
         try:
             found.append(gazetteer.resolve(name))
-        except LookupError as exc:
-            hint = "" if getattr(exc, "suggestions", None) or getattr(exc, "candidates", None) else (
+        except AmbiguousTown as exc:
+            raise Refused(f"--town: {exc}") from None
+        except UnknownTown as exc:
+            hint = "" if exc.suggestions else (
                 "; give a town's name or slug as the town search on the portal finds it")
             raise Refused(f"--town: {exc}{hint}") from None
     return found
@@ -262,7 +264,7 @@ def list_command(db_path, show_all):
     """List active incidents and upcoming maintenance (with --all: history too)."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        found = availability.list_incidents(conn, now, "all" if show_all else "active")
+        found = answers.incident_list(IncidentReads.read(conn), now, "all" if show_all else "active")
     if not found:
         click.echo("no incidents" if show_all else "no active incidents or upcoming maintenance")
         return
@@ -283,7 +285,7 @@ def show_command(db_path, incident_id):
     """Show one incident: where, what, deadlines and the timeline in local time."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        i = availability.get_incident(conn, incident_id, now)
+        i = answers.incident_report(IncidentReads.read(conn), incident_id, now)
     if i is None:
         raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
     click.echo(f"#{i['id']} {i['title']}")

@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import math
+import re
 
 from flask_babel import gettext as _
+
+from portal.incidents.reads import LISTINGS
+from portal.incidents.records import SERVICES
+
+# An id in a path: ASCII digits only (``int`` would also take "١" or "1_0"), no longer than any id.
+_ID = re.compile(r"[0-9]{1,12}")
 
 
 class BadParam(ValueError):
@@ -73,6 +80,26 @@ def parse_choice(args, name: str, choices: tuple[str, ...], default: str | None)
         raise BadParam(name, _("unknown %(name)s %(value)s; expected one of %(choices)s",
                                name=name, value=_shown(raw), choices=", ".join(choices)))
     return raw
+
+
+def parse_service(args) -> str | None:
+    """Return ``args["service"]``, one of the services, or None when absent."""
+    return parse_choice(args, "service", SERVICES, None)
+
+
+def parse_listing(args) -> str:
+    """Return ``args["status"]``, which incidents a list holds: active (the default), resolved or all."""
+    return parse_choice(args, "status", LISTINGS, "active")
+
+
+def parse_town(args) -> str | None:
+    """Return ``args["town"]``, a town's slug, or None when absent (the answers refuse an unknown one)."""
+    return args.get("town") or None
+
+
+def parse_id(raw: str) -> int | None:
+    """Return an id from a path as a number, or None when it is not one (no such page: a 404)."""
+    return int(raw) if _ID.fullmatch(raw) else None
 
 
 def parse_page(args, pages: int) -> int | None:

@@ -88,12 +88,13 @@ def get_db():
 
 
 def get_snapshot() -> state.Snapshot:
-    """Return the snapshot of the live layers for this request."""
+    """Return the snapshot of the live data for this request (its incidents: ``snap.incidents``)."""
     here = g._get_current_object()
     snap = here.__dict__.get("snapshot")
     if snap is None:
         config = current_app._get_current_object().config
-        snap = here.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
+        snap = here.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"],
+                                              config["RESTORE_DEADLINE_HOURS"])
     return snap
 
 

@@ -6,12 +6,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, request, url_for
 from flask_babel import gettext as _
 
-from portal import answers as reports
-from portal.incidents import availability, feeds
+from portal import answers
+from portal.incidents import feeds
 from portal.web import labels
 from portal.web.i18n import lang, town_name, zone_name
-from portal.web.request import get_db, get_snapshot, now
-from portal.web.views.status import deadlines, valid_town
+from portal.web.request import get_snapshot, now
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -48,28 +47,24 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
 @bp.get("/incidents.atom")
 def incidents_atom():
     """Return every incident, most recently updated first."""
-    found = availability.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
-                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
-    return _atom(found, _("Outages and maintenance: %(provider)s", provider=_provider()),
+    found = answers.incident_feed(get_snapshot().incidents, now())
+    return _atom(found["incidents"], _("Outages and maintenance: %(provider)s", provider=_provider()),
                  url_for("incidents.index", _external=True))
 
 
 @bp.get("/towns/<slug>.atom")
 def town_atom(slug: str):
     """Return the incidents affecting one town."""
-    slug = valid_town(slug)
-    town = get_snapshot().gazetteer.get(slug)
-    found = availability.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
-                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
-    return _atom(found, _("Outages and maintenance in %(town)s", town=town_name(town)),
-                 url_for("incidents.index", town=slug, _external=True))
+    found = answers.incident_feed(get_snapshot().incidents, now(), town=slug)
+    return _atom(found["incidents"], _("Outages and maintenance in %(town)s", town=town_name(found["town"])),
+                 url_for("incidents.index", town=found["town"]["slug"], _external=True))
 
 
 @bp.get("/maintenance.ics")
 def maintenance_ics():
     """Return every maintenance window as a calendar event."""
     snap = get_snapshot()
-    items = reports.maintenance_items(snap, get_db(), now())
+    items = answers.maintenance_items(snap.incidents, now())
     body = feeds.maintenance_calendar(
         items, name=_("Planned maintenance: %(provider)s", provider=_provider()),
         prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
