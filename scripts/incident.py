@@ -19,6 +19,7 @@ from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown
 from portal.data import db, layers
 from portal.incidents import writes as incidents
 from portal.incidents.reads import IncidentReads
+from portal.web.i18n import duration
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")
@@ -150,13 +151,6 @@ def _local(text: str | None, zone: ZoneInfo) -> str:
     if text is None:
         return "-"
     return db.parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _duration(seconds: int) -> str:
-    """Format seconds as '2d 3h 05m'."""
-    hours, rest = divmod(int(seconds), 3600)
-    days, hours = divmod(hours, 24)
-    return (f"{days}d " if days else "") + f"{hours}h {rest // 60:02d}m"
 
 
 def _what_and_where(func):
@@ -296,12 +290,12 @@ def show_command(db_path, incident_id):
         click.echo(f"  window: {_local(i['scheduled_start'], zone)} to {_local(i['scheduled_end'], zone)}")
     else:
         click.echo(f"  started: {_local(i['started_at'], zone)}; resolved: {_local(i['resolved_at'], zone)}")
-        click.echo(f"  duration: {_duration(i['duration_s'])}; eta: {_local(i['eta'], zone)}")
+        click.echo(f"  duration: {duration(i['duration_s'])}; eta: {_local(i['eta'], zone)}")
     if i["cause"]:
         click.echo(f"  cause: {i['cause']}")
     for service, d in i["deadline"].items():
         state = "MISSED" if d["missed"] else "met" if d["remaining_s"] is None else (
-            f"{_duration(d['remaining_s'])} left")
+            f"{duration(d['remaining_s'])} left")
         click.echo(f"  {service} deadline ({d['hours']} h): {_local(d['due_at'], zone)}, {state}")
     click.echo("  timeline:")
     for u in i["updates"]:

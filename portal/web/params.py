@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NamedTuple
 
 from flask_babel import gettext as _
 
@@ -102,14 +103,25 @@ def parse_id(raw: str) -> int | None:
     return int(raw) if _ID.fullmatch(raw) else None
 
 
-def parse_page(args, pages: int) -> int | None:
-    """Return ``args["page"]`` as a page number within 1..pages, None for "all" (default 1)."""
+class Page(NamedTuple):
+    """The part of a list that ?page= asks for: ``items[start:stop]``."""
+
+    number: int | None  # None: "all", every item on one page
+    pages: int
+    start: int
+    stop: int
+
+
+def parse_page(args, count: int, size: int) -> Page:
+    """Return which page of ``count`` items, ``size`` a page, ``args["page"]`` asks for (1, or "all")."""
+    pages = max(1, -(-count // size))
     raw = args.get("page")
     if raw is None or raw == "":
-        return 1
+        raw = "1"
     if raw == "all":
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= pages:
+        return Page(None, pages, 0, count)
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= pages:
         raise BadParam("page", _("'page' must be a page number from 1 to %(pages)s or 'all', not %(value)s",
                                  pages=pages, value=_shown(raw)))
-    return int(raw)
+    number = int(raw)
+    return Page(number, pages, (number - 1) * size, min(count, number * size))

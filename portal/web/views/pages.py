@@ -94,17 +94,13 @@ def _overview_rows():
 def towns():
     """List the localities (best technology, fiber share) a page at a time, and the region map."""
     rows, sort, desc = _overview_rows()
-    size = int(current_app.config["OVERVIEW_PAGE_SIZE"])
-    pages = max(1, -(-len(rows) // size))
-    page = parse_page(request.args, pages)
-    shown = rows if page is None else rows[(page - 1) * size:page * size]
+    page = parse_page(request.args, len(rows), int(current_app.config["OVERVIEW_PAGE_SIZE"]))
     the_map = _region_map(rows)
     sort_labels = {"name": labels.COLUMN["name"], "population": labels.COLUMN["population"],
                    "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"]}
-    first = 0 if page is None else (page - 1) * size
     return render_template(
-        "towns/list.html", rows=shown, total=len(rows), first=first + 1, last=first + len(shown),
-        page=page, pages=pages, sort=sort, desc=desc, sort_labels=sort_labels,
+        "towns/list.html", rows=rows[page.start:page.stop], total=len(rows), first=page.start + 1,
+        last=page.stop, page=page.number, pages=page.pages, sort=sort, desc=desc, sort_labels=sort_labels,
         default_order={"name": "asc", "population": "desc", "best": "asc", "fiber_share": "desc"},
         map=the_map, legend_entries=_legend(),
     )

@@ -15,6 +15,7 @@ from portal.web.params import (
     parse_id,
     parse_lat_lon,
     parse_listing,
+    parse_page,
     parse_service,
     parse_town,
 )
@@ -30,14 +31,6 @@ AVAILABILITY_DAYS = 90
 HISTORY_PAGE_SIZE = 50
 
 
-def _page_number() -> int:
-    """Return ?page= as a positive integer (1 when absent)."""
-    raw = request.args.get("page") or "1"
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise BadParam("page", _("'page' must be a whole number from 1, not %(value)s", value=repr(raw[:40])))
-    return int(raw)
-
-
 def _incident(incident_id: str) -> dict:
     """Return the incident report for a path id, or answer 404 (a non-number cannot exist either)."""
     number = parse_id(incident_id)
@@ -45,17 +38,6 @@ def _incident(incident_id: str) -> dict:
     if found is None:
         abort(404)
     return found
-
-
-def duration(seconds) -> str:
-    """Format a number of seconds as '19 h 50 min' or '5 d 19 h'."""
-    minutes = max(0, int(seconds or 0)) // 60
-    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
-    if days:
-        return _("%(d)s d %(h)s h", d=days, h=hours) if hours else _("%(d)s d", d=days)
-    if hours:
-        return _("%(h)s h %(m)s min", h=hours, m=mins) if mins else _("%(h)s h", h=hours)
-    return _("%(m)s min", m=mins) if mins else _("less than a minute")
 
 
 def _banner():
@@ -77,9 +59,9 @@ def _availability(slug: str) -> list[dict]:
 
 @bp.app_context_processor
 def status_context():
-    """Give every template the banner, availability, the incident words and duration formatting."""
+    """Give every template the banner, availability and the incident words."""
     return {
-        "status_banner": _banner, "town_availability": _availability, "duration": duration,
+        "status_banner": _banner, "town_availability": _availability,
         "availability_rule": AVAILABILITY_RULE,
         "kind_label": labels.as_strings(labels.INCIDENT_KIND),
         "incident_status_label": labels.as_strings(labels.INCIDENT_STATUS),
@@ -96,11 +78,10 @@ def index():
     """List ongoing incidents and upcoming maintenance, then history, for ?town= and ?service=."""
     answer = answers.incidents_page(get_snapshot().incidents, now(), parse_town(request.args),
                                     parse_service(request.args))
-    page = _page_number()
-    start = (page - 1) * HISTORY_PAGE_SIZE
+    page = parse_page(request.args, len(answer["history"]), HISTORY_PAGE_SIZE)
     return render_template(
-        "incidents/list.html", answer=answer, history=answer["history"][start:start + HISTORY_PAGE_SIZE],
-        page=page, more=len(answer["history"]) > start + HISTORY_PAGE_SIZE,
+        "incidents/list.html", answer=answer, history=answer["history"][page.start:page.stop],
+        page=page.number or 1, more=page.stop < len(answer["history"]),
         towns=sorted(get_snapshot().towns, key=lambda t: t.name), services=SERVICES,
     )
 
