@@ -13,9 +13,13 @@ import click
 import shapely
 from cli import Refused, author_default, db_option
 
+from portal import answers
 from portal.config import DEFAULTS
+from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown
 from portal.data import db, layers
 from portal.incidents import writes as incidents
+from portal.incidents.reads import IncidentReads
+from portal.web.i18n import duration
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")
@@ -72,15 +76,15 @@ def _towns(conn, names) -> list:
     """Resolve town names with the public search; refuse unknown or ambiguous ones."""
     if not names:
         return []
-    from portal.coverage.places import Gazetteer
-
     gazetteer = Gazetteer(layers.load_towns(conn))
     found = []
     for name in names:
         try:
             found.append(gazetteer.resolve(name))
-        except LookupError as exc:
-            hint = "" if getattr(exc, "suggestions", None) or getattr(exc, "candidates", None) else (
+        except AmbiguousTown as exc:
+            raise Refused(f"--town: {exc}") from None
+        except UnknownTown as exc:
+            hint = "" if exc.suggestions else (
                 "; give a town's name or slug as the town search on the portal finds it")
             raise Refused(f"--town: {exc}{hint}") from None
     return found
@@ -96,44 +100,12 @@ def _area(files) -> shapely.Geometry | None:
     """Read polygons from GIS files into one WGS 84 area; refuse unreadable or invalid ones."""
     if not files:
         return None
-    import geopandas as gpd
+    from portal.data import gisfiles  # geopandas: only for the commands given an area
 
-    parts = []
-    for file in files:
-        try:
-            frame = gpd.read_file(file)
-        except Exception as exc:  # GDAL raises several error types for unreadable files
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise Refused(f"--area {file}: cannot be read as a GIS file ({reason}); give a GeoJSON "
-                          "file with the affected polygon") from None
-        if frame.empty:
-            raise Refused(f"--area {file}: has no features; draw a polygon around the affected place")
-        if frame.crs is None:
-            minx, miny, maxx, maxy = frame.total_bounds
-            if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-                raise Refused(f"--area {file}: declares no CRS and its coordinates are not "
-                              "longitude/latitude; export it with its CRS")
-            frame = frame.set_crs(4326)
-        frame = frame.to_crs(4326)
-        for n, geom in enumerate(frame.geometry, start=1):
-            if geom is None or geom.is_empty:
-                raise Refused(f"--area {file}: feature {n} has no geometry; every feature must be a polygon")
-            if geom.geom_type not in ("Polygon", "MultiPolygon"):
-                raise Refused(f"--area {file}: feature {n} is a {geom.geom_type}; expected a Polygon "
-                              "or MultiPolygon around the affected place")
-            if not geom.is_valid:
-                raise Refused(f"--area {file}: feature {n} is not a valid polygon "
-                              f"({shapely.is_valid_reason(geom)}); fix it in the GIS tool")
-            parts.append(geom)
-    return shapely.union_all(parts)
-
-
-def _availability():
-    """Return the incident reads (imported only by list and show: they load the compiled indexes,
-    half a second a write command need not spend)."""
-    from portal.incidents import availability
-
-    return availability
+    try:
+        return shapely.union_all([gisfiles.read_area(file) for file in files])
+    except gisfiles.ImportFailure as exc:
+        raise Refused(f"--area {exc}") from None
 
 
 def _write(action, *args, **kwargs):
@@ -162,13 +134,6 @@ def _local(text: str | None, zone: ZoneInfo) -> str:
     if text is None:
         return "-"
     return db.parse_iso(text).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _duration(seconds: int) -> str:
-    """Format seconds as '2d 3h 05m'."""
-    hours, rest = divmod(int(seconds), 3600)
-    days, hours = divmod(hours, 24)
-    return (f"{days}d " if days else "") + f"{hours}h {rest // 60:02d}m"
 
 
 def _what_and_where(func):
@@ -313,7 +278,7 @@ def list_command(db_path, show_all):
     """List active incidents and upcoming maintenance (with --all: history too)."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        found = _availability().list_incidents(conn, now, "all" if show_all else "active")
+        found = answers.incident_list(IncidentReads.read(conn), now, "all" if show_all else "active")
     if not found:
         click.echo("no incidents" if show_all else "no active incidents or upcoming maintenance")
         return
@@ -334,7 +299,7 @@ def show_command(db_path, incident_id):
     """Show one incident: where, what, deadlines and the timeline in local time."""
     with _reader(db_path) as conn:
         zone, now = _zone(conn), db.utcnow()
-        i = _availability().get_incident(conn, incident_id, now)
+        i = answers.incident_report(IncidentReads.read(conn), incident_id, now)
     if i is None:
         raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
     click.echo(f"#{i['id']} {i['title']}")
@@ -345,12 +310,12 @@ def show_command(db_path, incident_id):
         click.echo(f"  window: {_local(i['scheduled_start'], zone)} to {_local(i['scheduled_end'], zone)}")
     else:
         click.echo(f"  started: {_local(i['started_at'], zone)}; resolved: {_local(i['resolved_at'], zone)}")
-        click.echo(f"  duration: {_duration(i['duration_s'])}; eta: {_local(i['eta'], zone)}")
+        click.echo(f"  duration: {duration(i['duration_s'])}; eta: {_local(i['eta'], zone)}")
     if i["cause"]:
         click.echo(f"  cause: {i['cause']}")
     for service, d in i["deadline"].items():
         state = "MISSED" if d["missed"] else "met" if d["remaining_s"] is None else (
-            f"{_duration(d['remaining_s'])} left")
+            f"{duration(d['remaining_s'])} left")
         click.echo(f"  {service} deadline ({d['hours']} h): {_local(d['due_at'], zone)}, {state}")
     click.echo("  timeline (numbers as edit --update takes them):")
     with _reader(db_path) as conn:

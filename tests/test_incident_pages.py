@@ -97,6 +97,14 @@ def test_incidents_page_refuses_bad_filters_plainly(client):
     assert "page" in html(client, "/incidents?page=x", 400)
 
 
+def test_incidents_history_pages_are_counted_like_the_town_list(client):
+    # The demo's history fits on one page: "all" shows the same, a second page does not exist.
+    everything = section(html(client, "/incidents?page=all"), "history")
+    assert everything == section(html(client, "/incidents"), "history")
+    refused = html(client, "/incidents?page=2", 400)
+    assert "page" in refused and "from 1 to 1" in refused
+
+
 def test_incidents_page_shows_a_new_incident_without_restart(client, db_path):
     assert "Slow TV in Dno" not in html(client, "/incidents")
     incidents.open_incident(db_path, title="Slow TV in Dno", services=["tv"], towns=["dno"], kind="degraded",

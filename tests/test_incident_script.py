@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from dbtools import database_with_towns, dump, square_town
 from shapely.geometry import box, mapping
 
+from portal import answers
 from portal.data import db
-from portal.incidents import availability
 from portal.incidents import writes as incidents
+from portal.incidents.reads import IncidentReads
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "incident.py"
@@ -72,7 +73,7 @@ def test_lifecycle_in_real_processes(db_path):
     assert "No internet in Alpha" in listed.stdout and "resolved" in listed.stdout
     assert "Cable cut by road works" in shown.stdout and "MSK" in shown.stdout
     with db.connect_readonly(db_path) as conn:
-        got = availability.get_incident(conn, incident_id, db.utcnow())
+        got = answers.incident_report(IncidentReads.read(conn), incident_id, db.utcnow())
         authors = {r[0] for r in conn.execute("SELECT author FROM audit")}
     assert [u["status"] for u in got["updates"]] == ["investigating", "identified", "resolved"]
     assert got["cause"] == "Road works" and got["towns"] == ["alpha"]
@@ -86,7 +87,7 @@ def test_town_names_resolve_like_the_public_search(db_path):
     assert result.exit_code == 0, result.output
     assert "towns: Alpha (alpha), Beta (beta)" in result.stdout
     with db.connect_readonly(db_path) as conn:
-        got = availability.get_incident(conn, int(result.stdout.split()[-1]), db.utcnow())
+        got = answers.incident_report(IncidentReads.read(conn), int(result.stdout.split()[-1]), db.utcnow())
     assert got["towns"] == ["alpha", "beta"] and got["services"] == ["tv"]
 
 
@@ -95,7 +96,7 @@ def test_naive_times_are_the_regions_local_time(db_path):
                  "--at", "2026-01-05T19:40")
     assert result.exit_code == 0, result.output
     with db.connect_readonly(db_path) as conn:
-        got = availability.get_incident(conn, int(result.stdout.split()[-1]), db.utcnow())
+        got = answers.incident_report(IncidentReads.read(conn), int(result.stdout.split()[-1]), db.utcnow())
     assert got["started_at"] == "2026-01-05T16:40:00Z"
 
 
@@ -106,10 +107,10 @@ def test_area_from_a_projected_geojson_is_reprojected(db_path, tmp_path):
                  "--area", file)
     assert result.exit_code == 0, result.output
     with db.connect_readonly(db_path) as conn:
-        now = db.utcnow()
-        inside = availability.affecting_point(conn, 60.05, 30.05, now)
-        outside = availability.affecting_point(conn, 60.07, 30.05, now)
-        alpha = availability.affecting_town(conn, "alpha", now)
+        now, found = db.utcnow(), IncidentReads.read(conn)
+        inside = found.affecting_point(60.05, 30.05, now)
+        outside = found.affecting_point(60.07, 30.05, now)
+        alpha = found.affecting_town("alpha", now)
     assert len(inside) == 1 and outside == [] and len(alpha) == 1
 
 
@@ -260,5 +261,5 @@ def test_geometry_written_by_the_script_round_trips(db_path, tmp_path):
                  "--town", "Beta")
     assert result.exit_code == 0, result.output
     with db.connect_readonly(db_path) as conn:
-        got = availability.get_incident(conn, 1, db.utcnow())
+        got = answers.incident_report(IncidentReads.read(conn), 1, db.utcnow())
     assert got["affected_towns"] == ["alpha", "beta"] and got["towns"] == ["beta"]

@@ -9,11 +9,12 @@ import pytest
 from dbtools import database_with_towns, dump, square_town
 from shapely.geometry import Point, Polygon, box, shape
 
-from portal.config import GEODATA_DIR
+from portal import answers
+from portal.config import DEFAULTS, GEODATA_DIR
 from portal.data import build, db, layers
-from portal.incidents import availability
 from portal.incidents import demo as demo_incidents
 from portal.incidents import writes as incidents
+from portal.incidents.reads import IncidentReads
 from portal.incidents.writes import IncidentError
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -43,6 +44,11 @@ def read(path):
     return db.connect_readonly(path)
 
 
+def reads(conn, deadlines=DEFAULTS["RESTORE_DEADLINE_HOURS"]):
+    """Read the incidents of the connection's data with the live towns (and these deadlines)."""
+    return IncidentReads.read(conn, deadline_hours=deadlines)
+
+
 def open_(path, **kw):
     """Open an outage with test defaults."""
     args = {"title": "No internet", "services": ["internet"], "author": "ops", "now": NOW,
@@ -54,7 +60,7 @@ def open_(path, **kw):
 def test_open_records_the_incident_its_geometry_and_an_audit_row(db_path):
     incident_id = open_(db_path, towns=["alpha"], eta=NOW + 2 * H, message="Looking into it", cause=None)
     with read(db_path) as conn:
-        got = availability.get_incident(conn, incident_id, NOW)
+        got = answers.incident_report(reads(conn), incident_id, NOW)
         audit = conn.execute("SELECT * FROM audit").fetchall()
     assert got["id"] == incident_id and got["url"] == f"/incidents/{incident_id}"
     assert (got["kind"], got["status"], got["services"], got["towns"]) == (
@@ -73,7 +79,7 @@ def test_open_records_the_incident_its_geometry_and_an_audit_row(db_path):
 def test_geometry_is_the_union_of_areas_and_listed_towns(db_path):
     incident_id = open_(db_path, towns=["gamma"], area=BUILDING)
     with read(db_path) as conn:
-        got = availability.get_incident(conn, incident_id, NOW)
+        got = answers.incident_report(reads(conn), incident_id, NOW)
     assert shape(got["geometry"]).equals(TOWNS[2].geometry.union(BUILDING))
     assert got["affected_towns"] == ["alpha", "gamma"]
 
@@ -88,7 +94,7 @@ def test_geometry_is_the_union_of_areas_and_listed_towns(db_path):
 def test_point_is_affected_inside_or_on_the_border_of_an_area(db_path, lat, lon, affected):
     open_(db_path, area=BUILDING)
     with read(db_path) as conn:
-        found = availability.affecting_point(conn, lat, lon, NOW)
+        found = reads(conn).affecting_point(lat, lon, NOW)
     assert bool(found) is affected
 
 
@@ -101,9 +107,9 @@ def test_point_is_affected_inside_or_on_the_border_of_an_area(db_path, lat, lon,
 def test_point_is_affected_inside_a_listed_town(db_path, lat, lon, affected):
     open_(db_path, towns=["alpha"])
     with read(db_path) as conn:
-        assert bool(availability.affecting_point(conn, lat, lon, NOW)) is affected
+        assert bool(reads(conn).affecting_point(lat, lon, NOW)) is affected
         # The caller's town of the point counts as well, whatever its extent.
-        assert availability.affecting_point(conn, 0.0, 0.0, NOW, town_slug="alpha")
+        assert reads(conn).affecting_point(0.0, 0.0, NOW, town_slug="alpha")
 
 
 def test_a_town_is_affected_when_listed_or_overlapped_not_when_only_touched(db_path):
@@ -111,7 +117,7 @@ def test_a_town_is_affected_when_listed_or_overlapped_not_when_only_touched(db_p
     across = open_(db_path, title="Across", area=ACROSS)
     touching = open_(db_path, title="Touching", area=OUTSIDE_WEST)
     with read(db_path) as conn:
-        ids = {slug: {i["id"] for i in availability.affecting_town(conn, slug, NOW)}
+        ids = {slug: {r.id for r in reads(conn).affecting_town(slug, NOW)}
                for slug in ("alpha", "beta", "gamma")}
     assert ids == {"alpha": {across}, "beta": {across}, "gamma": {listed}}
     assert touching not in ids["alpha"]
@@ -122,11 +128,11 @@ def test_status_for_a_point_a_town_and_the_region(db_path):
     maint = incidents.schedule_maintenance(db_path, title="Upgrade", services=["phone"], towns=["beta"],
                                            start=NOW + H, end=NOW + 3 * H, author="ops", now=NOW)
     with read(db_path) as conn:
-        alpha = availability.status_for(conn, NOW, lat=60.05, lon=30.05)
-        beta = availability.status_for(conn, NOW, town="beta")
-        beta_later = availability.status_for(conn, NOW + 2 * H, town="beta")
-        gamma = availability.status_for(conn, NOW, town="gamma")
-        region = availability.status_for(conn, NOW)
+        alpha = answers.place_status(reads(conn), NOW, lat=60.05, lon=30.05)
+        beta = answers.place_status(reads(conn), NOW, town="beta")
+        beta_later = answers.place_status(reads(conn), NOW + 2 * H, town="beta")
+        gamma = answers.place_status(reads(conn), NOW, town="gamma")
+        region = answers.place_status(reads(conn), NOW)
     assert alpha["down"] and [i["kind"] for i in alpha["incidents"]] == ["degraded"]
     assert not beta["down"] and [m["id"] for m in beta["maintenance"]] == [maint]
     assert beta_later["down"] and beta_later["maintenance"][0]["status"] == "in_progress"
@@ -139,7 +145,7 @@ def test_summary_derives_each_service_from_the_active_incidents(db_path):
     open_(db_path, area=BUILDING, services=["tv"])
     open_(db_path, towns=["gamma"], services=["phone"], kind="degraded")
     with read(db_path) as conn:
-        got = availability.summary(conn, NOW)
+        got = answers.service_summary(reads(conn), NOW)
     assert {s: v["status"] for s, v in got["services"].items()} == {
         "internet": "major_outage", "tv": "partial_outage", "phone": "degraded_performance"}
     assert got["status"] == "major_outage" and len(got["incidents"]) == 3
@@ -155,9 +161,9 @@ def test_lifecycle_keeps_the_timeline_and_eta_revisions(db_path):
     incidents.resolve_incident(db_path, incident_id, message="All good", at=NOW - H / 2, author="lead",
                                now=NOW)
     with read(db_path) as conn:
-        got = availability.get_incident(conn, incident_id, NOW)
-        active = availability.list_incidents(conn, NOW)
-        history = availability.list_incidents(conn, NOW, "resolved", town="alpha", service="internet")
+        got = answers.incident_report(reads(conn), incident_id, NOW)
+        active = answers.incident_list(reads(conn), NOW)
+        history = answers.incident_list(reads(conn), NOW, "resolved", town="alpha", service="internet")
         audit = [r["action"] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
     assert [u["status"] for u in got["updates"]] == ["investigating", "identified", "monitoring", "resolved"]
     assert got["status"] == "resolved" and got["resolved_at"] == "2026-03-10T08:30:00Z"
@@ -173,7 +179,7 @@ def test_update_with_status_resolved_resolves(db_path):
     incident_id = open_(db_path, towns=["alpha"])
     incidents.update_incident(db_path, incident_id, status="resolved", message="Fixed", author="ops", now=NOW)
     with read(db_path) as conn:
-        assert availability.get_incident(conn, incident_id, NOW)["status"] == "resolved"
+        assert answers.incident_report(reads(conn), incident_id, NOW)["status"] == "resolved"
 
 
 def test_deadline_clock_per_service(db_path):
@@ -182,8 +188,9 @@ def test_deadline_clock_per_service(db_path):
     done = open_(db_path, towns=["gamma"], services=["internet"], at=NOW - 30 * H)
     incidents.resolve_incident(db_path, done, message="Fixed", at=NOW - 10 * H, author="ops", now=NOW)
     with read(db_path) as conn:
-        late, early, done = (availability.get_incident(conn, i, NOW)["deadline"] for i in (late, early, done))
-        custom = availability.get_incident(conn, 2, NOW, deadlines={"tv": 1})["deadline"]
+        found = reads(conn)
+        late, early, done = (answers.incident_report(found, i, NOW)["deadline"] for i in (late, early, done))
+        custom = answers.incident_report(reads(conn, {"tv": 1}), 2, NOW)["deadline"]
     assert late["internet"] == {"hours": 24, "due_at": "2026-03-10T08:00:00Z", "missed": True,
                                 "remaining_s": -3600}
     assert late["phone"]["missed"] is False and late["phone"]["remaining_s"] == 47 * 3600
@@ -199,10 +206,10 @@ def test_maintenance_status_follows_its_window(db_path):
     seen = {}
     for label, now in (("before", NOW), ("during", NOW + 3 * H), ("after", NOW + 7 * H)):
         with read(db_path) as conn:
-            seen[label] = (availability.get_incident(conn, mid, now),
-                           [i["id"] for i in availability.list_incidents(conn, now)],
-                           availability.status_for(conn, now, town="alpha")["down"],
-                           availability.summary(conn, now)["services"]["tv"]["status"])
+            seen[label] = (answers.incident_report(reads(conn), mid, now),
+                           [i["id"] for i in answers.incident_list(reads(conn), now)],
+                           answers.place_status(reads(conn), now, town="alpha")["down"],
+                           answers.service_summary(reads(conn), now)["services"]["tv"]["status"])
     assert [seen[k][0]["status"] for k in seen] == ["scheduled", "in_progress", "completed"]
     assert [seen[k][1] for k in seen] == [[mid], [mid], []]
     assert [seen[k][2] for k in seen] == [False, True, False]
@@ -223,10 +230,10 @@ def test_availability_on_a_hand_computed_case(db_path):
     incidents.resolve_incident(db_path, building, message="Back", at=datetime(2026, 3, 5, 11, 0, tzinfo=MSK),
                                author="ops", now=NOW)
     with read(db_path) as conn:
-        got = availability.availability(conn, "alpha", "internet", NOW, tz="Europe/Moscow")
-        tv = availability.availability(conn, "alpha", "tv", NOW)
-        gamma = availability.availability(conn, "gamma", "internet", NOW)
-        since = availability.availability(conn, "alpha", "internet", NOW, days=5, since=NOW - 72 * H)
+        got = reads(conn).availability("alpha", "internet", NOW, tz="Europe/Moscow")
+        tv = reads(conn).availability("alpha", "tv", NOW)
+        gamma = reads(conn).availability("gamma", "internet", NOW)
+        since = reads(conn).availability("alpha", "internet", NOW, days=5, since=NOW - 72 * H)
     days = {d["date"]: d for d in got["days"]}
     assert len(got["days"]) == 90 and got["days"][-1]["date"] == "2026-03-10"
     assert days["2026-03-08"]["down_s"] == 43200 and days["2026-03-08"]["status"] == "down"
@@ -242,7 +249,7 @@ def test_availability_on_a_hand_computed_case(db_path):
 def test_availability_counts_an_ongoing_outage_up_to_now(db_path):
     open_(db_path, towns=["alpha"], at=NOW - 2 * H)
     with read(db_path) as conn:
-        got = availability.availability(conn, "alpha", "internet", NOW, days=1)
+        got = reads(conn).availability("alpha", "internet", NOW, days=1)
     assert got["days"][0]["down_s"] == 7200 and got["percent"] == pytest.approx(100 * (1 - 2 / 24))
 
 
@@ -331,11 +338,11 @@ def test_rejected_input_names_the_value_and_changes_nothing(busy_db, case):
 
 def test_list_orders_ongoing_then_upcoming_then_history(busy_db):
     with read(busy_db) as conn:
-        assert [i["id"] for i in availability.list_incidents(conn, NOW, "all")] == [1, 3, 2]
-        assert [i["id"] for i in availability.list_incidents(conn, NOW, service="tv")] == [3]
-        assert availability.get_incident(conn, 42, NOW) is None
+        assert [i["id"] for i in answers.incident_list(reads(conn), NOW, "all")] == [1, 3, 2]
+        assert [i["id"] for i in answers.incident_list(reads(conn), NOW, service="tv")] == [3]
+        assert answers.incident_report(reads(conn), 42, NOW) is None
         with pytest.raises(IncidentError, match="'radio'"):
-            availability.list_incidents(conn, NOW, service="radio")
+            answers.incident_list(reads(conn), NOW, service="radio")
 
 
 def test_demo_time_expressions():
@@ -354,12 +361,12 @@ def test_demo_incidents_tell_the_stories(tmp_path):
     path = tmp_path / "demo.sqlite"
     build.build_database(path, GEODATA_DIR, now=now)
     with read(path) as conn:
-        active = availability.list_incidents(conn, now)
-        history = availability.list_incidents(conn, now, "resolved")
+        active = answers.incident_list(reads(conn), now)
+        history = answers.incident_list(reads(conn), now, "resolved")
         towns = {t.slug for t in layers.load_towns(conn)}
         tv = next(i for i in history if i["services"] == ["tv"] and "building" in i["title"])
-        story = availability.get_incident(conn, tv["id"], now)
-        strips = [availability.availability(conn, slug, "internet", now) for slug in ("pskov", "sebezh")]
+        story = answers.incident_report(reads(conn), tv["id"], now)
+        strips = [reads(conn).availability(slug, "internet", now) for slug in ("pskov", "sebezh")]
     assert any(i["kind"] == "outage" for i in active)
     assert any(i["kind"] == "maintenance" and i["status"] == "scheduled" for i in active)
     assert any(any(d["missed"] for d in i["deadline"].values()) for i in active)
@@ -383,8 +390,9 @@ def test_point_answers_follow_the_clock_both_ways_within_one_revision(db_path):
         incidents.resolve_incident(db_path, incident_id, message="Fixed", author="ops", at=NOW + H,
                                    now=NOW + 2 * H)
     with read(db_path) as conn:
-        later = availability.affecting_point(conn, 60.05, 30.05, NOW + 3 * H)
-        earlier = availability.affecting_point(conn, 60.05, 30.05, NOW)
-        later_again = availability.affecting_point(conn, 60.05, 30.05, NOW + 3 * H)
+        found = reads(conn)
+    later = found.affecting_point(60.05, 30.05, NOW + 3 * H)
+    earlier = found.affecting_point(60.05, 30.05, NOW)
+    later_again = found.affecting_point(60.05, 30.05, NOW + 3 * H)
     assert later == [] and later_again == []
-    assert sorted(i["id"] for i in earlier) == [area_id, town_id]
+    assert sorted(r.id for r in earlier) == [area_id, town_id]

@@ -272,3 +272,11 @@ def test_thousand_towns():
     block = hits[1 : 1 + len(starting)]
     assert set(block) == set(starting)
     assert [t.population for t in block] == sorted((t.population for t in block), reverse=True)
+
+
+def test_find_takes_a_slug_and_refuses_an_unknown_one_with_suggestions(gazetteer):
+    assert gazetteer.find("pechory") is PECHORY
+    with pytest.raises(UnknownTown) as info:
+        gazetteer.find("pechry")
+    assert info.value.name == "pechry" and info.value.suggestions[0] is PECHORY
+    assert str(info.value).startswith("unknown town 'pechry'; did you mean pechory (Pechory / Печоры, ")

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from portal import create_app
 from portal.incidents import writes as incidents
 from tests.conftest import DEMO_NOW
 
@@ -105,6 +106,19 @@ def test_summary_gives_every_service_and_the_active_incidents(client):
     assert body["services"]["internet"]["status"] == "partial_outage"
     assert body["services"]["tv"]["status"] == "operational"
     assert ids(body) == {2, 3, 4} and ISO_Z.match(body["updated_at"])
+
+
+def test_the_deadline_setting_holds_in_every_answer(db_path):
+    client = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True,
+                         "RESTORE_DEADLINE_HOURS": {"internet": 2, "tv": 2, "phone": 2}}).test_client()
+    town = get(client, "/api/v1/towns/velikiye-luki")
+    seen = [get(client, "/api/v1/incidents/3"),
+            *get(client, "/api/v1/incidents")["incidents"], *get(client, "/api/v1/summary")["incidents"],
+            *get(client, "/api/v1/status?town=velikiye-luki")["incidents"], *town["incidents"],
+            *get(client, f"/api/v1/check?lat={town['lat']}&lon={town['lon']}")["incidents"]]
+    outage = [i for i in seen if i["id"] == 3]
+    assert len(outage) == 6
+    assert all({d["hours"] for d in i["deadline"].values()} == {2} for i in outage)
 
 
 # --- Statuspage ---------------------------------------------------------------------------------------

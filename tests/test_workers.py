@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import shapely
 
-from portal.data import db, imports
+from portal.data import db, imports, layers
 from portal.incidents import writes as incidents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
     assert all(new_id in {i["id"] for i in answer["incidents"]} for answer in after)
 
     conn = db.connect_readonly(path)
-    town = next(t for t in incidents.towns_map(conn).values() if t.slug == "pechory")
+    town = next(t for t in layers.load_towns(conn) if t.slug == "pechory")
     conn.close()
     centre = shapely.point_on_surface(town.geometry)
     check = f"/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
@@ -120,7 +120,7 @@ def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
 def test_every_worker_sees_a_rebuild_from_other_data(served, tmp_path):
     base, path, log = served
     conn = db.connect_readonly(path)
-    town = next(t for t in incidents.towns_map(conn).values() if t.slug == "pechory")
+    town = next(t for t in layers.load_towns(conn) if t.slug == "pechory")
     revision_before = db.revision(conn)
     conn.close()
     centre = shapely.point_on_surface(town.geometry)

@@ -34,7 +34,11 @@ _SEPARATORS = re.compile(r"[\W_]+")
 
 
 class UnknownTown(LookupError):
-    """No town matches a name."""
+    """No town has this name or slug; ``suggestions`` are the towns it may have meant, best first.
+
+    The one refusal of a town for scripts, writes, the JSON API (404 with "suggestions") and
+    pages (404 page with links).
+    """
 
     def __init__(self, name: str, suggestions: list[Town]):
         self.name, self.suggestions = name, list(suggestions)
@@ -157,6 +161,17 @@ class Gazetteer:
         """Return the town with exactly this slug, or None."""
         return self._by_slug.get(slug) if isinstance(slug, str) else None
 
+    def find(self, slug: str) -> Town:
+        """Return the town with exactly this slug, or raise UnknownTown with suggestions."""
+        town = self.get(slug)
+        if town is None:
+            raise self.unknown(slug)
+        return town
+
+    def unknown(self, name: str) -> UnknownTown:
+        """Return the refusal of a name or slug no town has, with the towns it may have meant."""
+        return UnknownTown(name, self.suggest(name) if isinstance(name, str) else [])
+
     def search(self, query: str, limit: int = 10) -> list[Town]:
         """Return up to ``limit`` towns matching ``query``, best first."""
         return self._ranked(query, limit, SEARCH_MIN, prefixes=True)
@@ -174,7 +189,7 @@ class Gazetteer:
         scores = self._scores(name, RESOLVE_MIN, prefixes=False)
         order = self._order(scores, RESOLVE_MIN)
         if not order:
-            raise UnknownTown(name, self.suggest(name))
+            raise self.unknown(name)
         top = scores[order[0]]
         if top >= EXACT:
             tied = [i for i in order if scores[i] >= EXACT]

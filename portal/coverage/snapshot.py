@@ -1,8 +1,11 @@
-"""The live layers in memory: gazetteer and coverage index, built once per layer version.
+"""The live data in memory: gazetteer and coverage index per layer version, incidents per data revision.
 
-Every request asks for the snapshot of the layer ids it just read from ``meta``;
-a new import changes those ids, so each worker process rebuilds on its next
-request and never serves a stale layer. Built objects are shared by threads.
+Every request asks for the snapshot of what it just read from ``meta``. A new import
+changes the layer ids, so each worker process rebuilds the gazetteer and the coverage index
+on its next request and never serves a stale layer. Any write (an incident update, an
+import) changes the data revision (``db.data_key``), so the incidents are read again on the
+next request, indexed with the towns the snapshot already holds; the coverage index is kept.
+Built objects are shared by threads.
 """
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ import gc
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from portal.config import DEFAULTS
 from portal.coverage.index import CoverageIndex
 from portal.coverage.places import Gazetteer
 from portal.data import db, layers
 from portal.data.layers import Town
+from portal.incidents.reads import IncidentReads
 
 
 @dataclass(frozen=True)
@@ -30,39 +35,54 @@ class Snapshot:
     as_of: str | None
     coverage_source: str | None
     region: dict  # region and provider names from meta, written by the same build as the layers
+    incidents: IncidentReads  # of the data revision ``incidents.key``, with these towns
 
 
-_cache: dict[tuple, Snapshot] = {}
+# The newest snapshot per database file: older layers and revisions are garbage.
+_cache: dict[str, Snapshot] = {}
 _lock = threading.Lock()
 
 
-def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float) -> Snapshot:
-    """Return the snapshot of the live layers, building it if they changed."""
+def snapshot(conn: sqlite3.Connection, db_path: str, drop_distance_m: float,
+             deadline_hours: dict = DEFAULTS["RESTORE_DEADLINE_HOURS"]) -> Snapshot:
+    """Return the snapshot of the live data, building what changed: layers, or only the incidents.
+
+    ``deadline_hours`` are the contract's restoration deadlines (the ``RESTORE_DEADLINE_HOURS``
+    setting).
+    """
     # Asked on every request: the key is the layer ids as ``meta`` holds them, not parsed, and
     # the build they belong to (a rebuild numbers its layers from 1 again).
     meta = db.get_meta(conn)
-    key = (str(db_path), meta.get("build_id"), meta.get("live_towns"), meta.get("live_coverage"),
-           drop_distance_m)
-    snap = _cache.get(key)
-    if snap is not None:
+    path = str(db_path)
+    key = (path, meta.get("build_id"), meta.get("live_towns"), meta.get("live_coverage"), drop_distance_m)
+    revision = db.data_key(meta)
+    snap = _cache.get(path)
+    if snap is not None and snap.key == key and _current(snap.incidents, revision, deadline_hours):
         return snap
     with _lock:
-        snap = _cache.get(key)
-        if snap is None:
-            # Keep only the newest snapshot per database, and let the old one go before the
-            # new one is built: a worker would otherwise hold two layers' indexes at once.
-            for old in [k for k in _cache if k[0] == key[0]]:
-                del _cache[old]
+        snap = _cache.get(path)
+        if snap is None or snap.key != key:
+            # Let the old snapshot go before the new one is built: a worker would otherwise
+            # hold two layers' indexes at once.
+            _cache.pop(path, None)
+            snap = None
             gc.collect()
             _return_free_memory()
-            snap = _build(conn, key, layers.layer_ids(meta), drop_distance_m)
-            _cache[key] = snap
+            snap = _cache[path] = _build(conn, key, layers.layer_ids(meta), drop_distance_m, deadline_hours)
             # The index holds hundreds of thousands of long-lived objects; rescanning them in
             # every full collection showed as millisecond pauses at p99. Freeze them instead.
             gc.collect()
             gc.freeze()
             _return_free_memory()
+        elif not _current(snap.incidents, revision, deadline_hours):
+            incidents = IncidentReads.read(conn, snap.gazetteer, deadline_hours)
+            snap = _cache[path] = replace(snap, incidents=incidents)
     return snap
+
+
+def _current(incidents: IncidentReads, revision: str, deadline_hours: dict) -> bool:
+    """Return whether the incidents were read at this data revision with these deadlines."""
+    return incidents.key == revision and incidents.deadline_hours == deadline_hours
 
 
 def _return_free_memory() -> None:
@@ -78,8 +98,8 @@ def _return_free_memory() -> None:
     trim(0)
 
 
-def _build(conn, key, ids, drop_distance_m) -> Snapshot:
-    """Load the live layers and index them, reading the coverage a batch at a time."""
+def _build(conn, key, ids, drop_distance_m, deadline_hours) -> Snapshot:
+    """Load the live layers (the coverage a batch at a time) and the incidents, and index them."""
     towns = layers.load_towns(conn, ids["towns"])
     # Shares stored with the layers; a database from before they were stored has none, and
     # the index then measures them itself when first asked.
@@ -91,14 +111,16 @@ def _build(conn, key, ids, drop_distance_m) -> Snapshot:
     as_of = None
     if info:
         as_of = info.get("as_of") or (info.get("created_at") or "")[:10] or None
+    gazetteer = Gazetteer(towns)
     return Snapshot(
         key=key,
         towns=towns,
-        gazetteer=Gazetteer(towns),
+        gazetteer=gazetteer,
         coverage=coverage,
         as_of=as_of,
         coverage_source=info.get("source") if info else None,
         region=_region_info(conn),
+        incidents=IncidentReads.read(conn, gazetteer, deadline_hours),
     )
 
 

@@ -245,6 +245,34 @@ def _to_wgs84(frame: gpd.GeoDataFrame, shown: str, mapping: Mapping, info: dict)
     return frame
 
 
+def read_area(path: str | Path):
+    """Read the polygons of a GIS file as one WGS 84 geometry (an incident's affected area).
+
+    Raises ``UnreadableFile`` naming the file, and the feature, that cannot be used.
+    """
+    import shapely
+
+    shown = str(path)
+    try:
+        frame = gpd.read_file(gdal_path(path))
+    except Exception as exc:  # GDAL raises several error types for unreadable files
+        raise UnreadableFile(f"{shown}: cannot be read as a GIS file ({_gdal_message(exc)}); give a"
+                             " GeoJSON file with the affected polygon") from None
+    if frame.empty:
+        raise UnreadableFile(f"{shown}: has no features; draw a polygon around the affected place")
+    frame = _to_wgs84(frame, shown, Mapping(), {"warnings": []})
+    for n, geom in enumerate(frame.geometry, start=1):
+        if geom is None or geom.is_empty:
+            raise UnreadableFile(f"{shown}: feature {n} has no geometry; every feature must be a polygon")
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise UnreadableFile(f"{shown}: feature {n} is a {geom.geom_type}; expected a Polygon or"
+                                 " MultiPolygon around the affected place")
+        if not geom.is_valid:
+            raise UnreadableFile(f"{shown}: feature {n} is not a valid polygon"
+                                 f" ({shapely.is_valid_reason(geom)}); fix it in the GIS tool")
+    return shapely.union_all(list(frame.geometry))
+
+
 def _find_column(columns: list[str], wanted: str) -> str | None:
     """Return the file's column for a name: exact, any case, or cut to 10 characters."""
     if wanted in columns:

@@ -1,1 +1,1 @@
-"""Incidents: the staff writes, the reads bound to a data snapshot, feeds, the demo story."""
+"""Incidents: what one is (records), the staff writes, the reads of one data revision, feeds, the demo."""

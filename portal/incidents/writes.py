@@ -1,115 +1,38 @@
-"""Incidents: the writes staff scripts make and the queries pages, API and feeds read.
+"""Incident writes: what staff scripts (and the demo build) record, with their checks and audit rows.
 
-An incident is an ``outage`` or ``degraded`` service (status investigating →
-identified → monitoring → resolved, set by its updates) or a ``maintenance``
-window (status scheduled → in_progress → completed, derived from the window and
-never set by hand). It affects one or more services in towns (slugs) and/or
-areas (polygons, WGS 84). Its current status is always derived from the stored
-timeline, so the incident and the service status cannot drift apart.
-
+What an incident is and what it affects is described in ``portal.incidents.records``.
 Every write validates everything before touching the database and runs in one
 ``db.writing`` transaction with an ``audit`` row; a refusal raises
 ``IncidentError`` naming the bad value and leaves the database as it was.
 
-Where: a point is affected when it lies inside or on the border of an incident
-area, or inside or on the border of a listed town's extent. A town is affected
-when it is listed, or when an incident area shares interior with its extent
-(an area merely touching the town's edge does not count).
-
-The read side (``get_incident``, ``list_incidents``, ``affecting_point``,
-``affecting_town``, ``status_for``, ``summary``, ``availability``) lives in
-``portal.availability``; the shipped demo incidents in ``portal.demo_incidents``.
+The reads pages, the API, feeds and scripts ask are ``portal.incidents.reads``; the shipped
+demo incidents are written by ``portal.incidents.demo``.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import shapely
 import shapely.geometry
 
-from portal.config import DEFAULTS
+from portal.coverage.places import Gazetteer
 from portal.data import db, layers
 from portal.data.text import BadText, check_text
+from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part of this module's interface
+    KINDS,
+    MAINTENANCE_STATUSES,
+    SERVICES,
+    STATUSES,
+    IncidentError,
+    Record,
+    check_service,
+    load_records,
+)
 from portal.listening import outbox
 
-SERVICES = ("internet", "tv", "phone")
-KINDS = ("outage", "degraded", "maintenance")
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
-MAINTENANCE_STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
 # Staff and server clocks disagree by a little; beyond this, an event has not happened yet.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-DEADLINE_HOURS: dict[str, float] = DEFAULTS["RESTORE_DEADLINE_HOURS"]
-
-
-class IncidentError(ValueError):
-    """Refused incident input; the message names the value and what would be right."""
-
-
-@dataclass
-class Record:
-    """One stored incident with its services, towns, areas and timeline."""
-
-    id: int
-    title: str
-    kind: str
-    cause: str | None
-    started_at: datetime
-    resolved_at: datetime | None
-    scheduled_end: datetime | None
-    services: tuple[str, ...]
-    towns: tuple[str, ...]
-    areas: list = field(default_factory=list)
-    updates: list[dict] = field(default_factory=list)
-
-    def end(self, now: datetime) -> datetime | None:
-        """Return when the incident ended (None while it lasts at ``now``)."""
-        end = self.resolved_at
-        if self.kind == "maintenance" and end is None:
-            end = self.scheduled_end
-        return end if end is not None and end <= now else None
-
-    @property
-    def cancelled(self) -> bool:
-        """Return whether this is a maintenance window called off before it began.
-
-        Cancelling closes the window before its start (``cancel_maintenance``); completing one
-        early is refused before its start, so nothing else gives a maintenance that shape.
-        """
-        return (self.kind == "maintenance" and self.resolved_at is not None
-                and self.resolved_at < self.started_at)
-
-    def status(self, now: datetime) -> str:
-        """Return the public status at ``now``."""
-        if self.kind == "maintenance":
-            if self.cancelled and self.resolved_at <= now:
-                return "cancelled"
-            if now < self.started_at:
-                return "scheduled"
-            return "completed" if self.end(now) else "in_progress"
-        if self.end(now):
-            return "resolved"
-        past = [u for u in self.updates if u["at"] <= now] or self.updates[:1]
-        return past[-1]["status"] if past else "investigating"
-
-    def active(self, now: datetime) -> bool:
-        """Return whether the incident is ongoing or upcoming at ``now``."""
-        return self.status(now) not in ("resolved", "completed", "cancelled")
-
-    def affects_town(self, slug: str, extent) -> bool:
-        """Return whether the town is listed or an area shares interior with its extent."""
-        if slug in self.towns:
-            return True
-        return extent is not None and any(shapely.relate_pattern(a, extent, "T********") for a in self.areas)
-
-    def affects_point(self, point, towns_by_slug: dict, town_slug: str | None = None) -> bool:
-        """Return whether the point is inside or on the border of an area or a listed town."""
-        if town_slug is not None and town_slug in self.towns:
-            return True
-        shapes = self.areas + [geometry_of(towns_by_slug.get(s)) for s in self.towns]
-        return any(g is not None and g.intersects(point) for g in shapes)
 
 
 # --- writes -----------------------------------------------------------------
@@ -395,13 +318,12 @@ def _services(services) -> list[str]:
     if not services:
         raise IncidentError(f"no service given; expected one or more of {', '.join(SERVICES)}")
     for s in services:
-        if s not in SERVICES:
-            raise IncidentError(f"unknown service {s!r}; expected one of {', '.join(SERVICES)}")
+        check_service(s)
     return [s for s in SERVICES if s in services]
 
 
 def _towns(conn, towns) -> list[str]:
-    """Return the sorted slugs, refusing any not in the live towns layer."""
+    """Return the sorted slugs, refusing any not in the live towns layer (with suggestions)."""
     if isinstance(towns, str):
         towns = [towns]
     # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
@@ -410,10 +332,10 @@ def _towns(conn, towns) -> list[str]:
     slugs = list(dict.fromkeys(towns or ()))
     for slug in slugs:
         if slug not in known:
-            import difflib
-            close = difflib.get_close_matches(str(slug), sorted(known), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; give a slug of the live towns layer"
-            raise IncidentError(f"unknown town {slug!r}{hint}")
+            # Only a refusal needs the names: the towns are read whole for the suggestions alone.
+            error = Gazetteer(layers.load_towns(conn, live)).unknown(str(slug))
+            hint = "" if error.suggestions else "; give a slug of the live towns layer"
+            raise IncidentError(f"{error}{hint}") from error
     return sorted(slugs)
 
 
@@ -482,49 +404,6 @@ def _record(conn, incident_id) -> Record:
     return found[0]
 
 
-def geometry_of(value):
-    """Return the extent of a Town, or the value itself when it is a geometry."""
-    return getattr(value, "geometry", value)
-
-
 def _wkt(area) -> str | None:
     """Return the area as WKT for the audit log."""
     return None if area is None else shapely.to_wkt(area, rounding_precision=7)
-
-
-# --- reads ------------------------------------------------------------------
-
-
-def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
-    """Return stored incidents (all, or those ids) with their timelines, oldest first."""
-    where, params = "", ()
-    if ids is not None:
-        ids = list(ids)
-        where, params = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
-    rows = conn.execute(f"SELECT * FROM incidents{where} ORDER BY started_at, id", params).fetchall()
-    recs = {r["id"]: Record(
-        id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
-        started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
-        scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=()) for r in rows}
-    if not recs:
-        return []
-    sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
-    keys = tuple(recs)
-    for r in conn.execute(f"SELECT incident_id, service FROM incident_services{sub}", keys):
-        recs[r[0]].services += (r[1],)
-    for r in conn.execute(f"SELECT incident_id, slug FROM incident_towns{sub} ORDER BY slug", keys):
-        recs[r[0]].towns += (r[1],)
-    for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
-        recs[r[0]].areas.append(shapely.from_wkb(r[1]))
-    for r in conn.execute(f"SELECT incident_id, at, status, message, eta FROM incident_updates{sub}"
-                          " ORDER BY at, id", keys):
-        recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
-                                   "eta": db.parse_iso(r[4])})
-    for rec in recs.values():
-        rec.services = tuple(s for s in SERVICES if s in rec.services)
-    return list(recs.values())
-
-
-def towns_map(conn: sqlite3.Connection) -> dict:
-    """Return ``{slug: Town}`` of the live towns layer."""
-    return {t.slug: t for t in layers.load_towns(conn)}

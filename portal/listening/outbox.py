@@ -21,7 +21,7 @@ import numpy as np
 import shapely
 
 from portal.data import db, layers
-from portal.incidents import writes as incident_writes
+from portal.incidents.records import load_records
 from portal.listening.schema import SERVICE_BITS
 
 INCIDENT_KINDS = ("opened", "updated", "resolved", "maintenance_announced", "maintenance_started",
@@ -54,7 +54,7 @@ def incident_changed(conn, incident_id, now: datetime | None = None) -> int:
     Opened (or a maintenance announced) when the incident has one update, resolved when it is
     closed, updated otherwise.
     """
-    rec = incident_writes.load_records(conn, [int(incident_id)])[0]
+    rec = load_records(conn, [int(incident_id)])[0]
     # As it stands once this write's update is in force (an update may be dated a little ahead).
     now = max([now or db.utcnow(), rec.started_at if rec.kind != "maintenance" else rec.updates[0]["at"]]
               + [u["at"] for u in rec.updates])
@@ -87,7 +87,7 @@ def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:
         "SELECT id FROM incidents WHERE resolved_at IS NULL AND started_at <= ?"
         " AND (kind <> 'maintenance' OR scheduled_end > ?)", (db.iso(now), db.iso(now)))]
     made = []
-    for rec in incident_writes.load_records(conn, ids) if ids else []:
+    for rec in load_records(conn, ids) if ids else []:
         if rec.kind == "maintenance":
             if rec.status(now) == "in_progress":
                 made.append(_insert_once(conn, "maintenance_started", _payload(rec, now), rec.id, None))
@@ -151,7 +151,7 @@ def fan_out(conn, event_id: int, now_ts: float) -> int:
                      (event_id, incident_id, event_id))
         conn.execute("UPDATE outbox SET state = 'folded', folded_into = ? WHERE incident_id = ? AND id < ?"
                      " AND state = 'pending' AND kind = 'updated'", (event_id, incident_id, event_id))
-    recs = incident_writes.load_records(conn, [incident_id])
+    recs = load_records(conn, [incident_id])
     if not recs:
         return _done(conn, event_id, 0)
     rec = recs[0]

@@ -227,21 +227,21 @@ def warm(app: Flask) -> None:
     """
     import gc
 
-    from portal import answers as reports
+    from portal import answers
     from portal.coverage import snapshot as state
     from portal.data import db
-    from portal.incidents import availability
 
     conn = db.connect_readonly(app.config["DATABASE"])
     try:
-        snap = state.snapshot(conn, app.config["DATABASE"], app.config["DROP_DISTANCE_M"])
+        snap = state.snapshot(conn, app.config["DATABASE"], app.config["DROP_DISTANCE_M"],
+                              app.config["RESTORE_DEADLINE_HOURS"])
         snap.coverage.all_town_summaries()
-        availability.summary(conn, db.utcnow(), towns_by_slug=reports.towns_by_slug(snap))
+        answers.service_summary(snap.incidents, db.utcnow())
         # One point answer loads the compiled searches here, not in every worker's first
         # requests (a few hundred milliseconds each). Just outside the data, every technology
         # is missing, so every nearest search runs.
         minlon, minlat, _, _ = snap.coverage.bounds or (0.0, 0.0, 0.0, 0.0)
-        reports.check_point(snap, conn, max(minlat - 0.01, -90.0), max(minlon - 0.01, -180.0), db.utcnow())
+        answers.check_point(snap, max(minlat - 0.01, -90.0), max(minlon - 0.01, -180.0), db.utcnow())
     finally:
         conn.close()
     gc.collect()

@@ -98,6 +98,17 @@ def distance(metres) -> str:
     return _("%(n)s km", n=format_decimal(round(metres / 1000, 1)))
 
 
+def duration(seconds) -> str:
+    """Format a number of seconds as '19 h 50 min' or '5 d 19 h' (outside a request: in English)."""
+    minutes = max(0, int(seconds or 0)) // 60
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return _("%(d)s d %(h)s h", d=days, h=hours) if hours else _("%(d)s d", d=days)
+    if hours:
+        return _("%(h)s h %(m)s min", h=hours, m=mins) if mins else _("%(h)s h", h=hours)
+    return _("%(m)s min", m=mins) if mins else _("less than a minute")
+
+
 def number(value) -> str:
     """Format a number with the locale's separators."""
     return "—" if value is None else format_decimal(value)
@@ -112,5 +123,5 @@ def init_app(app: Flask) -> None:
     app.after_request(remember_locale)
     app.jinja_env.globals.update(
         lang=lang, town_name=town_name, zone_name=zone_name, local_time=local_time, local_date=local_date,
-        percent=percent, number=number, distance=distance,
+        percent=percent, number=number, distance=distance, duration=duration,
     )

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import NamedTuple
 
 from flask_babel import gettext as _
+
+from portal.incidents.reads import LISTINGS
+from portal.incidents.records import SERVICES
+
+# An id in a path: ASCII digits only (``int`` would also take "١" or "1_0"), no longer than any id.
+_ID = re.compile(r"[0-9]{1,12}")
 
 
 class BadParam(ValueError):
@@ -75,14 +83,45 @@ def parse_choice(args, name: str, choices: tuple[str, ...], default: str | None)
     return raw
 
 
-def parse_page(args, pages: int) -> int | None:
-    """Return ``args["page"]`` as a page number within 1..pages, None for "all" (default 1)."""
+def parse_service(args) -> str | None:
+    """Return ``args["service"]``, one of the services, or None when absent."""
+    return parse_choice(args, "service", SERVICES, None)
+
+
+def parse_listing(args) -> str:
+    """Return ``args["status"]``, which incidents a list holds: active (the default), resolved or all."""
+    return parse_choice(args, "status", LISTINGS, "active")
+
+
+def parse_town(args) -> str | None:
+    """Return ``args["town"]``, a town's slug, or None when absent (the answers refuse an unknown one)."""
+    return args.get("town") or None
+
+
+def parse_id(raw: str) -> int | None:
+    """Return an id from a path as a number, or None when it is not one (no such page: a 404)."""
+    return int(raw) if _ID.fullmatch(raw) else None
+
+
+class Page(NamedTuple):
+    """The part of a list that ?page= asks for: ``items[start:stop]``."""
+
+    number: int | None  # None: "all", every item on one page
+    pages: int
+    start: int
+    stop: int
+
+
+def parse_page(args, count: int, size: int) -> Page:
+    """Return which page of ``count`` items, ``size`` a page, ``args["page"]`` asks for (1, or "all")."""
+    pages = max(1, -(-count // size))
     raw = args.get("page")
     if raw is None or raw == "":
-        return 1
+        raw = "1"
     if raw == "all":
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= pages:
+        return Page(None, pages, 0, count)
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= pages:
         raise BadParam("page", _("'page' must be a page number from 1 to %(pages)s or 'all', not %(value)s",
                                  pages=pages, value=_shown(raw)))
-    return int(raw)
+    number = int(raw)
+    return Page(number, pages, (number - 1) * size, min(count, number * size))

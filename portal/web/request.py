@@ -48,11 +48,12 @@ def get_db() -> db.ReadConnection:
 
 
 def get_snapshot() -> state.Snapshot:
-    """Return the snapshot of the live layers for this request."""
+    """Return the snapshot of the live data for this request (its incidents: ``snap.incidents``)."""
     snap = g.get("snapshot")
     if snap is None:
         config = current_app.config
-        snap = g.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"])
+        snap = g.snapshot = state.snapshot(get_db(), config["DATABASE"], config["DROP_DISTANCE_M"],
+                                           config["RESTORE_DEADLINE_HOURS"])
     return snap
 
 

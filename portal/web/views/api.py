@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from portal import answers as reports
+from portal import answers
 from portal.web.params import parse_bbox, parse_float, parse_lat_lon
-from portal.web.request import get_db, get_snapshot, now
-from portal.web.views.errors import TownNotFound
+from portal.web.request import get_snapshot, now
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -16,23 +15,20 @@ def towns():
     """List towns matching ?q=, best first (every town by name without q)."""
     q = request.args.get("q")
     limit = 10 if q is not None else None
-    return jsonify({"towns": reports.search_towns(get_snapshot(), q, limit=limit or 10)})
+    return jsonify({"towns": answers.search_towns(get_snapshot(), q, limit=limit or 10)})
 
 
 @bp.get("/towns/<slug>")
 def town(slug: str):
     """Return one town's coverage, shares and active incidents."""
-    try:
-        return jsonify(reports.town_report(get_snapshot(), get_db(), slug, now()))
-    except LookupError as exc:
-        raise TownNotFound(slug, getattr(exc, "suggestions", [])) from None
+    return jsonify(answers.town_report(get_snapshot(), slug, now()))
 
 
 @bp.get("/check")
 def check():
     """Return what reaches the point ?lat=&lon=."""
     lat, lon = parse_lat_lon(request.args)
-    return jsonify(reports.check_point(get_snapshot(), get_db(), lat, lon, now()))
+    return jsonify(answers.check_point(get_snapshot(), lat, lon, now()))
 
 
 @bp.get("/coverage.geojson")
@@ -40,5 +36,5 @@ def coverage():
     """Return coverage areas as GeoJSON, optionally within ?bbox= and simplified to ?simplify= metres."""
     bbox = parse_bbox(request.args.get("bbox"))
     tolerance = parse_float(request.args, "simplify", 0, 10_000) if request.args.get("simplify") else None
-    body = reports.dumps_geojson(reports.coverage_geojson(get_snapshot(), bbox, tolerance))
+    body = answers.dumps_geojson(answers.coverage_geojson(get_snapshot(), bbox, tolerance))
     return Response(body, mimetype="application/geo+json")

@@ -3,18 +3,10 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 
+from portal.coverage.places import UnknownTown
 from portal.web.params import BadParam
-
-
-class TownNotFound(NotFound):
-    """A town slug that is not in the gazetteer; carries suggestions."""
-
-    def __init__(self, slug: str, suggestions: list):
-        super().__init__(f"unknown town {slug[:60]!r}")
-        self.slug = slug
-        self.suggestions = suggestions
 
 
 def _wants_json() -> bool:
@@ -42,9 +34,9 @@ def init_app(app: Flask) -> None:
     def bad_param(exc: BadParam):
         return render_error(400, str(exc))
 
-    @app.errorhandler(TownNotFound)
-    def town_not_found(exc: TownNotFound):
-        return render_error(404, _("No town called “%(slug)s” here.", slug=exc.slug), exc.suggestions)
+    @app.errorhandler(UnknownTown)
+    def unknown_town(exc: UnknownTown):
+        return render_error(404, _("No town called “%(slug)s” here.", slug=exc.name), exc.suggestions)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -6,13 +6,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, request
 from flask_babel import gettext as _
 
-from portal import answers as reports
-from portal.incidents import availability, feeds
+from portal import answers
+from portal.incidents import feeds
 from portal.web import labels
 from portal.web.i18n import lang, town_name, zone_name
-from portal.web.request import get_db, get_snapshot, now
+from portal.web.request import get_snapshot, now
 from portal.web.security import external_url, public_url
-from portal.web.views.status import deadlines, valid_town
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -49,28 +48,24 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
 @bp.get("/incidents.atom")
 def incidents_atom():
     """Return every incident, most recently updated first."""
-    found = availability.list_incidents(get_db(), now(), "all", deadlines=deadlines(),
-                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
-    return _atom(found, _("Outages and maintenance: %(provider)s", provider=_provider()),
+    found = answers.incident_feed(get_snapshot().incidents, now())
+    return _atom(found["incidents"], _("Outages and maintenance: %(provider)s", provider=_provider()),
                  external_url("incidents.index"))
 
 
 @bp.get("/towns/<slug>.atom")
 def town_atom(slug: str):
     """Return the incidents affecting one town."""
-    slug = valid_town(slug)
-    town = get_snapshot().gazetteer.get(slug)
-    found = availability.list_incidents(get_db(), now(), "all", town=slug, deadlines=deadlines(),
-                                             towns_by_slug=reports.towns_by_slug(get_snapshot()))
-    return _atom(found, _("Outages and maintenance in %(town)s", town=town_name(town)),
-                 external_url("incidents.index", town=slug))
+    found = answers.incident_feed(get_snapshot().incidents, now(), town=slug)
+    return _atom(found["incidents"], _("Outages and maintenance in %(town)s", town=town_name(found["town"])),
+                 external_url("incidents.index", town=found["town"]["slug"]))
 
 
 @bp.get("/maintenance.ics")
 def maintenance_ics():
     """Return every maintenance window as a calendar event."""
     snap = get_snapshot()
-    items = reports.maintenance_items(snap, get_db(), now())
+    items = answers.maintenance_items(snap.incidents, now())
     body = feeds.maintenance_calendar(
         items, name=_("Planned maintenance: %(provider)s", provider=_provider()),
         prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
@@ -83,15 +78,13 @@ def maintenance_ics():
 @bp.get("/towns/<slug>.ics")
 def town_ics(slug: str):
     """Return the maintenance windows affecting one town as a calendar."""
-    slug = valid_town(slug)
     snap = get_snapshot()
-    town = snap.gazetteer.get(slug)
-    items = [i for i in reports.maintenance_items(snap, get_db(), now())
-             if slug in (i.get("affected_towns") or i.get("towns") or ())]
+    found = answers.town_calendar(snap.incidents, now(), slug)
+    slug = found["town"]["slug"]
     body = feeds.maintenance_calendar(
-        items, name=_("Planned maintenance in %(town)s", town=town_name(town)),
+        found["items"], name=_("Planned maintenance in %(town)s", town=town_name(found["town"])),
         prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
-        domain=urlsplit(request.host_url).hostname or "portal", base_url=request.host_url,
+        domain=urlsplit(public_url("/")).hostname or "portal", base_url=public_url("/"),
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
     return Response(body, mimetype=ICS, headers={"Content-Disposition": f"inline; filename={slug}.ics"})

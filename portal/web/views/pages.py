@@ -6,13 +6,12 @@ import io
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from portal import answers as reports
+from portal import answers
 from portal.coverage import geo
 from portal.web import labels, maps
 from portal.web.i18n import lang, town_name
 from portal.web.params import parse_choice, parse_lat_lon, parse_page
-from portal.web.request import get_db, get_snapshot, now
-from portal.web.views.errors import TownNotFound
+from portal.web.request import get_snapshot, now
 
 bp = Blueprint("pages", __name__)
 
@@ -66,7 +65,7 @@ def _region_map(rows: list[dict]) -> dict:
 @bp.get("/")
 def index():
     """Show the search box, the point check, a region map to click and the status banner."""
-    rows = reports.overview(get_snapshot())
+    rows = answers.overview(get_snapshot())
     return render_template("index.html", map=_region_map(rows), legend_entries=_legend())
 
 
@@ -75,8 +74,8 @@ def search():
     """Search towns without JavaScript; a single match goes straight to its page."""
     q = (request.args.get("q") or "").strip()
     snap = get_snapshot()
-    towns = reports.search_towns(snap, q, limit=10) if q else []
-    clear = reports.clear_match(snap, q) if towns else None
+    towns = answers.search_towns(snap, q, limit=10) if q else []
+    clear = answers.clear_match(snap, q) if towns else None
     if clear is not None or len(towns) == 1:
         return redirect(url_for("pages.town", slug=clear or towns[0]["slug"]))
     return render_template("search.html", q=q, towns=towns)
@@ -84,10 +83,10 @@ def search():
 
 def _overview_rows():
     """Return overview rows sorted as the query string asks."""
-    sort = parse_choice(request.args, "sort", reports.OVERVIEW_SORTS, "name")
+    sort = parse_choice(request.args, "sort", answers.OVERVIEW_SORTS, "name")
     default_desc = sort in ("population", "fiber_share")
     order = parse_choice(request.args, "order", ("asc", "desc"), "desc" if default_desc else "asc")
-    rows = reports.sort_overview(reports.overview(get_snapshot()), sort, order == "desc", lang())
+    rows = answers.sort_overview(answers.overview(get_snapshot()), sort, order == "desc", lang())
     return rows, sort, order == "desc"
 
 
@@ -95,17 +94,13 @@ def _overview_rows():
 def towns():
     """List the localities (best technology, fiber share) a page at a time, and the region map."""
     rows, sort, desc = _overview_rows()
-    size = int(current_app.config["OVERVIEW_PAGE_SIZE"])
-    pages = max(1, -(-len(rows) // size))
-    page = parse_page(request.args, pages)
-    shown = rows if page is None else rows[(page - 1) * size:page * size]
+    page = parse_page(request.args, len(rows), int(current_app.config["OVERVIEW_PAGE_SIZE"]))
     the_map = _region_map(rows)
     sort_labels = {"name": labels.COLUMN["name"], "population": labels.COLUMN["population"],
                    "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"]}
-    first = 0 if page is None else (page - 1) * size
     return render_template(
-        "towns/list.html", rows=shown, total=len(rows), first=first + 1, last=first + len(shown),
-        page=page, pages=pages, sort=sort, desc=desc, sort_labels=sort_labels,
+        "towns/list.html", rows=rows[page.start:page.stop], total=len(rows), first=page.start + 1,
+        last=page.stop, page=page.number, pages=page.pages, sort=sort, desc=desc, sort_labels=sort_labels,
         default_order={"name": "asc", "population": "desc", "best": "asc", "fiber_share": "desc"},
         map=the_map, legend_entries=_legend(),
     )
@@ -134,10 +129,7 @@ def town(slug: str):
     if slug != slug.lower() and snap.gazetteer.get(slug.lower()):
         # A slug typed with capitals is still that town: send the visitor to its address.
         return redirect(url_for("pages.town", slug=slug.lower()), code=301)
-    try:
-        report = reports.town_report(snap, get_db(), slug, now())
-    except LookupError as exc:
-        raise TownNotFound(slug, getattr(exc, "suggestions", [])) from None
+    report = answers.town_report(snap, slug, now())
     town_obj = snap.gazetteer.get(slug)
     shape = geo.display_geometry(town_obj.geometry, TOWN_DISPLAY_TOLERANCE_M, snap.coverage.projection)
     settings = _map_settings()
@@ -156,7 +148,7 @@ def check():
     """Answer what reaches one point."""
     lat, lon = parse_lat_lon(request.args)
     snap = get_snapshot()
-    answer = reports.check_point(snap, get_db(), lat, lon, now())
+    answer = answers.check_point(snap, lat, lon, now())
     settings = _map_settings()
     the_map = maps.coverage_map(
         geo.bounds_around(lon, lat, CHECK_MAP_RADIUS_M), tiles_url=settings["tiles_url"],

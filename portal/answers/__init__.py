@@ -1,0 +1,47 @@
+"""The answers the portal gives, as plain dicts: each one renders as a page and as its JSON twin.
+
+Views, feeds and staff scripts call these by one name (``answers.check_point(...)``); the
+modules hold them by subject:
+
+- ``towns``: a town's short form, search, the overview of every town;
+- ``coverage``: coverage areas as GeoJSON;
+- ``places``: one place, coverage and incidents together (the town page, the point check);
+- ``incidents``: incident lists, one incident, the incidents page, is a place down, service status,
+  the banner, maintenance, availability;
+- ``statuspage``: the same status in Statuspage's /api/v2 shapes.
+"""
+from __future__ import annotations
+
+from portal.answers.coverage import coverage_geojson, dumps_geojson
+from portal.answers.incidents import (
+    incident_feed,
+    incident_item,
+    incident_items,
+    incident_list,
+    incident_report,
+    incidents_page,
+    maintenance_items,
+    place_status,
+    service_summary,
+    status_banner,
+    town_availability,
+    town_calendar,
+)
+from portal.answers.places import check_point, town_report
+from portal.answers.statuspage import statuspage_status, statuspage_summary
+from portal.answers.towns import (
+    OVERVIEW_SORTS,
+    clear_match,
+    overview,
+    search_towns,
+    sort_overview,
+    town_brief,
+)
+
+__all__ = [
+    "OVERVIEW_SORTS", "check_point", "clear_match", "coverage_geojson", "dumps_geojson", "incident_feed",
+    "incident_item", "incident_items", "incident_list", "incident_report", "incidents_page",
+    "maintenance_items", "overview", "place_status", "search_towns", "service_summary", "sort_overview",
+    "status_banner", "statuspage_status", "statuspage_summary", "town_availability", "town_brief", "town_calendar",
+    "town_report",
+]

@@ -1,0 +1,40 @@
+"""Answers about one place, coverage and incidents together: the town page and the point check."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import shapely
+
+from portal.answers.incidents import incident_items
+from portal.answers.towns import town_brief
+from portal.coverage.snapshot import Snapshot
+
+
+def town_report(snap: Snapshot, slug: str, now: datetime) -> dict:
+    """Return everything the town page says: verdict, shares, speeds, incidents, extent.
+
+    An unknown slug raises ``UnknownTown`` with suggestions.
+    """
+    town = snap.gazetteer.find(slug)
+    summary = snap.coverage.town_summary(town.slug)
+    return {
+        **town_brief(town),
+        "has_fiber": summary["has_fiber"],
+        "best": summary["best"],
+        "fiber_share": summary["fiber_share"],
+        "technologies": summary["technologies"],
+        "incidents": incident_items(snap.incidents, snap.incidents.affecting_town(town.slug, now), now),
+        "as_of": snap.as_of,
+        "geometry": shapely.geometry.mapping(town.geometry),
+    }
+
+
+def check_point(snap: Snapshot, lat: float, lon: float, now: datetime) -> dict:
+    """Return what reaches a point: coverage there, nearest coverage, incidents."""
+    answer = snap.coverage.point_answer(lat, lon)
+    town_slug = answer["town"]["slug"] if answer["town"] else None
+    found = snap.incidents.affecting_point(lat, lon, now, town_slug)
+    answer["incidents"] = incident_items(snap.incidents, found, now) if found else []
+    answer["as_of"] = snap.as_of
+    return answer
+

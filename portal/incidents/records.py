@@ -1,0 +1,180 @@
+"""What an incident is: the vocabulary, the stored record and what it says at a given moment.
+
+An incident is an ``outage`` or ``degraded`` service (status investigating →
+identified → monitoring → resolved, set by its updates) or a ``maintenance``
+window (status scheduled → in_progress → completed, derived from the window and
+never set by hand). It affects one or more services in towns (slugs) and/or
+areas (polygons, WGS 84). Its current status is always derived from the stored
+timeline, so the incident and the service status cannot drift apart.
+
+Where: a point is affected when it lies inside or on the border of an incident
+area, or inside or on the border of a listed town's extent. A town is affected
+when it is listed, or when an incident area shares interior with its extent
+(an area merely touching the town's edge does not count).
+
+The writes (``portal.incidents.writes``) and the reads (``portal.incidents.reads``)
+both work on the ``Record`` defined here.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import shapely
+
+from portal.data import db
+
+SERVICES = ("internet", "tv", "phone")
+KINDS = ("outage", "degraded", "maintenance")
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+MAINTENANCE_STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
+
+
+class IncidentError(ValueError):
+    """Refused incident input; the message names the value and what would be right."""
+
+
+def check_service(service) -> str:
+    """Return ``service`` if it is one of SERVICES, else raise IncidentError naming it."""
+    if service not in SERVICES:
+        raise IncidentError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+    return service
+
+
+@dataclass
+class Record:
+    """One stored incident with its services, towns, areas and timeline."""
+
+    id: int
+    title: str
+    kind: str
+    cause: str | None
+    started_at: datetime
+    resolved_at: datetime | None
+    scheduled_end: datetime | None
+    services: tuple[str, ...]
+    towns: tuple[str, ...]
+    areas: list = field(default_factory=list)
+    updates: list[dict] = field(default_factory=list)
+
+    def end(self, now: datetime) -> datetime | None:
+        """Return when the incident ended (None while it lasts at ``now``)."""
+        end = self.resolved_at
+        if self.kind == "maintenance" and end is None:
+            end = self.scheduled_end
+        return end if end is not None and end <= now else None
+
+    def last_end(self) -> datetime | None:
+        """Return when the incident ends whatever the clock says (None while no end is known)."""
+        return self.resolved_at or (self.scheduled_end if self.kind == "maintenance" else None)
+
+    @property
+    def cancelled(self) -> bool:
+        """Return whether this is a maintenance window called off before it began.
+
+        Cancelling closes the window before its start (``cancel_maintenance``); completing one
+        early is refused before its start, so nothing else gives a maintenance that shape.
+        """
+        return (self.kind == "maintenance" and self.resolved_at is not None
+                and self.resolved_at < self.started_at)
+
+    def status(self, now: datetime) -> str:
+        """Return the public status at ``now``."""
+        if self.kind == "maintenance":
+            if self.cancelled and self.resolved_at <= now:
+                return "cancelled"
+            if now < self.started_at:
+                return "scheduled"
+            return "completed" if self.end(now) else "in_progress"
+        if self.end(now):
+            return "resolved"
+        past = [u for u in self.updates if u["at"] <= now] or self.updates[:1]
+        return past[-1]["status"] if past else "investigating"
+
+    def active(self, now: datetime) -> bool:
+        """Return whether the incident is ongoing or upcoming at ``now``."""
+        return self.status(now) not in ("resolved", "completed", "cancelled")
+
+    def duration_s(self, now: datetime) -> int:
+        """Return how long it has lasted by ``now`` (to its end once ended; 0 before it starts)."""
+        if now < self.started_at:
+            return 0
+        return max(0, int(((self.end(now) or now) - self.started_at).total_seconds()))
+
+    def deadlines(self, now: datetime, hours: dict) -> dict:
+        """Return per service the restoration deadline of the contract (``hours`` per service) at ``now``.
+
+        Maintenance has none: it is announced, not restored.
+        """
+        if self.kind == "maintenance":
+            return {}
+        end = self.end(now)
+        found = {}
+        for service in self.services:
+            if service in hours:
+                due = self.started_at + timedelta(hours=hours[service])
+                found[service] = {
+                    "hours": hours[service], "due_at": db.iso(due), "missed": (end or now) > due,
+                    # Seconds left (negative: overdue by) while the incident lasts; None once it ended.
+                    "remaining_s": None if end else int((due - now).total_seconds()),
+                }
+        return found
+
+    def timeline(self, now: datetime) -> list[dict]:
+        """Return the public updates made by ``now``, oldest first, with a maintenance window's start, end."""
+        items = [{"at": u["at"], "status": u["status"], "message": u["message"]}
+                 for u in self.updates if u["at"] <= now]
+        if self.kind == "maintenance" and not self.cancelled:  # a cancelled window never began nor ended
+            if now >= self.started_at:
+                items.append({"at": self.started_at, "status": "in_progress",
+                              "message": "The maintenance window began."})
+            end = self.end(now)
+            if end and not any(i["status"] == "completed" for i in items):
+                items.append({"at": end, "status": "completed", "message": "The maintenance window ended."})
+        rank = {s: n for n, s in enumerate(MAINTENANCE_STATUSES)}
+        items.sort(key=lambda i: (i["at"], rank.get(i["status"], 0)))
+        return items
+
+    def affects_town(self, slug: str, extent) -> bool:
+        """Return whether the town is listed or an area shares interior with its extent."""
+        if slug in self.towns:
+            return True
+        return extent is not None and any(shapely.relate_pattern(a, extent, "T********") for a in self.areas)
+
+    def affects_point(self, point, extents, town_slug: str | None = None) -> bool:
+        """Return whether the point is in or on an area or a listed town (``extents``: slug → geometry)."""
+        if town_slug is not None and town_slug in self.towns:
+            return True
+        shapes = self.areas + [extents.get(s) for s in self.towns]
+        return any(g is not None and g.intersects(point) for g in shapes)
+
+
+def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
+    """Return stored incidents (all, or those ids) with their timelines, oldest first."""
+    where, params = "", ()
+    if ids is not None:
+        ids = list(ids)
+        where, params = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
+    rows = conn.execute(f"SELECT * FROM incidents{where} ORDER BY started_at, id", params).fetchall()
+    recs = {r["id"]: Record(
+        id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
+        started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
+        scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=()) for r in rows}
+    if not recs:
+        return []
+    sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
+    keys = tuple(recs)
+    for r in conn.execute(f"SELECT incident_id, service FROM incident_services{sub}", keys):
+        recs[r[0]].services += (r[1],)
+    for r in conn.execute(f"SELECT incident_id, slug FROM incident_towns{sub} ORDER BY slug", keys):
+        recs[r[0]].towns += (r[1],)
+    for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
+        recs[r[0]].areas.append(shapely.from_wkb(r[1]))
+    for r in conn.execute(f"SELECT incident_id, at, status, message, eta FROM incident_updates{sub}"
+                          " ORDER BY at, id", keys):
+        recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
+                                   "eta": db.parse_iso(r[4])})
+    for rec in recs.values():
+        rec.services = tuple(s for s in SERVICES if s in rec.services)
+    return list(recs.values())
