@@ -121,7 +121,7 @@ def recent(conn, *, town: str | None = None, cell: str | None = None, service: s
 
 
 def usual(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float) -> float:
-    """Return the usual distinct reporters in the hour of the week of ``at`` (mean of past weeks, zeros too)."""
+    """Return the usual distinct reporters in the hour of the week of ``at`` (mean of past weeks)."""
     clause, value = _where(town, cell)
     hour = int(at // 3600)
     hours = [hour - WEEK_H * k for k in range(1, BASELINE_WEEKS + 1)]
@@ -140,7 +140,7 @@ def town_counts(conn, town: str, at: float) -> list[dict]:
 
 
 def attached(conn, incident_id: int) -> int:
-    """Return how many distinct reporters reported while the incident was active ("N people reported this")."""
+    """Return how many distinct reporters reported while the incident was active."""
     return conn.execute("SELECT count(DISTINCT reporter) FROM reports WHERE incident_id = ? AND counted",
                         (incident_id,)).fetchone()[0]
 
@@ -150,7 +150,8 @@ def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: f
     reporters, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
     base = usual(conn, town=town, cell=cell, service=service, at=at) * SPIKE_WINDOW_S / 3600
     open_draft = conn.execute(
-        "SELECT id FROM report_drafts WHERE state = 'draft' AND coalesce(town, '') = ? AND coalesce(cell, '') = ?"
+        "SELECT id FROM report_drafts WHERE state = 'draft'"
+        " AND coalesce(town, '') = ? AND coalesce(cell, '') = ?"
         " AND service = ? AND opened_at > ? ORDER BY id DESC LIMIT 1",
         (town or "", cell or "", service, at - DRAFT_FRESH_S)).fetchone()
     if open_draft is not None:
@@ -184,5 +185,6 @@ def mark(conn, draft_id: int, *, state: str, at: float, by: str, incident_id: in
          reason: str | None = None) -> None:
     """Record staff's decision on an open draft (inside the caller's transaction)."""
     get_draft(conn, draft_id)
-    conn.execute("UPDATE report_drafts SET state = ?, incident_id = ?, reason = ?, decided_at = ?, decided_by = ?"
+    conn.execute("UPDATE report_drafts SET state = ?, incident_id = ?, reason = ?, decided_at = ?,"
+                 " decided_by = ?"
                  " WHERE id = ?", (state, incident_id, reason, at, by, draft_id))
