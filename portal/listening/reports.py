@@ -188,3 +188,51 @@ def mark(conn, draft_id: int, *, state: str, at: float, by: str, incident_id: in
     conn.execute("UPDATE report_drafts SET state = ?, incident_id = ?, reason = ?, decided_at = ?,"
                  " decided_by = ?"
                  " WHERE id = ?", (state, incident_id, reason, at, by, draft_id))
+
+
+def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, message: str | None = None,
+            now: datetime | None = None) -> int:
+    """Publish a draft: open a normal incident for its place and service; return the incident's id.
+
+    The incident is made by ``open_incident`` (the staff write every other incident goes
+    through), so public pages, feeds and subscribers' notifications need nothing new.
+    """
+    import shapely
+
+    from portal.data import db
+    from portal.incidents import writes
+    from portal.listening import cells, store
+
+    with store.transaction(db_path) as conn:
+        draft = get_draft(conn, draft_id)
+    place = draft["town"] or "one neighbourhood"
+    title = title or f"No {draft['service']} in {place} (reported by customers)"
+    message = message or (f"{draft['reporters']} customers reported problems with {draft['service']}; "
+                          "we are checking.")
+    area = None if draft["town"] else shapely.box(*cells.cell_bounds(draft["cell"]))
+    opened = now or db.utcnow()
+    incident_id = writes.open_incident(db_path, title=title, services=[draft["service"]],
+                                       towns=[draft["town"]] if draft["town"] else (), area=area,
+                                       at=datetime.fromtimestamp(min(draft["opened_at"], opened.timestamp()),
+                                                                 timezone.utc),
+                                       message=message, author=author, now=opened)
+    with store.transaction(db_path) as conn:
+        mark(conn, draft_id, state="confirmed", at=opened.timestamp(), by=author, incident_id=incident_id)
+        # Reports that made the draft count towards "N people reported this".
+        conn.execute("UPDATE reports SET incident_id = ? WHERE incident_id IS NULL AND service = ?"
+                     " AND counted"
+                     " AND coalesce(town, '') = ? AND (? = '' OR cell = ?) AND at > ?",
+                     (incident_id, draft["service"], draft["town"] or "", draft["cell"] or "",
+                      draft["cell"] or "", draft["opened_at"] - SPIKE_WINDOW_S))
+    return incident_id
+
+
+def dismiss(db_path, draft_id: int, *, reason: str, author: str, at: float) -> None:
+    """Drop a draft, keeping why (a false alarm stays on record for tuning the rule)."""
+    from portal.listening import store
+
+    if not reason or not reason.strip():
+        # Checked before the write connection opens: a refusal leaves the files as they were.
+        raise Refused("--reason is empty; say why the draft is dropped, e.g. 'one building, known fault'")
+    with store.transaction(db_path) as conn:
+        mark(conn, draft_id, state="dismissed", at=at, by=author, reason=reason.strip())
