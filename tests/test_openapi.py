@@ -70,6 +70,8 @@ SAMPLES = [
     ("/api/v1/summary", "/api/v1/summary", 200),
     ("/api/v1/reports", "/api/v1/reports?town=pechory", 200), ("/api/v1/reports", "/api/v1/reports", 400),
     ("/api/v1/reports", "/api/v1/reports?town=atlantis", 404),
+    ("/api/v1/reports.geojson", "/api/v1/reports.geojson", 200),
+    ("/api/v1/reports.geojson", "/api/v1/reports.geojson?service=radio", 400),
     ("/api/v2/summary.json", "/api/v2/summary.json", 200), ("/api/v2/status.json", "/api/v2/status.json", 200),
 ]
 

@@ -88,3 +88,20 @@ def test_a_point_report_counts_for_its_town_and_keeps_no_point_or_address(app, d
     for text in (public, dump):
         for value in (f"{lat:.5f}", f"{lon:.5f}", "10.3.0.5", "10.3.0."):
             assert value not in text
+
+
+def test_map_layer_counts_cells_from_three_reporters_and_shows_squares_not_points(app):
+    town = app.test_client().get("/api/v1/towns/pskov").json
+    lat, lon = town["lat"] + 0.000211, town["lon"] + 0.000333
+    for n in range(2):
+        post(app, 20 + n, {"service": "tv", "lat": lat, "lon": lon})
+    assert app.test_client().get("/api/v1/reports.geojson").json["features"] == []
+    post(app, 22, {"service": "tv", "lat": lat, "lon": lon})
+    layer = app.test_client().get("/api/v1/reports.geojson?service=tv")
+    (feature,) = layer.json["features"]
+    assert feature["properties"] == {"service": "tv", "count": 3}
+    ring = feature["geometry"]["coordinates"][0]
+    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+    assert min(xs) <= lon <= max(xs) and min(ys) <= lat <= max(ys)
+    assert 80 < (max(ys) - min(ys)) * 111_320 < 120
+    assert f"{lat:.5f}" not in layer.get_data(as_text=True)

@@ -29,6 +29,8 @@ SPIKE_WINDOW_S = 1800
 SPIKE_MIN_NETWORKS = 10
 SPIKE_RATIO = 5.0
 BASELINE_WEEKS = 4
+# A cell shows on the public map only from this many distinct reporters: fewer could point at a house.
+MIN_CELL_COUNT = 3
 # A draft left undecided this long stops collecting: a new spike drafts anew.
 DRAFT_FRESH_S = 6 * 3600
 WEEK_H = 168
@@ -137,6 +139,16 @@ def town_counts(conn, town: str, at: float) -> list[dict]:
     """Return, per service, distinct reporters in the last hour and the usual level for this hour."""
     return [{"service": s, "last_hour": recent(conn, town=town, service=s, at=at)[0],
              "usual": round(usual(conn, town=town, service=s, at=at), 1)} for s in SERVICES]
+
+
+def cell_counts(conn, at: float, service: str | None = None, window_s: int = 3600) -> list[dict]:
+    """Return distinct reporters per cell and service in the window (cells of ``MIN_CELL_COUNT`` or more)."""
+    rows = conn.execute(
+        "SELECT cell, service, count(DISTINCT reporter) FROM reports WHERE cell IS NOT NULL AND counted"
+        " AND at > ? AND at <= ? AND (? IS NULL OR service = ?) GROUP BY cell, service"
+        " HAVING count(DISTINCT reporter) >= ? ORDER BY cell, service",
+        (at - window_s, at, service, service, MIN_CELL_COUNT)).fetchall()
+    return [{"cell": r[0], "service": r[1], "count": r[2]} for r in rows]
 
 
 def attached(conn, incident_id: int) -> int:

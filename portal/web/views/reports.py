@@ -83,7 +83,7 @@ def submit(data) -> tuple[dict, str | None]:
     at = now().timestamp()
     with store.transaction(config.database) as conn:
         made = reports.record(conn, secret=secret, service=service, town=place["town"],
-                              cell=None if place["town"] else place["cell"], address=address,
+                              cell=place["cell"], address=address,
                               cookie=cookie, at=at, incident_id=incident["id"] if incident else None)
         if incident:
             answer = {"incident": _brief(incident), "reported": reports.attached(conn, incident["id"])}
@@ -162,3 +162,23 @@ def api_counts():
     headers = {"Cache-Control": "public, max-age=10"}
     counts = reports.town_counts(conn, slug, now().timestamp())
     return jsonify({"town": slug, "services": counts}), 200, headers
+
+
+@bp.get("/api/v1/reports.geojson")
+def api_cells():
+    """Report counts of the last hour per ~100 m cell (a map layer): squares, never a point."""
+    from portal.listening import cells
+
+    service = request.args.get("service")
+    if service is not None and service not in reports.SERVICES:
+        error = f"service must be one of {', '.join(reports.SERVICES)}, not {service[:30]!r}"
+        return jsonify({"error": error, "field": "service"}), 400
+    features = []
+    for row in reports.cell_counts(get_db(), now().timestamp(), service):
+        west, south, east, north = cells.cell_bounds(row["cell"])
+        ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                         "properties": {"service": row["service"], "count": row["count"]}})
+    body = jsonify({"type": "FeatureCollection", "features": features})
+    body.mimetype = "application/geo+json"
+    return body, 200, {"Cache-Control": "public, max-age=10"}
