@@ -41,6 +41,9 @@ EXAMPLES = {
     "cancel": 'python scripts/incident.py cancel 14 --message "The upgrade is postponed; a new date will'
               ' follow"',
     "list": "python scripts/incident.py list --all",
+    "drafts": "python scripts/incident.py drafts",
+    "confirm": "python scripts/incident.py confirm 3",
+    "dismiss": 'python scripts/incident.py dismiss 3 --reason "One building; the fault is already known"',
     "show": "python scripts/incident.py show 12",
 }
 
@@ -331,6 +334,71 @@ def show_command(db_path, incident_id):
         click.echo(f"    {mark:>3} {_local(u['at'], zone)}  {u['status']:<13}  {u['message']}")
     for e in i["eta_history"]:
         click.echo(f"    eta set {_local(e['at'], zone)} -> {_local(e['eta'], zone)}")
+
+
+@main.command("drafts", epilog=_example("drafts"))
+@db_option
+@click.option("--all", "show_all", is_flag=True, help="Include confirmed and dismissed drafts.")
+def drafts_command(db_path, show_all):
+    """List incidents drafted from customers' reports (not public until confirmed)."""
+    from portal.listening import reports
+
+    with _reader(db_path) as conn:
+        zone = _zone(conn)
+        found = reports.drafts(conn, all_states=show_all)
+    if not found:
+        click.echo("no drafts" if show_all else "no open drafts")
+        return
+    rows = [("ID", "STATE", "OPENED", "SERVICE", "REPORTERS", "NETWORKS", "USUAL/30MIN", "WHERE")]
+    for d in found:
+        opened = db.iso(datetime.fromtimestamp(d["opened_at"], ZoneInfo("UTC")))
+        where = d["town"] or f"cell {d['cell']}"
+        if d["state"] != "draft":
+            where += f" ({d['state']}" + (f" as #{d['incident_id']}" if d["incident_id"] else "") + \
+                (f": {d['reason']}" if d["reason"] else "") + ")"
+        rows.append((str(d["id"]), d["state"], _local(opened, zone), d["service"], str(d["reporters"]),
+                     str(d["networks"]), f"{d['usual']:.1f}", where))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])
+
+
+@main.command("confirm", epilog=_example("confirm"))
+@db_option
+@click.argument("draft_id", type=int)
+@click.option("--title", help="Public headline (default: 'No SERVICE in TOWN (reported by customers)').")
+@click.option("--message", help="First public update (default: how many reported it).")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def confirm_command(db_path, draft_id, title, message, author):
+    """Publish a draft as a normal incident; its id alone on the last line."""
+    from portal.listening import reports
+
+    try:
+        with _reader(db_path) as conn:
+            reports.get_draft(conn, draft_id)  # refused before any write connection is opened
+        incident_id = _write(reports.confirm, db_path, draft_id, author=author, title=title, message=message)
+    except reports.Refused as exc:
+        raise Refused(str(exc)) from None
+    click.echo(f"draft {draft_id} confirmed as incident:")
+    click.echo(str(incident_id))
+
+
+@main.command("dismiss", epilog=_example("dismiss"))
+@db_option
+@click.argument("draft_id", type=int)
+@click.option("--reason", required=True, help="Why it is not an incident (kept for tuning the rule).")
+@click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
+def dismiss_command(db_path, draft_id, reason, author):
+    """Drop a draft; nothing becomes public."""
+    from portal.listening import reports
+
+    try:
+        with _reader(db_path) as conn:
+            reports.get_draft(conn, draft_id)  # refused before any write connection is opened
+        reports.dismiss(db_path, draft_id, reason=reason, author=author, at=db.utcnow().timestamp())
+    except reports.Refused as exc:
+        raise Refused(str(exc)) from None
+    click.echo(f"draft {draft_id} dismissed")
 
 
 if __name__ == "__main__":

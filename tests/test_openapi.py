@@ -68,6 +68,10 @@ SAMPLES = [
     ("/api/v1/status", "/api/v1/status?town=velikiye-luki", 200), ("/api/v1/status", "/api/v1/status?lat=56.34&lon=30.52", 200),
     ("/api/v1/status", "/api/v1/status", 400), ("/api/v1/status", "/api/v1/status?town=atlantis", 404),
     ("/api/v1/summary", "/api/v1/summary", 200),
+    ("/api/v1/reports", "/api/v1/reports?town=pechory", 200), ("/api/v1/reports", "/api/v1/reports", 400),
+    ("/api/v1/reports", "/api/v1/reports?town=atlantis", 404),
+    ("/api/v1/reports.geojson", "/api/v1/reports.geojson", 200),
+    ("/api/v1/reports.geojson", "/api/v1/reports.geojson?service=radio", 400),
     ("/api/v2/summary.json", "/api/v2/summary.json", 200), ("/api/v2/status.json", "/api/v2/status.json", 200),
 ]
 

@@ -173,6 +173,14 @@ def m010_listening(db: sqlite_utils.Database) -> None:
     schema.create(db)
 
 
+@migrations()
+def m011_reports(db: sqlite_utils.Database) -> None:
+    """Create crowd reports and the drafts they raise (portal.listening.schema)."""
+    from portal.listening import schema
+
+    schema.create_reports(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

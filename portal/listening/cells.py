@@ -25,3 +25,15 @@ def cell_of(lat: float, lon: float, size_m: float = CELL_M) -> tuple[str, float,
     col = min(math.floor((lon + 180.0) / dlon), round(360.0 / dlon) - 1)
     centre_lon = -180.0 + (col + 0.5) * dlon
     return f"{int(size_m)}m:{row}:{col}", round(centre_lat, 6), round(centre_lon, 6)
+
+
+def cell_bounds(cell_id: str) -> tuple[float, float, float, float]:
+    """Return ``(min lon, min lat, max lon, max lat)`` of a cell from its id (for maps and drafted areas)."""
+    size, row, col = cell_id.split(":")
+    size_m = float(size.removesuffix("m"))
+    dlat = size_m / M_PER_DEG_LAT
+    south = -90.0 + int(row) * dlat
+    row_m = 360.0 * M_PER_DEG_LAT * math.cos(math.radians(south + dlat / 2))
+    dlon = 360.0 / max(1, math.floor(row_m / size_m))
+    west = -180.0 + int(col) * dlon
+    return west, south, west + dlon, south + dlat

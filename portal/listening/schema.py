@@ -93,3 +93,53 @@ def create(db) -> None:
     )
     # Keys e-mail addresses for rate limits, so no address is kept outside its subscription.
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('listening_key', ?)", [secrets.token_hex(32)])
+
+
+def create_reports(db) -> None:
+    """Create the crowd-report tables (``m011_reports``): reports and the drafts they raise.
+
+    - ``reports``: one row per accepted report: the place (a town slug and/or a ~100 m cell id,
+      never the point), service, epoch hour, keyed daily hashes of the reporter and of its
+      network (never the address), whether it counted, and the active incident it attached to.
+    - ``report_drafts``: incidents drafted by the spike rule, not public until staff confirm
+      one (it then becomes a normal incident through ``open_incident``) or dismiss it.
+    """
+    db.execute(
+        """CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            town TEXT,
+            cell TEXT,
+            service TEXT NOT NULL CHECK (service IN ('internet', 'tv', 'phone')),
+            at REAL NOT NULL,
+            hour INTEGER NOT NULL,
+            reporter TEXT NOT NULL,
+            network TEXT NOT NULL,
+            counted INTEGER NOT NULL,
+            incident_id INTEGER,
+            CHECK (town IS NOT NULL OR cell IS NOT NULL)
+        )"""
+    )
+    db.execute("CREATE INDEX reports_town ON reports(town, service, at) WHERE counted AND town IS NOT NULL")
+    db.execute("CREATE INDEX reports_cell ON reports(cell, service, at) WHERE counted AND cell IS NOT NULL")
+    db.execute("CREATE INDEX reports_reporter ON reports(reporter, service, hour)")
+    db.execute("CREATE INDEX reports_incident ON reports(incident_id) WHERE incident_id IS NOT NULL")
+    db.execute(
+        """CREATE TABLE report_drafts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            town TEXT,
+            cell TEXT,
+            service TEXT NOT NULL,
+            opened_at REAL NOT NULL,
+            reporters INTEGER NOT NULL,
+            networks INTEGER NOT NULL,
+            usual REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'confirmed', 'dismissed')),
+            incident_id INTEGER,
+            reason TEXT,
+            decided_at REAL,
+            decided_by TEXT
+        )"""
+    )
+    # Reports are written under BEGIN IMMEDIATE, so looking for a recent open draft before
+    # inserting one is race-free; an old undecided draft does not absorb a new outage.
+    db.execute("CREATE INDEX report_drafts_open ON report_drafts(town, cell, service) WHERE state = 'draft'")

@@ -113,6 +113,7 @@ FIELD_LABELS = {
     "email": lambda: _("E-mail"), "town": lambda: _("Town"), "lat": lambda: _("Latitude"),
     "lon": lambda: _("Longitude"), "services": lambda: _("Services"), "lang": lambda: _("Language"),
     "webhook": lambda: _("Webhook"), "body": lambda: _("Form"),
+    "service": lambda: _("Service"),
 }
 
 
@@ -203,6 +204,9 @@ def unsubscribe(token: str):
 def init_app(app) -> None:
     """Register the blueprint and the helper the subscribe form uses to name towns."""
     app.register_blueprint(bp)
+    from portal.web.views import reports
+
+    app.register_blueprint(reports.bp)
 
     @app.context_processor
     def listening_context():

@@ -1,0 +1,250 @@
+"""Crowd reports ("it is not working here"), their counts, the usual level, and drafted incidents.
+
+Flask-free: callers pass a write connection (``store``) and the time. Nothing here keeps an
+address or a point: a report names a town slug and/or a ~100 m cell (``cells``), and its
+reporter and network only as keyed hashes whose key changes every day (HMAC of the
+database's ``listening_key`` and the UTC date), so rows of different days cannot be linked.
+
+Counting (in the spirit of Downdetector): one reporter counts once per place, service and
+hour; later reports of theirs are stored but not counted. The usual level for an hour is the
+mean of distinct reporters in the same hour of the week over the past ``BASELINE_WEEKS``.
+
+Spike rule (checked on each counted report, in its own transaction, so a draft appears with
+the report that crossed the line and never twice): within the last ``SPIKE_WINDOW_S`` (30 min)
+a town (or a cell outside towns) and service has at least ``SPIKE_MIN_NETWORKS`` (10) distinct
+reporting networks (/24 for IPv4, /48 for IPv6) *and* at least ``SPIKE_RATIO`` (5) times the
+usual count for half an hour. Counting networks, not reporters, means one flooding network can
+never draft by itself; the floor of 10 keeps quiet towns (usual ~0) from drafting on a few taps.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import sqlite3
+from datetime import datetime, timezone
+
+SERVICES = ("internet", "tv", "phone")
+SPIKE_WINDOW_S = 1800
+SPIKE_MIN_NETWORKS = 10
+SPIKE_RATIO = 5.0
+BASELINE_WEEKS = 4
+# A cell shows on the public map only from this many distinct reporters: fewer could point at a house.
+MIN_CELL_COUNT = 3
+# A draft left undecided this long stops collecting: a new spike drafts anew.
+DRAFT_FRESH_S = 6 * 3600
+WEEK_H = 168
+
+
+class ReportError(ValueError):
+    """A report field is wrong; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class Refused(ValueError):
+    """A staff decision on a draft that cannot be taken (unknown id, already decided)."""
+
+
+def _day_key(secret: str, at: float) -> bytes:
+    """Return the hashing key of the UTC day of ``at``: yesterday's hashes do not match today's."""
+    day = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d")
+    return hmac.new(secret.encode(), f"reports:{day}".encode(), hashlib.sha256).digest()
+
+
+def network_of(address: str) -> str:
+    """Return the network a client address belongs to (/24 for IPv4, /48 for IPv6)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def identities(secret: str, address: str, cookie: str | None, at: float) -> tuple[str, str]:
+    """Return ``(reporter hash, network hash)`` for a client; neither can be turned back into the address."""
+    key = _day_key(secret, at)
+    reporter = hmac.new(key, f"r|{address}|{cookie or ''}".encode(), hashlib.sha256).hexdigest()[:32]
+    network = hmac.new(key, f"n|{network_of(address)}".encode(), hashlib.sha256).hexdigest()[:32]
+    return reporter, network
+
+
+def check_service(value) -> str:
+    """Return the service named, or raise ReportError naming the field."""
+    if value not in SERVICES:
+        raise ReportError("service", f"service must be one of {', '.join(SERVICES)}, not {value!r}")
+    return value
+
+
+def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | None, cell: str | None,
+           address: str, cookie: str | None, at: float, incident_id: int | None = None) -> dict:
+    """Store one report inside the caller's write transaction; run the spike rule when it counts.
+
+    Returns ``{"counted": bool, "draft_id": int | None}``. ``incident_id`` is the active incident
+    already covering this place and service: the report attaches to it and drafts nothing.
+    """
+    check_service(service)
+    if not town and not cell:
+        raise ReportError("town", "give a town or lat and lon")
+    reporter, network = identities(secret, address, cookie, at)
+    hour = int(at // 3600)
+    town_or_cell = ("town", town) if town else ("cell", cell)
+    seen = conn.execute(
+        f"SELECT 1 FROM reports WHERE {town_or_cell[0]} = ? AND service = ? AND hour = ? AND reporter = ?"
+        " AND counted LIMIT 1", (town_or_cell[1], service, hour, reporter)).fetchone()
+    counted = seen is None
+    conn.execute(
+        "INSERT INTO reports (town, cell, service, at, hour, reporter, network, counted, incident_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (town, cell, service, at, hour, reporter, network, int(counted), incident_id))
+    draft_id = None
+    if counted and incident_id is None:
+        draft_id = check_spike(conn, town=town, cell=None if town else cell, service=service, at=at)
+    return {"counted": counted, "draft_id": draft_id}
+
+
+def _where(town: str | None, cell: str | None) -> tuple[str, str]:
+    return ("town = ?", town) if town else ("cell = ?", cell)
+
+
+def recent(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float,
+           window_s: int = 3600) -> tuple[int, int]:
+    """Return ``(distinct reporters, distinct networks)`` counted in the window ending at ``at``."""
+    clause, value = _where(town, cell)
+    row = conn.execute(
+        f"SELECT count(DISTINCT reporter), count(DISTINCT network) FROM reports WHERE {clause}"
+        " AND service = ? AND counted AND at > ? AND at <= ?", (value, service, at - window_s, at)).fetchone()
+    return row[0], row[1]
+
+
+def usual(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float) -> float:
+    """Return the usual distinct reporters in the hour of the week of ``at`` (mean of past weeks)."""
+    clause, value = _where(town, cell)
+    hour = int(at // 3600)
+    hours = [hour - WEEK_H * k for k in range(1, BASELINE_WEEKS + 1)]
+    marks = ", ".join("?" * len(hours))
+    row = conn.execute(
+        f"SELECT count(DISTINCT hour || '|' || reporter) FROM reports WHERE {clause} AND service = ?"
+        f" AND counted AND at >= ? AND at < ? AND hour IN ({marks})",
+        (value, service, hours[-1] * 3600, (hours[0] + 1) * 3600, *hours)).fetchone()
+    return row[0] / BASELINE_WEEKS
+
+
+def town_counts(conn, town: str, at: float) -> list[dict]:
+    """Return, per service, distinct reporters in the last hour and the usual level for this hour."""
+    return [{"service": s, "last_hour": recent(conn, town=town, service=s, at=at)[0],
+             "usual": round(usual(conn, town=town, service=s, at=at), 1)} for s in SERVICES]
+
+
+def cell_counts(conn, at: float, service: str | None = None, window_s: int = 3600) -> list[dict]:
+    """Return distinct reporters per cell and service in the window (cells of ``MIN_CELL_COUNT`` or more)."""
+    rows = conn.execute(
+        "SELECT cell, service, count(DISTINCT reporter) FROM reports WHERE cell IS NOT NULL AND counted"
+        " AND at > ? AND at <= ? AND (? IS NULL OR service = ?) GROUP BY cell, service"
+        " HAVING count(DISTINCT reporter) >= ? ORDER BY cell, service",
+        (at - window_s, at, service, service, MIN_CELL_COUNT)).fetchall()
+    return [{"cell": r[0], "service": r[1], "count": r[2]} for r in rows]
+
+
+def attached(conn, incident_id: int) -> int:
+    """Return how many distinct reporters reported while the incident was active."""
+    return conn.execute("SELECT count(DISTINCT reporter) FROM reports WHERE incident_id = ? AND counted",
+                        (incident_id,)).fetchone()[0]
+
+
+def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: float) -> int | None:
+    """Apply the spike rule (module docstring); open or refresh the place's draft; return its id."""
+    reporters, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
+    base = usual(conn, town=town, cell=cell, service=service, at=at) * SPIKE_WINDOW_S / 3600
+    open_draft = conn.execute(
+        "SELECT id FROM report_drafts WHERE state = 'draft'"
+        " AND coalesce(town, '') = ? AND coalesce(cell, '') = ?"
+        " AND service = ? AND opened_at > ? ORDER BY id DESC LIMIT 1",
+        (town or "", cell or "", service, at - DRAFT_FRESH_S)).fetchone()
+    if open_draft is not None:
+        conn.execute("UPDATE report_drafts SET reporters = max(reporters, ?), networks = max(networks, ?)"
+                     " WHERE id = ?", (reporters, networks, open_draft[0]))
+        return open_draft[0]
+    if networks < SPIKE_MIN_NETWORKS or reporters < SPIKE_RATIO * base:
+        return None
+    return conn.execute(
+        "INSERT INTO report_drafts (town, cell, service, opened_at, reporters, networks, usual)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)", (town, cell, service, at, reporters, networks, base)).lastrowid
+
+
+def drafts(conn, *, all_states: bool = False) -> list[dict]:
+    """Return drafts (open ones, or every one), newest first."""
+    where = "" if all_states else "WHERE state = 'draft'"
+    return [dict(r) for r in conn.execute(f"SELECT * FROM report_drafts {where} ORDER BY id DESC")]
+
+
+def get_draft(conn, draft_id: int) -> dict:
+    """Return an open draft, or raise Refused saying why not."""
+    row = conn.execute("SELECT * FROM report_drafts WHERE id = ?", (draft_id,)).fetchone()
+    if row is None:
+        raise Refused(f"draft {draft_id} does not exist; `incident.py drafts` lists the open ones")
+    if row["state"] != "draft":
+        raise Refused(f"draft {draft_id} is already {row['state']}; only open drafts can be decided")
+    return dict(row)
+
+
+def mark(conn, draft_id: int, *, state: str, at: float, by: str, incident_id: int | None = None,
+         reason: str | None = None) -> None:
+    """Record staff's decision on an open draft (inside the caller's transaction)."""
+    get_draft(conn, draft_id)
+    conn.execute("UPDATE report_drafts SET state = ?, incident_id = ?, reason = ?, decided_at = ?,"
+                 " decided_by = ?"
+                 " WHERE id = ?", (state, incident_id, reason, at, by, draft_id))
+
+
+def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, message: str | None = None,
+            now: datetime | None = None) -> int:
+    """Publish a draft: open a normal incident for its place and service; return the incident's id.
+
+    The incident is made by ``open_incident`` (the staff write every other incident goes
+    through), so public pages, feeds and subscribers' notifications need nothing new.
+    """
+    import shapely
+
+    from portal.data import db
+    from portal.incidents import writes
+    from portal.listening import cells, store
+
+    with store.transaction(db_path) as conn:
+        draft = get_draft(conn, draft_id)
+    place = draft["town"] or "one neighbourhood"
+    title = title or f"No {draft['service']} in {place} (reported by customers)"
+    message = message or (f"{draft['reporters']} customers reported problems with {draft['service']}; "
+                          "we are checking.")
+    area = None if draft["town"] else shapely.box(*cells.cell_bounds(draft["cell"]))
+    opened = now or db.utcnow()
+    incident_id = writes.open_incident(db_path, title=title, services=[draft["service"]],
+                                       towns=[draft["town"]] if draft["town"] else (), area=area,
+                                       at=datetime.fromtimestamp(min(draft["opened_at"], opened.timestamp()),
+                                                                 timezone.utc),
+                                       message=message, author=author, now=opened)
+    with store.transaction(db_path) as conn:
+        mark(conn, draft_id, state="confirmed", at=opened.timestamp(), by=author, incident_id=incident_id)
+        # Reports that made the draft count towards "N people reported this".
+        conn.execute("UPDATE reports SET incident_id = ? WHERE incident_id IS NULL AND service = ?"
+                     " AND counted"
+                     " AND coalesce(town, '') = ? AND (? = '' OR cell = ?) AND at > ?",
+                     (incident_id, draft["service"], draft["town"] or "", draft["cell"] or "",
+                      draft["cell"] or "", draft["opened_at"] - SPIKE_WINDOW_S))
+    return incident_id
+
+
+def dismiss(db_path, draft_id: int, *, reason: str, author: str, at: float) -> None:
+    """Drop a draft, keeping why (a false alarm stays on record for tuning the rule)."""
+    from portal.listening import store
+
+    if not reason or not reason.strip():
+        # Checked before the write connection opens: a refusal leaves the files as they were.
+        raise Refused("--reason is empty; say why the draft is dropped, e.g. 'one building, known fault'")
+    with store.transaction(db_path) as conn:
+        mark(conn, draft_id, state="dismissed", at=at, by=author, reason=reason.strip())

@@ -1,0 +1,184 @@
+"""Crowd reports on the web: "it is not working here" (JSON and the pages' form) and the counts.
+
+Uses the subscription side's defences as they are (``listening``): the same-site check for
+form posts, the honeypot field, per-client rate limits shared by every worker, 429 with
+Retry-After, 400 naming the field. A reporter is known only by a cookie of random bytes and
+the client address, both hashed with a key that changes daily (``portal.listening.reports``).
+"""
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, jsonify, render_template, request
+from flask_babel import gettext as _
+
+from portal import answers
+from portal.data import db
+from portal.listening import ratelimit, reports, store, subscriptions
+from portal.web.i18n import lang
+from portal.web.params import parse_service, parse_town
+from portal.web.request import get_db, get_snapshot, now
+from portal.web.views import listening
+
+bp = Blueprint("reports", __name__)
+
+REPORTER_COOKIE = "reporter"
+# Reports per client address and hour past which it gets 429 (a household behind one
+# carrier-grade NAT address still fits; one reporter counts once per place, service and hour anyway).
+LIMITS = {"report": (60, 3600)}
+
+
+class _BadField(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _incident_for(place: dict, service: str) -> dict | None:
+    """Return the active incident (not maintenance) covering the place and service, as the public sees it."""
+    found = answers.place_status(get_snapshot().incidents, now(), place["lat"], place["lon"],
+                                 place["town"])["incidents"]
+    for incident in found:
+        if service in incident["services"]:
+            return incident
+    return None
+
+
+def _parse(data) -> tuple[str, dict]:
+    """Return (service, place) where place has town, cell and the cell's centre (never the point)."""
+    if data.get("lang") not in (None, "", "ru", "en"):
+        raise _BadField("lang", "lang must be ru or en")
+    if not isinstance(data.get("email") or "", str):
+        raise _BadField("email", "email must be a string: an e-mail address")
+    try:
+        service = reports.check_service(data.get("service"))
+        town, cell, lat, lon = subscriptions._place(data, get_db())
+    except (reports.ReportError, subscriptions.SubscriptionError) as exc:
+        raise _BadField(exc.field, str(exc)) from None
+    if cell is not None:
+        # A point's town, asked of its cell's centre so that the answer holds for the whole cell.
+        found = get_snapshot().coverage.point_answer(lat, lon)["town"]
+        town = found["slug"] if found else None
+    return service, {"town": town, "cell": cell, "lat": lat, "lon": lon}
+
+
+def submit(data) -> tuple[dict, str | None]:
+    """Validate, rate-limit and store one report; return (answer, new reporter cookie or None)."""
+    config = listening.settings()
+    address = listening.client_address()
+    secret = db.get_meta(get_db()).get("listening_key") or ""
+    # Counted under a keyed hash: not even the rate counts keep an address.
+    ratelimit.hit(config, "report", ratelimit.email_key(secret, address), {**LIMITS, **listening._limits()})
+    service, place = _parse(data)
+    cookie = request.cookies.get(REPORTER_COOKIE)
+    fresh = None
+    if not cookie or len(cookie) != 22:
+        cookie = fresh = secrets.token_urlsafe(16)
+    if data.get("email"):
+        # Told when staff confirm or resolve: a pending subscription to this place (double opt-in),
+        # made first so that a refused address refuses the whole report.
+        listening.subscribe({"email": data.get("email"), "town": place["town"],
+                             "lat": None if place["town"] else place["lat"],
+                             "lon": None if place["town"] else place["lon"],
+                             "services": [service], "lang": data.get("lang") or lang()})
+    incident = _incident_for(place, service)
+    at = now().timestamp()
+    with store.transaction(config.database) as conn:
+        made = reports.record(conn, secret=secret, service=service, town=place["town"],
+                              cell=place["cell"], address=address,
+                              cookie=cookie, at=at, incident_id=incident["id"] if incident else None)
+        if incident:
+            answer = {"incident": _brief(incident), "reported": reports.attached(conn, incident["id"])}
+        else:
+            key = {"town": place["town"]} if place["town"] else {"cell": place["cell"]}
+            answer = {"incident": None, "last_hour": reports.recent(conn, service=service, at=at, **key)[0],
+                      "usual": round(reports.usual(conn, service=service, at=at, **key), 1)}
+    status = "counted" if made["counted"] else "already_counted"
+    return {"status": status, "service": service, "town": place["town"], **answer}, fresh
+
+
+def _brief(incident: dict) -> dict:
+    return {k: incident.get(k) for k in ("id", "title", "status", "eta", "url")}
+
+
+def _with_cookie(response, fresh: str | None):
+    if fresh:
+        response.set_cookie(REPORTER_COOKIE, fresh, max_age=86400, httponly=True, samesite="Lax",
+                            secure=request.is_secure or listening.settings().base_url.startswith("https:"))
+    return response
+
+
+@bp.post("/api/v1/reports")
+def api_report():
+    """"It is not working here" by JSON: 202 {"status": "counted", ...what the reporter should see}."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with service and "
+                                 "town or lat and lon", "field": "body"}), 400, listening.NO_STORE
+    try:
+        answer, fresh = submit(data)
+    except _BadField as exc:
+        return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
+    except subscriptions.SubscriptionError as exc:
+        return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
+    except ratelimit.Limited as exc:
+        return listening._too_many(exc, page=False)
+    return _with_cookie(jsonify(answer), fresh), 202, listening.NO_STORE
+
+
+@bp.post("/reports")
+def form_report():
+    """"It is not working here" from a page's form: 202 page with what is known, or 400 naming the field."""
+    if not listening.same_site():
+        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
+                    "and send it again.")
+        return render_template("errors/error.html", status=403, message=message, suggestions=[]), 403, \
+            listening.NO_STORE
+    form = request.form
+    if form.get(listening.HONEYPOT):
+        return render_template("listening/reported.html", answer=None), 202, listening.NO_STORE
+    data = {k: form.get(k) for k in ("service", "town", "lat", "lon", "email", "lang")}
+    if data.get("lat") or data.get("lon"):
+        data["town"] = None
+    try:
+        answer, fresh = submit(data)
+    except (_BadField, subscriptions.SubscriptionError) as exc:
+        label = listening.FIELD_LABELS.get(exc.field, lambda: _("Service"))()
+        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
+        return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, \
+            listening.NO_STORE
+    except ratelimit.Limited as exc:
+        return listening._too_many(exc, page=True)
+    page = render_template("listening/reported.html", answer=answer)
+    return _with_cookie(page, fresh), 202, listening.NO_STORE
+
+
+@bp.get("/api/v1/reports")
+def api_counts():
+    """Distinct reporters per service in the last hour in a town, and the usual level for this hour."""
+    slug = parse_town(request.args)
+    if not slug:
+        return jsonify({"error": "town: give a town slug, e.g. ?town=pechory", "field": "town"}), 400
+    slug = get_snapshot().incidents.towns.find(slug).slug
+    conn = get_db()
+    # Reports do not bump the data revision, so the answer carries its own short lifetime.
+    headers = {"Cache-Control": "public, max-age=10"}
+    counts = reports.town_counts(conn, slug, now().timestamp())
+    return jsonify({"town": slug, "services": counts}), 200, headers
+
+
+@bp.get("/api/v1/reports.geojson")
+def api_cells():
+    """Report counts of the last hour per ~100 m cell (a map layer): squares, never a point."""
+    from portal.listening import cells
+
+    service = parse_service(request.args)
+    features = []
+    for row in reports.cell_counts(get_db(), now().timestamp(), service):
+        west, south, east, north = cells.cell_bounds(row["cell"])
+        ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                         "properties": {"service": row["service"], "count": row["count"]}})
+    body = jsonify({"type": "FeatureCollection", "features": features})
+    body.mimetype = "application/geo+json"
+    return body, 200, {"Cache-Control": "public, max-age=10"}

@@ -1,0 +1,113 @@
+"""Crowd reports: counting, de-duplication, the usual level, the spike rule, drafts, privacy."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from portal.listening import reports, store
+
+T0 = 1_795_000_000.0  # a fixed moment; hours and days are counted from it
+SECRET = "k" * 64
+
+
+def report(conn, n, *, at=T0, town="pskov", service="internet", net=None, cookie=None):
+    """Send one report from client ``n`` (its own /24 unless ``net`` pins one)."""
+    address = f"10.{net if net is not None else n}.{n % 250}.7" if net is None else f"10.{net}.0.{n % 250}"
+    return reports.record(conn, secret=SECRET, service=service, town=town, cell=None, address=address,
+                          cookie=cookie or f"c{n}", at=at)
+
+
+@pytest.fixture
+def conn(db_path):
+    c = store.connect(db_path)
+    yield c
+    c.close()
+
+
+def test_one_reporter_counts_once_per_place_service_and_hour(conn):
+    assert report(conn, 1)["counted"] is True
+    assert report(conn, 1, at=T0 + 60)["counted"] is False
+    assert report(conn, 1, service="tv")["counted"] is True
+    assert report(conn, 1, town="pechory")["counted"] is True
+    assert reports.recent(conn, town="pskov", service="internet", at=T0 + 60) == (1, 1)
+    # Next hour they count again.
+    assert report(conn, 1, at=(T0 // 3600 + 1) * 3600 + 5)["counted"] is True
+
+
+def test_counts_per_town_and_usual_level_from_past_weeks(conn):
+    week = 7 * 86400
+    # Two weeks ago 8 people reported in this hour of the week, four weeks ago 4: usual (8 + 4) / 4 = 3.
+    for n in range(8):
+        report(conn, n, at=T0 - 2 * week)
+    for n in range(4):
+        report(conn, 100 + n, at=T0 - 4 * week)
+    for n in range(5):
+        report(conn, 200 + n, at=T0 - 600)
+    counts = {c["service"]: c for c in reports.town_counts(conn, "pskov", T0)}
+    assert counts["internet"] == {"service": "internet", "last_hour": 5, "usual": 3.0}
+    assert counts["tv"] == {"service": "tv", "last_hour": 0, "usual": 0.0}
+
+
+def test_forty_reporters_in_ten_minutes_draft_once_with_count(conn):
+    draft_ids = []
+    for n in range(40):
+        draft_ids.append(report(conn, n, at=T0 + n * 15)["draft_id"])
+    # The tenth distinct network crosses the line; later reports refresh the same draft.
+    assert draft_ids[:9] == [None] * 9
+    assert len(set(draft_ids[9:])) == 1 and draft_ids[9] is not None
+    (draft,) = reports.drafts(conn)
+    found = (draft["town"], draft["service"], draft["reporters"], draft["networks"])
+    assert found == ("pskov", "internet", 40, 40)
+
+
+def test_a_flood_from_one_network_drafts_nothing(conn):
+    results = [report(conn, n, net=5) for n in range(200)]
+    assert all(r["draft_id"] is None for r in results)
+    assert reports.drafts(conn) == []
+    # A flood from one client is stored but counted once.
+    flood = [report(conn, 7, net=9, at=T0 + i) for i in range(50)]
+    assert sum(r["counted"] for r in flood) == 1
+
+
+def test_no_draft_when_the_usual_level_is_high(conn):
+    week = 7 * 86400
+    for k in range(1, 5):
+        for n in range(40):
+            report(conn, 1000 * k + n, at=T0 - k * week)
+    before = len(reports.drafts(conn))
+    # Usual 40 an hour, 20 per half hour: 30 reporters is not 5 x usual.
+    assert all(report(conn, n, at=T0 + n)["draft_id"] is None for n in range(30))
+    assert len(reports.drafts(conn)) == before
+
+
+def test_reports_attached_to_an_active_incident_count_and_draft_nothing(conn):
+    for n in range(15):
+        reports.record(conn, secret=SECRET, service="internet", town="pskov", cell=None,
+                       address=f"10.{n}.1.1", cookie=None, at=T0 + n, incident_id=3)
+    assert reports.attached(conn, 3) == 15
+    assert reports.drafts(conn) == []
+
+
+def test_confirmed_or_dismissed_drafts_cannot_be_decided_again(conn):
+    for n in range(10):
+        report(conn, n)
+    (draft,) = reports.drafts(conn)
+    reports.mark(conn, draft["id"], state="dismissed", at=T0, by="staff", reason="a test")
+    with pytest.raises(reports.Refused, match="already dismissed"):
+        reports.mark(conn, draft["id"], state="confirmed", at=T0, by="staff")
+    with pytest.raises(reports.Refused, match="does not exist"):
+        reports.get_draft(conn, 999)
+
+
+def test_bad_service_names_the_field(conn):
+    with pytest.raises(reports.ReportError) as exc:
+        report(conn, 1, service="radio")
+    assert exc.value.field == "service"
+
+
+def test_no_address_is_stored(db_path, conn):
+    report(conn, 1)
+    conn.close()
+    dump = "\n".join(sqlite3.connect(db_path).iterdump())
+    assert "10.1.1.7" not in dump and "10.1.1.0" not in dump and "c1'" not in dump
