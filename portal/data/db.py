@@ -141,6 +141,14 @@ def m010_listening(db: sqlite_utils.Database) -> None:
     schema.create(db)
 
 
+@migrations()
+def m011_interest(db: sqlite_utils.Database) -> None:
+    """Create registered interest and demand thresholds (portal.listening.schema.create_interest)."""
+    from portal.listening import schema
+
+    schema.create_interest(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

@@ -1,0 +1,84 @@
+"""Registered interest: one household once, counts per town and per public cell, thresholds, privacy."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from listening_tools import towns_db
+
+from portal.data import db
+from portal.listening import cells, interest, store
+from portal.listening.subscriptions import SubscriptionError
+
+# A point inside Alpha (30.0..30.1 E, 60.0..60.1 N) and one outside every town.
+VILLAGE = (60.05, 30.05)
+NOWHERE = (61.5, 31.5)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return towns_db(tmp_path / "portal.db")
+
+
+def register(path, data, client="10.0.0.1", cookie="c"):
+    with store.transaction(path) as conn:
+        item = interest.parse(data, conn)
+        key = interest.household_key("salt", client, cookie, item.place)
+        return interest.register(conn, item, key, db.utcnow())
+
+
+def test_one_household_counts_once_per_place(path):
+    assert register(path, {"town": "alpha"})["counted"]
+    assert not register(path, {"town": "alpha"})["counted"]
+    assert register(path, {"town": "alpha"}, cookie="other")["counted"]
+    assert register(path, {"town": "beta"})["counted"]
+    with store.transaction(path) as conn:
+        assert interest.town_counts(conn) == {"alpha": 2, "beta": 1}
+
+
+def test_twelve_households_near_the_village_count_in_town_and_cell(path):
+    for n in range(12):
+        # Twelve homes a few metres apart: all in one public cell.
+        register(path, {"lat": VILLAGE[0] + n * 1e-5, "lon": VILLAGE[1]}, client=f"10.0.0.{n}")
+    register(path, {"lat": NOWHERE[0], "lon": NOWHERE[1]})
+    with store.transaction(path) as conn:
+        assert interest.demand(conn, "alpha") == {"households": 12}
+        shown = interest.cell_counts(conn)
+        hidden = interest.cell_counts(conn, minimum=1)
+    big, _, _ = cells.cell_of(*cells.cell_of(*VILLAGE)[1:], 250)
+    assert [(c["cell"], c["households"]) for c in shown] == [(big, 12)]
+    # The lone registration outside every town is counted but below the minimum to be shown.
+    assert sorted(c["households"] for c in hidden) == [1, 12]
+    assert all(c["size_m"] >= 250 for c in hidden)
+    with pytest.raises(ValueError):
+        interest.cell_counts(conn, size_m=100)
+
+
+def test_threshold_progress_and_deadline(path):
+    for n in range(3):
+        register(path, {"town": "alpha"}, client=f"10.0.1.{n}")
+    with store.transaction(path) as conn:
+        interest.set_threshold(conn, "alpha", 12, "2027-06-30", db.utcnow())
+        assert interest.demand(conn, "alpha") == {"households": 3, "threshold": 12, "deadline": "2027-06-30",
+                                                  "progress": 0.25}
+        interest.set_threshold(conn, "alpha", 2, None, db.utcnow())
+        assert interest.demand(conn, "alpha")["progress"] == 1.0
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "town"), ({"town": "atlantis"}, "town"), ({"lat": 91, "lon": 30}, "lat"),
+    ({"lat": 60, "lon": "x"}, "lon"), ({"town": "alpha", "lat": 60, "lon": 30}, "town"),
+    ({"town": "alpha", "email": "not an address"}, "email"), ({"town": "alpha", "lang": "de"}, "lang"),
+])
+def test_bad_input_names_the_field(path, data, field):
+    with pytest.raises(SubscriptionError) as caught:
+        register(path, data)
+    assert caught.value.field == field
+
+
+def test_no_point_or_client_is_stored(path):
+    lat, lon = 60.051234, 30.054321
+    register(path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9", cookie="secret-c")
+    text = "\n".join(sqlite3.connect(path).iterdump())
+    for needle in (str(lat), str(lon), "203.0.113.9", "secret-c", "60.0512", "30.0543"):
+        assert needle not in text
