@@ -13,6 +13,7 @@ from portal.data import db
 from portal.data.layers import Town
 from portal.incidents import availability
 from portal.incidents import writes as incidents
+from portal.listening import interest
 
 
 def town_brief(town: Town) -> dict:
@@ -65,6 +66,7 @@ def town_report(snap: Snapshot, conn: sqlite3.Connection, slug: str, now: dateti
         "incidents": availability.affecting_town(conn, town.slug, now),
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
+        "demand": interest.demand(conn, town.slug),
     }
 
 

@@ -82,3 +82,58 @@ def test_no_point_or_client_is_stored(path):
     text = "\n".join(sqlite3.connect(path).iterdump())
     for needle in (str(lat), str(lon), "203.0.113.9", "secret-c", "60.0512", "30.0543"):
         assert needle not in text
+
+
+# The web side, on the demo region: Pechory holds the point below.
+PECHORY = (57.812371, 27.614539)
+
+
+def _household(app, n):
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
+    return c
+
+
+def test_twelve_households_show_in_the_town_answer_and_the_layer(app, db_path):
+    for n in range(12):
+        c = _household(app, n)
+        sent = c.post("/api/v1/interest", json={"lat": PECHORY[0] + n * 2e-5, "lon": PECHORY[1]})
+        assert sent.status_code == 202 and sent.get_json() == {"status": "counted"}
+        again = c.post("/api/v1/interest", json={"lat": PECHORY[0] + n * 2e-5, "lon": PECHORY[1]})
+        assert again.get_json() == {"status": "already counted"}
+    assert app.test_client().post("/api/v1/interest", json={"town": "pechory"}).status_code == 202
+    town = app.test_client().get("/api/v1/towns/pechory").get_json()
+    assert town["demand"] == {"households": 13}
+    layer = app.test_client().get("/api/v1/demand.geojson")
+    assert layer.mimetype == "application/geo+json"
+    assert [f["properties"]["households"] for f in layer.get_json()["features"]] == [12]
+    # Privacy: no submitted coordinate in any public answer nor in the stored rows.
+    # (Rate-limit windows key the client address for an hour, as for subscriptions; not a record of interest.)
+    stored = "\n".join(line for line in sqlite3.connect(db_path).iterdump()
+                       if not line.startswith('INSERT INTO "rate_counts"'))
+    for text in (str(town), layer.get_data(as_text=True), stored):
+        for needle in ("57.81237", "27.61453", "198.51.100"):
+            assert [line[:200] for line in text.splitlines() if needle in line] == []
+
+
+def test_api_refuses_bad_fields_and_limits_clients(db_path):
+    from portal import create_app
+    app = create_app({"DATABASE": str(db_path), "TESTING": True,
+                      "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
+    c = app.test_client()
+    bad = c.post("/api/v1/interest", json={"lat": 57.8, "lon": 200})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "lon"
+    assert c.post("/api/v1/interest", data="x").get_json()["field"] == "body"
+    assert c.post("/api/v1/interest", json={"town": "pechory"}).status_code == 202
+    limited = c.post("/api/v1/interest", json={"town": "pechory"})
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+
+
+def test_form_post_needs_the_same_site_and_ignores_robots(app, db_path):
+    c = app.test_client()
+    assert c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    robot = c.post("/interest", data={"town": "pechory", "website": "x"}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert robot.status_code == 202
+    person = c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert person.status_code == 202
+    assert c.get("/api/v1/towns/pechory").get_json()["demand"]["households"] == 1

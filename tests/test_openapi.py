@@ -69,6 +69,7 @@ SAMPLES = [
     ("/api/v1/status", "/api/v1/status", 400), ("/api/v1/status", "/api/v1/status?town=atlantis", 404),
     ("/api/v1/summary", "/api/v1/summary", 200),
     ("/api/v2/summary.json", "/api/v2/summary.json", 200), ("/api/v2/status.json", "/api/v2/status.json", 200),
+    ("/api/v1/demand.geojson", "/api/v1/demand.geojson", 200),
 ]
 
 
