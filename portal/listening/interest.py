@@ -21,7 +21,13 @@ from shapely.geometry import Point
 
 from portal.data import db, layers
 from portal.listening import cells
-from portal.listening.subscriptions import LANGUAGES, SubscriptionError, _coordinate, known_town, normalise_email
+from portal.listening.subscriptions import (
+    LANGUAGES,
+    SubscriptionError,
+    _coordinate,
+    known_town,
+    normalise_email,
+)
 
 # Public cells are at least this big, and need this many households before they are shown.
 PUBLIC_CELL_M = 250.0
@@ -46,7 +52,10 @@ class Interest:
 
 
 def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Interest:
-    """Validate ``town`` or ``lat``/``lon``, optional ``email`` and ``lang``; raise SubscriptionError naming the field."""
+    """Validate ``town`` or ``lat``/``lon``, optional ``email`` and ``lang``.
+
+    Raise SubscriptionError naming the field.
+    """
     if not isinstance(data, Mapping):
         raise SubscriptionError("body", "the body must be a JSON object of fields")
     town, lat, lon = data.get("town"), data.get("lat"), data.get("lon")
@@ -115,7 +124,9 @@ def town_counts(conn) -> dict[str, int]:
 
 
 def cell_counts(conn, size_m: float = PUBLIC_CELL_M, minimum: int = MIN_PUBLIC_COUNT) -> list[dict]:
-    """Return ``{"cell", "lat", "lon", "size_m", "households"}`` per cell of ``size_m`` (≥ 250 m) with ≥ ``minimum``.
+    """Return ``{"cell", "lat", "lon", "size_m", "households"}`` per cell of ``size_m`` (≥ 250 m).
+
+    Cells with fewer than ``minimum`` households are left out.
 
     Each stored ~100 m cell is put in the bigger cell holding its centre, so the answer is
     built from centres only.
@@ -143,9 +154,37 @@ def set_threshold(conn, town: str, count: int, deadline: str | None, now: dateti
 def demand(conn, town: str) -> dict:
     """Return the public demand of a town: ``{"households", "threshold"?, "deadline"?, "progress"?}``."""
     answer: dict = {"households": households(conn, town)}
-    row = conn.execute("SELECT households, deadline FROM demand_thresholds WHERE town = ?", (town,)).fetchone()
+    row = conn.execute("SELECT households, deadline FROM demand_thresholds WHERE town = ?",
+                       (town,)).fetchone()
     if row is not None:
         answer["threshold"] = row[0]
         answer["deadline"] = row[1]
         answer["progress"] = round(min(1.0, answer["households"] / row[0]), 3)
     return answer
+
+
+def staff_rows(conn, size_m: float = PUBLIC_CELL_M) -> list[dict]:
+    """Return every count for planning: households per (cell of ``size_m``, town), and per town by name only.
+
+    Unlike the public layer no minimum applies (staff plan with it), but cells are still at
+    least 250 m, so the export holds no home either.
+    """
+    if size_m < PUBLIC_CELL_M:
+        raise ValueError(f"cells smaller than {PUBLIC_CELL_M:g} m are not exported")
+    counts: Counter = Counter()
+    centres: dict[str, tuple[float, float]] = {}
+    for lat, lon, town in conn.execute("SELECT lat, lon, town FROM interest WHERE cell IS NOT NULL"):
+        cell, clat, clon = cells.cell_of(lat, lon, size_m)
+        counts[(cell, town)] += 1
+        centres[cell] = (clat, clon)
+    ordered = sorted(counts.items(), key=lambda p: (p[0][0], p[0][1] or ""))
+    rows = [{"kind": "cell", "cell": cell, "town": town, "size_m": size_m, "households": n,
+             "lat": centres[cell][0], "lon": centres[cell][1]} for (cell, town), n in ordered]
+    live = layers.live_layer_ids(conn)["towns"]
+    for town, n, lat, lon in conn.execute(
+            "SELECT i.town, count(*), t.lat, t.lon FROM interest i"
+            " JOIN towns t ON t.slug = i.town AND t.layer_id = ?"
+            " WHERE i.cell IS NULL GROUP BY i.town ORDER BY i.town", (live,)):
+        rows.append({"kind": "town", "cell": None, "town": town, "size_m": None, "households": n, "lat": lat,
+                     "lon": lon})
+    return rows

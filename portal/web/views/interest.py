@@ -77,7 +77,8 @@ def form_interest():
     if not listening.same_site():
         message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
                     "and send it again.")
-        return render_template("errors/error.html", status=403, message=message, suggestions=[]), 403, NO_STORE
+        page = render_template("errors/error.html", status=403, message=message, suggestions=[])
+        return page, 403, NO_STORE
     form = request.form
     if form.get(HONEYPOT):
         return render_template("listening/interest_counted.html"), 202, NO_STORE
@@ -87,9 +88,10 @@ def form_interest():
     try:
         _answer, cookie = register(data)
     except SubscriptionError as exc:
-        label = FIELD_LABELS.get(exc.field, lambda: exc.field)()
+        label = FIELD_LABELS[exc.field]() if exc.field in FIELD_LABELS else exc.field
         message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
-        return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, NO_STORE
+        page = render_template("errors/error.html", status=400, message=message, suggestions=[])
+        return page, 400, NO_STORE
     except ratelimit.Limited as exc:
         return listening._too_many(exc, page=True)
     response = Response(render_template("listening/interest_counted.html"), 202, NO_STORE)
