@@ -140,3 +140,27 @@ def test_form_post_needs_the_same_site_and_ignores_robots(app, db_path):
     person = c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "same-origin"})
     assert person.status_code == 202
     assert c.get("/api/v1/towns/pechory").get_json()["demand"]["households"] == 1
+
+
+def test_town_page_shows_demand_and_the_form(app):
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    for n in range(2):
+        _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
+    page = c.get("/towns/pechory").get_data(as_text=True)
+    assert "2 households asked for fiber here." in page
+    assert 'action="/interest"' in page and "<script>" not in page
+    check = c.get(f"/check?lat={PECHORY[0]}&lon={PECHORY[1]}")
+    assert 'id="interest"' in check.get_data(as_text=True)
+
+
+def test_threshold_progress_on_the_russian_town_page(app, db_path):
+    for n in range(3):
+        _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
+    with store.transaction(db_path) as conn:
+        interest.set_threshold(conn, "pechory", 12, "2027-06-30", db.utcnow())
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    page = c.get("/towns/pechory").get_data(as_text=True)
+    assert "Оптику здесь попросили 3 домохозяйства." in page
+    assert "попросят 12 домохозяйств" in page and 'value="0.25"' in page
