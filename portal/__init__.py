@@ -22,7 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.web import caching, i18n, openapi, security
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
-    from portal.web.views import api, context, errors, feeds, listening, pages, status
+    from portal.web.views import api, context, errors, feeds, interest, listening, pages, status
 
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
@@ -39,4 +39,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(openapi.bp)
     listening.init_app(app)
+    interest.init_app(app)
     return app

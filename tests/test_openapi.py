@@ -73,6 +73,7 @@ SAMPLES = [
     ("/api/v1/reports.geojson", "/api/v1/reports.geojson", 200),
     ("/api/v1/reports.geojson", "/api/v1/reports.geojson?service=radio", 400),
     ("/api/v2/summary.json", "/api/v2/summary.json", 200), ("/api/v2/status.json", "/api/v2/status.json", 200),
+    ("/api/v1/demand.geojson", "/api/v1/demand.geojson", 200),
 ]
 
 

@@ -1,6 +1,7 @@
 """Answers about one place, coverage and incidents together: the town page and the point check."""
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 import shapely
@@ -8,12 +9,14 @@ import shapely
 from portal.answers.incidents import incident_items
 from portal.answers.towns import town_brief
 from portal.coverage.snapshot import Snapshot
+from portal.listening import interest
 
 
-def town_report(snap: Snapshot, slug: str, now: datetime) -> dict:
-    """Return everything the town page says: verdict, shares, speeds, incidents, extent.
+def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connection) -> dict:
+    """Return everything the town page says: verdict, shares, speeds, incidents, extent, demand.
 
-    An unknown slug raises ``UnknownTown`` with suggestions.
+    ``conn`` reads what the public wrote (demand), which is not part of the snapshot. An unknown
+    slug raises ``UnknownTown`` with suggestions.
     """
     town = snap.gazetteer.find(slug)
     summary = snap.coverage.town_summary(town.slug)
@@ -26,6 +29,7 @@ def town_report(snap: Snapshot, slug: str, now: datetime) -> dict:
         "incidents": incident_items(snap.incidents, snap.incidents.affecting_town(town.slug, now), now),
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
+        "demand": interest.demand(conn, town.slug),
     }
 
 

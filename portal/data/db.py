@@ -181,6 +181,14 @@ def m011_reports(db: sqlite_utils.Database) -> None:
     schema.create_reports(db)
 
 
+@migrations()
+def m012_interest(db: sqlite_utils.Database) -> None:
+    """Create registered interest and demand thresholds (portal.listening.schema.create_interest)."""
+    from portal.listening import schema
+
+    schema.create_interest(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

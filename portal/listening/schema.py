@@ -143,3 +143,42 @@ def create_reports(db) -> None:
     # Reports are written under BEGIN IMMEDIATE, so looking for a recent open draft before
     # inserting one is race-free; an old undecided draft does not absorb a new outage.
     db.execute("CREATE INDEX report_drafts_open ON report_drafts(town, cell, service) WHERE state = 'draft'")
+
+
+def create_interest(db) -> None:
+    """Create the "bring fiber here" tables (``m012_interest``; see ``portal.listening.interest``).
+
+    - ``interest``: one row per household and place: a town slug, and for a point only the
+      ~100 m cell and its centre (never the point). ``household`` is a keyed hash of the
+      client and its cookie for that place, so one household counts once and nobody can be
+      told apart from the stored row. ``email`` is optional (double opt-in: ``confirmed_at``);
+      ``notified_at`` is set when coverage arrival was recorded for it, so it is told once.
+    - ``demand_thresholds``: staff targets per planned area (a town slug) with a deadline.
+    """
+    db.execute(
+        """CREATE TABLE interest (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            household TEXT NOT NULL UNIQUE,
+            town TEXT,
+            cell TEXT,
+            lat REAL,
+            lon REAL,
+            email TEXT,
+            lang TEXT NOT NULL CHECK (lang IN ('ru', 'en')),
+            token TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            notified_at TEXT,
+            CHECK (town IS NOT NULL OR cell IS NOT NULL)
+        )"""
+    )
+    db.execute("CREATE INDEX interest_town ON interest(town)")
+    db.execute("CREATE INDEX interest_cell ON interest(cell) WHERE cell IS NOT NULL")
+    db.execute(
+        """CREATE TABLE demand_thresholds (
+            town TEXT PRIMARY KEY,
+            households INTEGER NOT NULL CHECK (households > 0),
+            deadline TEXT,
+            set_at TEXT NOT NULL
+        )"""
+    )

@@ -27,7 +27,7 @@ from flask import Flask
 HOST = "http://localhost"
 # Pages that answer free parameters (or take a form post); the export writes a page pointing to the
 # town list instead.
-LIVE_ONLY = ("/check", "/search", "/subscriptions")
+LIVE_ONLY = ("/check", "/search", "/subscriptions", "/reports", "/interest")
 # Pages saved from a fuller variant: the saved town list has every town on one page (its
 # page links would lead back to itself in a copy that ignores query strings).
 EXPORT_QUERY = {"/towns": "page=all"}

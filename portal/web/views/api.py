@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from portal import answers
 from portal.web.params import parse_bbox, parse_float, parse_lat_lon
-from portal.web.request import get_snapshot, now
+from portal.web.request import get_db, get_snapshot, now
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -21,7 +21,7 @@ def towns():
 @bp.get("/towns/<slug>")
 def town(slug: str):
     """Return one town's coverage, shares and active incidents."""
-    return jsonify(answers.town_report(get_snapshot(), slug, now()))
+    return jsonify(answers.town_report(get_snapshot(), slug, now(), get_db()))
 
 
 @bp.get("/check")

@@ -11,7 +11,7 @@ from portal.coverage import geo
 from portal.web import labels, maps
 from portal.web.i18n import lang, town_name
 from portal.web.params import parse_choice, parse_lat_lon, parse_page
-from portal.web.request import get_snapshot, now
+from portal.web.request import get_db, get_snapshot, now
 
 bp = Blueprint("pages", __name__)
 
@@ -129,7 +129,7 @@ def town(slug: str):
     if slug != slug.lower() and snap.gazetteer.get(slug.lower()):
         # A slug typed with capitals is still that town: send the visitor to its address.
         return redirect(url_for("pages.town", slug=slug.lower()), code=301)
-    report = answers.town_report(snap, slug, now())
+    report = answers.town_report(snap, slug, now(), get_db())
     town_obj = snap.gazetteer.get(slug)
     shape = geo.display_geometry(town_obj.geometry, TOWN_DISPLAY_TOLERANCE_M, snap.coverage.projection)
     settings = _map_settings()

@@ -1,0 +1,190 @@
+""""Bring fiber here": households register interest in a town or at a point; demand is counted.
+
+Nothing here knows about Flask. A point is kept only as its ~100 m cell (``cells``), and the
+public sees counts of cells of at least ``PUBLIC_CELL_M`` metres holding at least
+``MIN_PUBLIC_COUNT`` households, so no count can be traced to one home. One household counts
+once per place: the row's key is a keyed hash (the per-database ``listening_key``) of the
+client's address, its cookie and the place, which keeps neither the address nor the cookie.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from shapely import wkb
+from shapely.geometry import Point
+
+from portal.data import db, layers
+from portal.listening import cells
+from portal.listening.subscriptions import (
+    LANGUAGES,
+    SubscriptionError,
+    _coordinate,
+    known_town,
+    normalise_email,
+)
+
+# Public cells are at least this big, and need this many households before they are shown.
+PUBLIC_CELL_M = 250.0
+MIN_PUBLIC_COUNT = 3
+
+
+@dataclass(frozen=True)
+class Interest:
+    """A validated registration: a town, and for a point its cell and the cell's centre."""
+
+    town: str | None
+    cell: str | None
+    lat: float | None
+    lon: float | None
+    email: str | None
+    lang: str
+
+    @property
+    def place(self) -> str:
+        """Return the place a household counts once in (its cell, else its town)."""
+        return self.cell or f"town:{self.town}"
+
+
+def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Interest:
+    """Validate ``town`` or ``lat``/``lon``, optional ``email`` and ``lang``.
+
+    Raise SubscriptionError naming the field.
+    """
+    if not isinstance(data, Mapping):
+        raise SubscriptionError("body", "the body must be a JSON object of fields")
+    town, lat, lon = data.get("town"), data.get("lat"), data.get("lon")
+    has_point = lat not in (None, "") or lon not in (None, "")
+    if town not in (None, "") and has_point:
+        raise SubscriptionError("town", "give either town or lat and lon, not both")
+    cell = None
+    if town not in (None, ""):
+        if not isinstance(town, str) or not known_town(conn, town.strip().lower()):
+            raise SubscriptionError("town", f"unknown town {str(town)[:60]!r}; give a town slug such as "
+                                            "'pechory' (see /api/v1/towns)")
+        town = town.strip().lower()
+    elif has_point:
+        point_lat, point_lon = _coordinate("lat", lat, 90), _coordinate("lon", lon, 180)
+        cell, lat, lon = cells.cell_of(point_lat, point_lon)
+        # The town is asked of the cell's centre, like everything else about the point.
+        town = town_at(conn, lat, lon)
+    else:
+        raise SubscriptionError("town", "missing place: give town (a slug) or lat and lon")
+    email = data.get("email")
+    email = normalise_email(email) if email not in (None, "") else None
+    lang = data.get("lang") or default_lang
+    if lang not in LANGUAGES:
+        raise SubscriptionError("lang", f"unknown lang {str(lang)[:20]!r}; expected ru or en")
+    return Interest(town=town, cell=cell, lat=lat if cell else None, lon=lon if cell else None,
+                    email=email, lang=lang)
+
+
+def town_at(conn, lat: float, lon: float) -> str | None:
+    """Return the slug of the live town whose extent holds the point, if any."""
+    live = layers.live_layer_ids(conn)["towns"]
+    point = Point(lon, lat)
+    for slug, geom in conn.execute("SELECT slug, geom FROM towns WHERE layer_id = ?", (live,)):
+        if wkb.loads(bytes(geom)).covers(point):
+            return slug
+    return None
+
+
+def household_key(secret: str, client: str, cookie: str, place: str) -> str:
+    """Return the keyed hash that makes one household count once per place."""
+    return hmac.new(secret.encode(), f"{client}\n{cookie}\n{place}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def register(conn, item: Interest, household: str, now: datetime) -> dict:
+    """Store a registration unless this household already registered here; return ``{"counted", "token"}``.
+
+    ``token`` (for the confirmation link) is given only when a new row with an e-mail was made.
+    """
+    token = secrets.token_urlsafe(24)
+    cur = conn.execute(
+        "INSERT INTO interest (household, town, cell, lat, lon, email, lang, token, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (household) DO NOTHING",
+        (household, item.town, item.cell, item.lat, item.lon, item.email, item.lang, token, db.iso(now)))
+    counted = cur.rowcount == 1
+    return {"counted": counted, "token": token if counted and item.email else None}
+
+
+def households(conn, town: str) -> int:
+    """Return how many households asked for fiber in a town (by town or at a point inside it)."""
+    return conn.execute("SELECT count(*) FROM interest WHERE town = ?", (town,)).fetchone()[0]
+
+
+def town_counts(conn) -> dict[str, int]:
+    """Return households per town."""
+    return dict(conn.execute("SELECT town, count(*) FROM interest WHERE town IS NOT NULL GROUP BY town"))
+
+
+def cell_counts(conn, size_m: float = PUBLIC_CELL_M, minimum: int = MIN_PUBLIC_COUNT) -> list[dict]:
+    """Return ``{"cell", "lat", "lon", "size_m", "households"}`` per cell of ``size_m`` (≥ 250 m).
+
+    Cells with fewer than ``minimum`` households are left out.
+
+    Each stored ~100 m cell is put in the bigger cell holding its centre, so the answer is
+    built from centres only.
+    """
+    if size_m < PUBLIC_CELL_M:
+        raise ValueError(f"cells smaller than {PUBLIC_CELL_M:g} m are not published")
+    counts: Counter = Counter()
+    centres: dict[str, tuple[float, float]] = {}
+    for lat, lon in conn.execute("SELECT lat, lon FROM interest WHERE cell IS NOT NULL"):
+        cell, clat, clon = cells.cell_of(lat, lon, size_m)
+        counts[cell] += 1
+        centres[cell] = (clat, clon)
+    return [{"cell": c, "lat": centres[c][0], "lon": centres[c][1], "size_m": size_m, "households": n}
+            for c, n in sorted(counts.items()) if n >= minimum]
+
+
+def set_threshold(conn, town: str, count: int, deadline: str | None, now: datetime) -> None:
+    """Set (or replace) the staff target of households for a planned area, with its deadline."""
+    conn.execute(
+        "INSERT INTO demand_thresholds (town, households, deadline, set_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (town) DO UPDATE SET households = excluded.households, deadline = excluded.deadline,"
+        " set_at = excluded.set_at", (town, count, deadline, db.iso(now)))
+
+
+def demand(conn, town: str) -> dict:
+    """Return the public demand of a town: ``{"households", "threshold"?, "deadline"?, "progress"?}``."""
+    answer: dict = {"households": households(conn, town)}
+    row = conn.execute("SELECT households, deadline FROM demand_thresholds WHERE town = ?",
+                       (town,)).fetchone()
+    if row is not None:
+        answer["threshold"] = row[0]
+        answer["deadline"] = row[1]
+        answer["progress"] = round(min(1.0, answer["households"] / row[0]), 3)
+    return answer
+
+
+def staff_rows(conn, size_m: float = PUBLIC_CELL_M) -> list[dict]:
+    """Return every count for planning: households per (cell of ``size_m``, town), and per town by name only.
+
+    Unlike the public layer no minimum applies (staff plan with it), but cells are still at
+    least 250 m, so the export holds no home either.
+    """
+    if size_m < PUBLIC_CELL_M:
+        raise ValueError(f"cells smaller than {PUBLIC_CELL_M:g} m are not exported")
+    counts: Counter = Counter()
+    centres: dict[str, tuple[float, float]] = {}
+    for lat, lon, town in conn.execute("SELECT lat, lon, town FROM interest WHERE cell IS NOT NULL"):
+        cell, clat, clon = cells.cell_of(lat, lon, size_m)
+        counts[(cell, town)] += 1
+        centres[cell] = (clat, clon)
+    ordered = sorted(counts.items(), key=lambda p: (p[0][0], p[0][1] or ""))
+    rows = [{"kind": "cell", "cell": cell, "town": town, "size_m": size_m, "households": n,
+             "lat": centres[cell][0], "lon": centres[cell][1]} for (cell, town), n in ordered]
+    live = layers.live_layer_ids(conn)["towns"]
+    for town, n, lat, lon in conn.execute(
+            "SELECT i.town, count(*), t.lat, t.lon FROM interest i"
+            " JOIN towns t ON t.slug = i.town AND t.layer_id = ?"
+            " WHERE i.cell IS NULL GROUP BY i.town ORDER BY i.town", (live,)):
+        rows.append({"kind": "town", "cell": None, "town": town, "size_m": None, "households": n, "lat": lat,
+                     "lon": lon})
+    return rows

@@ -1,0 +1,113 @@
+""""Bring fiber here" on the web: the JSON API, the pages' form, and the public demand layer.
+
+The write side reuses the subscription form's defences (``listening``): same-site check or
+double-submit token, honeypot, rate limit per client address, 400 naming the field, 429.
+"""
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+
+from portal import answers
+from portal.data import db
+from portal.listening import interest, ratelimit, store
+from portal.listening.subscriptions import SubscriptionError
+from portal.web.i18n import lang
+from portal.web.request import get_db
+from portal.web.views import listening
+from portal.web.views.listening import FIELD_LABELS, HONEYPOT, NO_STORE
+
+bp = Blueprint("interest", __name__)
+
+# A random id per browser, so a household behind a shared address still counts, and one
+# household does not count twice from the same browser (only its hash with the place is kept).
+HOUSEHOLD_COOKIE = "hh"
+
+
+def register(data) -> tuple[dict, str]:
+    """Validate, rate-limit and count one registration; return the answer and the household cookie."""
+    config = listening.settings()
+    client = listening.client_address()
+    ratelimit.hit(config, "client", client, listening._limits())
+    conn = get_db()
+    item = interest.parse(data, conn, default_lang=lang())
+    secret = db.get_meta(conn).get("listening_key") or ""
+    if item.email:
+        ratelimit.hit(config, "email", ratelimit.email_key(secret, item.email), listening._limits())
+    cookie = request.cookies.get(HOUSEHOLD_COOKIE)
+    if not cookie or len(cookie) != 32:
+        cookie = secrets.token_hex(16)
+    key = interest.household_key(secret, client, cookie, item.place)
+    with store.transaction(config.database) as write:
+        made = interest.register(write, item, key, db.utcnow())
+    return {"status": "counted" if made["counted"] else "already counted"}, cookie
+
+
+def _with_cookie(response, cookie: str):
+    """Keep the household's id for a year (never read by scripts: HttpOnly)."""
+    response.set_cookie(HOUSEHOLD_COOKIE, cookie, max_age=365 * 86400, httponly=True, samesite="Lax",
+                        secure=request.is_secure or listening.settings().base_url.startswith("https:"))
+    return response
+
+
+@bp.post("/api/v1/interest")
+def api_interest():
+    """Register interest by JSON: 202 {"status": "counted" | "already counted"}."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with town or lat "
+                                 "and lon, and optionally email and lang", "field": "body"}), 400, NO_STORE
+    try:
+        answer, cookie = register(data)
+    except SubscriptionError as exc:
+        return jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE
+    except ratelimit.Limited as exc:
+        return listening._too_many(exc, page=False)
+    response = jsonify(answer)
+    response.status_code = 202
+    response.headers.update(NO_STORE)
+    return _with_cookie(response, cookie)
+
+
+@bp.post("/interest")
+def form_interest():
+    """Register interest from a page's form: 202 "thank you" page, or 400 naming the field."""
+    if not listening.same_site():
+        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
+                    "and send it again.")
+        page = render_template("errors/error.html", status=403, message=message, suggestions=[])
+        return page, 403, NO_STORE
+    form = request.form
+    if form.get(HONEYPOT):
+        return render_template("listening/interest_counted.html"), 202, NO_STORE
+    data = {k: form.get(k) for k in ("email", "town", "lat", "lon", "lang")}
+    if data.get("lat") or data.get("lon"):
+        data["town"] = None
+    try:
+        _answer, cookie = register(data)
+    except SubscriptionError as exc:
+        label = FIELD_LABELS[exc.field]() if exc.field in FIELD_LABELS else exc.field
+        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
+        page = render_template("errors/error.html", status=400, message=message, suggestions=[])
+        return page, 400, NO_STORE
+    except ratelimit.Limited as exc:
+        return listening._too_many(exc, page=True)
+    response = Response(render_template("listening/interest_counted.html"), 202, NO_STORE)
+    return _with_cookie(response, cookie)
+
+
+@bp.get("/api/v1/demand.geojson")
+def demand_geojson():
+    """Return households per public cell (≥ 250 m, at least the minimum count) as GeoJSON squares' centres."""
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]},
+                 "properties": {"cell": c["cell"], "size_m": c["size_m"], "households": c["households"]}}
+                for c in interest.cell_counts(get_db())]
+    body = answers.dumps_geojson({"type": "FeatureCollection", "features": features})
+    return Response(body, mimetype="application/geo+json", headers=NO_STORE)
+
+
+def init_app(app) -> None:
+    """Register the blueprint."""
+    app.register_blueprint(bp)

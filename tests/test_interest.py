@@ -1,0 +1,166 @@
+"""Registered interest: one household once, counts per town and per public cell, thresholds, privacy."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from listening_tools import towns_db
+
+from portal.data import db
+from portal.listening import cells, interest, store
+from portal.listening.subscriptions import SubscriptionError
+
+# A point inside Alpha (30.0..30.1 E, 60.0..60.1 N) and one outside every town.
+VILLAGE = (60.05, 30.05)
+NOWHERE = (61.5, 31.5)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return towns_db(tmp_path / "portal.db")
+
+
+def register(path, data, client="10.0.0.1", cookie="c"):
+    with store.transaction(path) as conn:
+        item = interest.parse(data, conn)
+        key = interest.household_key("salt", client, cookie, item.place)
+        return interest.register(conn, item, key, db.utcnow())
+
+
+def test_one_household_counts_once_per_place(path):
+    assert register(path, {"town": "alpha"})["counted"]
+    assert not register(path, {"town": "alpha"})["counted"]
+    assert register(path, {"town": "alpha"}, cookie="other")["counted"]
+    assert register(path, {"town": "beta"})["counted"]
+    with store.transaction(path) as conn:
+        assert interest.town_counts(conn) == {"alpha": 2, "beta": 1}
+
+
+def test_twelve_households_near_the_village_count_in_town_and_cell(path):
+    for n in range(12):
+        # Twelve homes a few metres apart: all in one public cell.
+        register(path, {"lat": VILLAGE[0] + n * 1e-5, "lon": VILLAGE[1]}, client=f"10.0.0.{n}")
+    register(path, {"lat": NOWHERE[0], "lon": NOWHERE[1]})
+    with store.transaction(path) as conn:
+        assert interest.demand(conn, "alpha") == {"households": 12}
+        shown = interest.cell_counts(conn)
+        hidden = interest.cell_counts(conn, minimum=1)
+    big, _, _ = cells.cell_of(*cells.cell_of(*VILLAGE)[1:], 250)
+    assert [(c["cell"], c["households"]) for c in shown] == [(big, 12)]
+    # The lone registration outside every town is counted but below the minimum to be shown.
+    assert sorted(c["households"] for c in hidden) == [1, 12]
+    assert all(c["size_m"] >= 250 for c in hidden)
+    with pytest.raises(ValueError):
+        interest.cell_counts(conn, size_m=100)
+
+
+def test_threshold_progress_and_deadline(path):
+    for n in range(3):
+        register(path, {"town": "alpha"}, client=f"10.0.1.{n}")
+    with store.transaction(path) as conn:
+        interest.set_threshold(conn, "alpha", 12, "2027-06-30", db.utcnow())
+        assert interest.demand(conn, "alpha") == {"households": 3, "threshold": 12, "deadline": "2027-06-30",
+                                                  "progress": 0.25}
+        interest.set_threshold(conn, "alpha", 2, None, db.utcnow())
+        assert interest.demand(conn, "alpha")["progress"] == 1.0
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "town"), ({"town": "atlantis"}, "town"), ({"lat": 91, "lon": 30}, "lat"),
+    ({"lat": 60, "lon": "x"}, "lon"), ({"town": "alpha", "lat": 60, "lon": 30}, "town"),
+    ({"town": "alpha", "email": "not an address"}, "email"), ({"town": "alpha", "lang": "de"}, "lang"),
+])
+def test_bad_input_names_the_field(path, data, field):
+    with pytest.raises(SubscriptionError) as caught:
+        register(path, data)
+    assert caught.value.field == field
+
+
+def test_no_point_or_client_is_stored(path):
+    lat, lon = 60.051234, 30.054321
+    register(path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9",
+             cookie="secret-c")
+    text = "\n".join(sqlite3.connect(path).iterdump())
+    for needle in (str(lat), str(lon), "203.0.113.9", "secret-c", "60.0512", "30.0543"):
+        assert needle not in text
+
+
+# The web side, on the demo region: Pechory holds the point below.
+PECHORY = (57.812371, 27.614539)
+
+
+def _household(app, n):
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
+    return c
+
+
+def test_twelve_households_show_in_the_town_answer_and_the_layer(app, db_path):
+    for n in range(12):
+        c = _household(app, n)
+        sent = c.post("/api/v1/interest", json={"lat": PECHORY[0] + n * 2e-5, "lon": PECHORY[1]})
+        assert sent.status_code == 202 and sent.get_json() == {"status": "counted"}
+        again = c.post("/api/v1/interest", json={"lat": PECHORY[0] + n * 2e-5, "lon": PECHORY[1]})
+        assert again.get_json() == {"status": "already counted"}
+    assert app.test_client().post("/api/v1/interest", json={"town": "pechory"}).status_code == 202
+    town = app.test_client().get("/api/v1/towns/pechory").get_json()
+    assert town["demand"] == {"households": 13}
+    layer = app.test_client().get("/api/v1/demand.geojson")
+    assert layer.mimetype == "application/geo+json"
+    assert [f["properties"]["households"] for f in layer.get_json()["features"]] == [12]
+    # Privacy: no submitted coordinate in any public answer nor in the stored rows.
+    # (Rate-limit windows key the client address for an hour, as for subscriptions; not a record of interest.)
+    stored = "\n".join(line for line in sqlite3.connect(db_path).iterdump()
+                       if not line.startswith('INSERT INTO "rate_counts"'))
+    for text in (str(town), layer.get_data(as_text=True), stored):
+        for needle in ("57.81237", "27.61453", "198.51.100"):
+            assert [line[:200] for line in text.splitlines() if needle in line] == []
+
+
+def test_api_refuses_bad_fields_and_limits_clients(db_path):
+    from portal import create_app
+    app = create_app({"DATABASE": str(db_path), "TESTING": True,
+                      "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
+    c = app.test_client()
+    bad = c.post("/api/v1/interest", json={"lat": 57.8, "lon": 200})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "lon"
+    assert c.post("/api/v1/interest", data="x").get_json()["field"] == "body"
+    assert c.post("/api/v1/interest", json={"town": "pechory"}).status_code == 202
+    limited = c.post("/api/v1/interest", json={"town": "pechory"})
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+
+
+def test_form_post_needs_the_same_site_and_ignores_robots(app, db_path):
+    c = app.test_client()
+    cross = c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    same = {"Sec-Fetch-Site": "same-origin"}
+    robot = c.post("/interest", data={"town": "pechory", "website": "x"}, headers=same)
+    assert robot.status_code == 202
+    person = c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert person.status_code == 202
+    assert c.get("/api/v1/towns/pechory").get_json()["demand"]["households"] == 1
+
+
+def test_town_page_shows_demand_and_the_form(app):
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    for n in range(2):
+        _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
+    page = c.get("/towns/pechory").get_data(as_text=True)
+    assert "2 households asked for fiber here." in page
+    assert 'action="/interest"' in page and "<script>" not in page
+    check = c.get(f"/check?lat={PECHORY[0]}&lon={PECHORY[1]}")
+    assert 'id="interest"' in check.get_data(as_text=True)
+
+
+def test_threshold_progress_on_the_russian_town_page(app, db_path):
+    for n in range(3):
+        _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
+    with store.transaction(db_path) as conn:
+        interest.set_threshold(conn, "pechory", 12, "2027-06-30", db.utcnow())
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    page = c.get("/towns/pechory").get_data(as_text=True)
+    assert "Оптику здесь попросили 3 домохозяйства." in page
+    assert "попросят 12 домохозяйств" in page and 'value="0.25"' in page
