@@ -19,7 +19,7 @@ from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown
 from portal.data import db, layers
 from portal.incidents import writes as incidents
 from portal.incidents.reads import IncidentReads
-from portal.web.i18n import duration
+from portal.vocabulary import duration
 
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")

@@ -27,25 +27,15 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from portal import vocabulary
 from portal.data import db
 
 CATALOGS = Path(__file__).resolve().parent.parent / "web" / "translations"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def N_(text: str) -> str:  # noqa: N802 -- the marker pybabel extracts
-    """Mark a string for the catalog; it is translated where it is used."""
-    return text
-
-
-SERVICE = {"internet": N_("Internet"), "tv": N_("TV"), "phone": N_("Phone")}
-KIND = {"outage": N_("Outage"), "degraded": N_("Degraded service"), "maintenance": N_("Planned maintenance")}
-STATUS = {
-    "investigating": N_("Investigating"), "identified": N_("Identified"), "monitoring": N_("Monitoring"),
-    "resolved": N_("Resolved"), "scheduled": N_("Scheduled"), "in_progress": N_("In progress"),
-    "completed": N_("Completed"),
-}
-ZONE_LABEL = {"Europe/Moscow": N_("MSK")}
+SERVICE, KIND, STATUS = vocabulary.SERVICE, vocabulary.INCIDENT_KIND, vocabulary.INCIDENT_STATUS
+ZONE_LABEL = vocabulary.ZONE_SHORT
 
 
 @lru_cache(maxsize=4)

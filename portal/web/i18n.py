@@ -10,6 +10,7 @@ from flask import Flask, current_app, g, request
 from flask_babel import Babel, format_date, format_decimal, format_percent, format_time, get_locale
 from flask_babel import gettext as _
 
+from portal import vocabulary
 from portal.data import db
 
 LANG_COOKIE = "lang"
@@ -73,9 +74,8 @@ def local_date(value, fmt: str = "long") -> str:
 def zone_name(short: bool = False) -> str:
     """Return the name of the region's time zone, as pages show it."""
     tz = current_app.config["TIMEZONE"]
-    if tz == "Europe/Moscow":
-        return _("MSK") if short else _("Moscow time (UTC+3)")
-    return tz
+    names = vocabulary.ZONE_SHORT if short else vocabulary.ZONE_LONG
+    return _(names[tz]) if tz in names else tz
 
 
 def percent(value: float | None, digits: int = 0) -> str:
@@ -99,14 +99,8 @@ def distance(metres) -> str:
 
 
 def duration(seconds) -> str:
-    """Format a number of seconds as '19 h 50 min' or '5 d 19 h' (outside a request: in English)."""
-    minutes = max(0, int(seconds or 0)) // 60
-    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
-    if days:
-        return _("%(d)s d %(h)s h", d=days, h=hours) if hours else _("%(d)s d", d=days)
-    if hours:
-        return _("%(h)s h %(m)s min", h=hours, m=mins) if mins else _("%(h)s h", h=hours)
-    return _("%(m)s min", m=mins) if mins else _("less than a minute")
+    """Format a number of seconds as '19 h 50 min' or '5 d 19 h' in the page's language."""
+    return vocabulary.duration(seconds, _)
 
 
 def number(value) -> str:

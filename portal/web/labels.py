@@ -3,24 +3,23 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-TECHNOLOGY = {
-    "fiber": _l("Fiber"),
-    "cable": _l("Cable (DOCSIS)"),
-    "dsl": _l("DSL (phone line)"),
-    "wireless": _l("Fixed wireless"),
-}
-# "To the north" as one phrase: Russian needs the dative after "к" (к северу), not the bare label.
-DIRECTION_TO = {
-    "N": _l("to the north"), "NE": _l("to the north-east"), "E": _l("to the east"),
-    "SE": _l("to the south-east"), "S": _l("to the south"), "SW": _l("to the south-west"),
-    "W": _l("to the west"), "NW": _l("to the north-west"),
-}
-SERVICE = {"internet": _l("Internet"), "tv": _l("TV"), "phone": _l("Phone")}
+from portal import vocabulary
+
+
+def _lazy(words: dict) -> dict:
+    """Return the vocabulary's English words as strings translated when shown."""
+    return {k: _l(v) for k, v in words.items()}
+
+
+TECHNOLOGY = _lazy(vocabulary.TECHNOLOGY)
+DIRECTION_TO = _lazy(vocabulary.DIRECTION_TO)
+SERVICE = _lazy(vocabulary.SERVICE)
 
 
 def as_strings(mapping: dict) -> dict[str, str]:
     """Return a label mapping with the lazy strings resolved in the current language."""
     return {k: str(v) for k, v in mapping.items()}
+
 
 COLUMN = {
     "name": _l("Town"),
@@ -29,12 +28,8 @@ COLUMN = {
     "fiber_share": _l("Fiber share"),
 }
 
-INCIDENT_KIND = {"outage": _l("Outage"), "degraded": _l("Degraded service"), "maintenance": _l("Planned maintenance")}
-INCIDENT_STATUS = {
-    "investigating": _l("Investigating"), "identified": _l("Identified"), "monitoring": _l("Monitoring"),
-    "resolved": _l("Resolved"), "scheduled": _l("Scheduled"), "in_progress": _l("In progress"),
-    "completed": _l("Completed"), "cancelled": _l("Cancelled"),
-}
+INCIDENT_KIND = _lazy(vocabulary.INCIDENT_KIND)
+INCIDENT_STATUS = _lazy(vocabulary.INCIDENT_STATUS)
 SERVICE_STATUS = {
     "operational": _l("working normally"), "degraded_performance": _l("degraded"),
     "partial_outage": _l("partial outage"), "major_outage": _l("major outage"),
