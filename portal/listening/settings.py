@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,37 +11,41 @@ from portal.config import DEFAULTS
 
 @dataclass(frozen=True)
 class Settings:
-    """What the worker, the web side and the scripts need to know to listen and deliver."""
+    """What the worker, the web side and the scripts need to know to listen and deliver.
+
+    Made from a config mapping; every value's default lives once, in ``portal.config``.
+    """
 
     database: Path
-    smtp_url: str | None = None
-    mail_from: str = "Coverage and outages <noreply@localhost>"
-    base_url: str = "http://127.0.0.1:5000"
-    redis_url: str | None = None
-    webhook_allow_private: bool = False
-    maildir: Path | None = None
-    fold_s: float = 60.0
-    retry_s: float = 60.0
-    timezone: str = "Europe/Moscow"
-    deadlines: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULTS["RESTORE_DEADLINE_HOURS"]))
+    smtp_url: str | None
+    mail_from: str
+    base_url: str
+    redis_url: str | None
+    webhook_allow_private: bool
+    maildir: Path
+    fold_s: float
+    retry_s: float
+    timezone: str
+    deadlines: Mapping[str, float]
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
         """Return the settings from a config mapping (``app.config`` or ``portal.config.settings()``)."""
+        config = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
         database = Path(config["DATABASE"])
         maildir = config.get("MAILDIR")
         return cls(
             database=database,
             smtp_url=config.get("SMTP_URL") or None,
-            mail_from=config.get("MAIL_FROM") or cls.mail_from,
-            base_url=(config.get("BASE_URL") or cls.base_url).rstrip("/"),
+            mail_from=config["MAIL_FROM"],
+            base_url=config["BASE_URL"].rstrip("/"),
             redis_url=config.get("REDIS_URL") or None,
-            webhook_allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")),
+            webhook_allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE"]),
             maildir=Path(maildir) if maildir else database.parent / "mail",
-            fold_s=float(config.get("NOTIFY_FOLD_SECONDS", cls.fold_s)),
-            retry_s=float(config.get("NOTIFY_RETRY_SECONDS", cls.retry_s)),
-            timezone=config.get("TIMEZONE") or cls.timezone,
-            deadlines=dict(config.get("RESTORE_DEADLINE_HOURS") or DEFAULTS["RESTORE_DEADLINE_HOURS"]),
+            fold_s=float(config["NOTIFY_FOLD_SECONDS"]),
+            retry_s=float(config["NOTIFY_RETRY_SECONDS"]),
+            timezone=config["TIMEZONE"],
+            deadlines=dict(config["RESTORE_DEADLINE_HOURS"]),
         )
 
     @property
