@@ -1,7 +1,7 @@
 """One error renderer for every status: JSON under /api/, an HTML page elsewhere."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -41,7 +41,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {404: _("There is no page at this address."), 405: _("This method is not allowed here.")}
-        return render_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+        response = make_response(render_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name)))
+        # The exception's own headers (a 405's Allow, a 503's Retry-After) belong to the answer too.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
