@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from portal.coverage.places import UnknownTown
+from portal.limits import OverBudget, TooLarge
 from portal.web.params import BadParam
 
 
@@ -14,10 +15,10 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def render_error(status: int, message: str, suggestions: list | None = None):
-    """Render an error as JSON or as a page, with the given status."""
+def render_error(status: int, message: str, suggestions: list | None = None, fields: dict | None = None):
+    """Render an error as JSON (with any extra ``fields``) or as a page, with the given status."""
     if _wants_json():
-        body = {"error": message}
+        body = {"error": message, **(fields or {})}
         if suggestions is not None:
             body["suggestions"] = [
                 {"slug": t.slug, "name": t.name, "name_ru": t.name_ru, "url": f"/towns/{t.slug}"}
@@ -33,6 +34,18 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(BadParam)
     def bad_param(exc: BadParam):
         return render_error(400, str(exc))
+
+    @app.errorhandler(TooLarge)
+    def too_large(exc: TooLarge):
+        return render_error(400, str(exc), fields={"parameter": exc.param})
+
+    @app.errorhandler(OverBudget)
+    def over_budget(exc: OverBudget):
+        app.logger.warning("request over its time budget: %s %s", request.method, request.full_path)
+        response = make_response(render_error(503, _("This answer is taking too long right now; please try"
+                                                     " again in a moment, or ask for less.")))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(UnknownTown)
     def unknown_town(exc: UnknownTown):
