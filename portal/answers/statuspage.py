@@ -67,8 +67,9 @@ def statuspage_components(incidents: IncidentReads, now: datetime, page: dict) -
 
 def statuspage_incidents(incidents: IncidentReads, now: datetime, page: dict, unresolved: bool = False) -> dict:
     """Return the 50 most recent incidents (or every unresolved one), newest first, as /api/v2/incidents.json."""
-    recs = [r for r in incidents.select(now, "active" if unresolved else "all") if r.kind != "maintenance"]
-    recs = [r for r in recs if r.started_at <= now]
+    # Every record, unordered: the list is sorted by start below, so select()'s ordering is not needed.
+    recs = incidents.select(now, "active") if unresolved else incidents.records
+    recs = [r for r in recs if r.kind != "maintenance" and r.started_at <= now]
     recs.sort(key=lambda r: (r.started_at, r.id), reverse=True)
     if not unresolved:
         recs = recs[:RECENT]
@@ -86,8 +87,8 @@ def statuspage_maintenances(incidents: IncidentReads, now: datetime, page: dict,
     wanted = {"all": None, "upcoming": "scheduled", "active": "in_progress"}
     if which not in wanted:
         raise ValueError(f"unknown maintenance listing {which!r}; expected one of {', '.join(wanted)}")
-    listing = "all" if which == "all" else "active"
-    recs = [r for r in incidents.select(now, listing) if r.kind == "maintenance"]
+    recs = incidents.records if which == "all" else incidents.select(now, "active")
+    recs = [r for r in recs if r.kind == "maintenance"]
     if wanted[which] is not None:
         recs = [r for r in recs if r.status(now) == wanted[which]]
     recs.sort(key=lambda r: (r.started_at, r.id), reverse=True)
