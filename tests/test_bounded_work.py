@@ -84,7 +84,8 @@ def test_over_budget_is_a_503_with_retry_after(db_path):
     assert relaxed.get(f"/api/v1/coverage.geojson?bbox={BBOX}&simplify=40").status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/summary", "/api/v2/components.json", "/towns", "/feeds/incidents.atom"])
+@pytest.mark.parametrize("path", ["/api/v1/summary", "/api/v2/components.json", "/towns",
+                                  "/feeds/incidents.atom"])
 def test_405_says_which_methods_are_allowed(client, path):
     response = client.post(path)
     assert response.status_code == 405
@@ -111,8 +112,9 @@ def test_gunicorn_worker_memory_stays_flat_over_300_simplify_values(demo_db_temp
     port, log = _free_port(), tmp_path / "gunicorn.log"
     env = {**os.environ, "PORTAL_DB": str(path), "PORTAL_WORKERS": "1", "PORTAL_BIND": f"127.0.0.1:{port}"}
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docs" / "gunicorn.conf.py"),
-                                 "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
+                                 str(ROOT / "docs" / "gunicorn.conf.py"), "wsgi:app"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -45,7 +45,8 @@ def test_dtstamp_is_the_last_change_and_sequence_counts_changes(db_path):
     assert edited["dtstamp"].dt == DEMO_NOW + timedelta(hours=1) and int(edited["sequence"]) == 1
     assert str(edited["status"]) == "CONFIRMED"
 
-    writes.cancel_maintenance(db_path, 4, message="Postponed.", author="ops", now=DEMO_NOW + timedelta(hours=2))
+    writes.cancel_maintenance(db_path, 4, message="Postponed.", author="ops",
+                              now=DEMO_NOW + timedelta(hours=2))
     cancelled = events(at(db_path, DEMO_NOW + timedelta(hours=3)))[uid]
     assert str(cancelled["status"]) == "CANCELLED" and int(cancelled["sequence"]) == 2
     assert cancelled["dtstamp"].dt == DEMO_NOW + timedelta(hours=2)

@@ -107,11 +107,13 @@ SAMPLED_ELSEWHERE = {("/api/v1/coverage.geojson", 503)}
 
 
 def test_an_answer_over_its_time_budget_is_described(db_path):
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True, "REQUEST_BUDGET_SECONDS": 1e-9})
+    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True,
+                      "REQUEST_BUDGET_SECONDS": 1e-9})
     response = app.test_client().get("/api/v1/coverage.geojson?simplify=20")
     assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
     assert response.mimetype == "application/json"
-    assert list(_validator(_response_schema("/api/v1/coverage.geojson", 503)).iter_errors(response.get_json())) == []
+    validator = _validator(_response_schema("/api/v1/coverage.geojson", 503))
+    assert list(validator.iter_errors(response.get_json())) == []
 
 
 def _post_validator(path: str, status: int):

@@ -23,7 +23,8 @@ from tests.conftest import DEMO_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-COMPONENT_STATUSES = {"operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"}
+COMPONENT_STATUSES = {"operational", "degraded_performance", "partial_outage", "major_outage",
+                      "under_maintenance"}
 INCIDENT_STATUSES = {"investigating", "identified", "monitoring", "resolved", "postmortem"}
 MAINTENANCE_STATUSES = {"scheduled", "in_progress", "verifying", "completed"}
 LISTS = {
@@ -70,7 +71,8 @@ def test_every_v2_endpoint_answers_in_statuspage_shapes(client):
     assert [i["id"] for i in get(client, "incidents/unresolved.json")["incidents"]] == ["3", "2"]
     every = get(client, "incidents.json")["incidents"]
     assert {"1", "2", "3"} <= {i["id"] for i in every}
-    assert [m["id"] for m in get(client, "scheduled-maintenances/upcoming.json")["scheduled_maintenances"]] == ["4"]
+    upcoming = get(client, "scheduled-maintenances/upcoming.json")["scheduled_maintenances"]
+    assert [m["id"] for m in upcoming] == ["4"]
     assert get(client, "scheduled-maintenances/active.json")["scheduled_maintenances"] == []
     assert "5" in {m["id"] for m in get(client, "scheduled-maintenances.json")["scheduled_maintenances"]}
 
@@ -104,7 +106,8 @@ def test_maintenance_moves_from_upcoming_to_active_and_back_to_operational(db_pa
     active = get(during, "scheduled-maintenances/active.json")["scheduled_maintenances"]
     assert [m["id"] for m in active] == ["4"] and active[0]["status"] == "in_progress"
     began = active[0]["incident_updates"][0]
-    assert began["status"] == "in_progress" and began["affected_components"][0]["new_status"] == "under_maintenance"
+    assert began["status"] == "in_progress"
+    assert began["affected_components"][0]["new_status"] == "under_maintenance"
     components = {c["id"]: c for c in get(during, "components.json")["components"]}
     assert components["tv"]["status"] == "under_maintenance"
     assert components["tv"]["updated_at"] == "2026-11-23T22:00:00Z"  # the window began
@@ -116,7 +119,8 @@ def test_cancelled_maintenance_is_completed_with_its_notice_and_never_upcoming(d
     client = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW + timedelta(hours=2),
                          "TESTING": True}).test_client()
     assert get(client, "scheduled-maintenances/upcoming.json")["scheduled_maintenances"] == []
-    found = next(m for m in get(client, "scheduled-maintenances.json")["scheduled_maintenances"] if m["id"] == "4")
+    listed = get(client, "scheduled-maintenances.json")["scheduled_maintenances"]
+    found = next(m for m in listed if m["id"] == "4")
     assert found["status"] == "completed" and found["resolved_at"] == "2026-11-22T13:00:00Z"
     assert found["incident_updates"][0]["body"] == "Postponed to next month."
     assert found["incident_updates"][0]["status"] == "completed"

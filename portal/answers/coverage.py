@@ -45,8 +45,9 @@ def coverage_geojson(snap: Snapshot, bbox, tolerance_m: float | None = None, *, 
     return {"type": "FeatureCollection", "features": features}
 
 
-def coverage_geojson_text(snap: Snapshot, bbox, tolerance_m: float | None = None, *, budget: Budget = UNLIMITED,
-                          max_features: int | None = None, max_bytes: int | None = None) -> str:
+def coverage_geojson_text(snap: Snapshot, bbox, tolerance_m: float | None = None, *,
+                          budget: Budget = UNLIMITED, max_features: int | None = None,
+                          max_bytes: int | None = None) -> str:
     """Return ``coverage_geojson`` serialised, refusing (``TooLarge``) a text over ``max_bytes``."""
     found = coverage_geojson(snap, bbox, tolerance_m, budget=budget, max_features=max_features,
                              max_bytes=max_bytes)

@@ -47,7 +47,8 @@ def statuspage_summary(incidents: IncidentReads, now: datetime, page: dict) -> d
     components = _components(incidents, now, page, found["services"])
     active = [incidents.get(i["id"]) for i in found["incidents"]]
     return {"page": _page(incidents, now, page), "components": components,
-            "incidents": [_incident(incidents, r, now, page, components) for r in active if r.kind != "maintenance"],
+            "incidents": [_incident(incidents, r, now, page, components)
+                          for r in active if r.kind != "maintenance"],
             "scheduled_maintenances": [_incident(incidents, r, now, page, components)
                                        for r in active if r.kind == "maintenance"],
             "status": _indicator(found["status"])}
@@ -65,8 +66,9 @@ def statuspage_components(incidents: IncidentReads, now: datetime, page: dict) -
     return {"page": _page(incidents, now, page), "components": _components(incidents, now, page, services)}
 
 
-def statuspage_incidents(incidents: IncidentReads, now: datetime, page: dict, unresolved: bool = False) -> dict:
-    """Return the 50 most recent incidents (or every unresolved one), newest first, as /api/v2/incidents.json."""
+def statuspage_incidents(incidents: IncidentReads, now: datetime, page: dict,
+                         unresolved: bool = False) -> dict:
+    """Return the 50 most recent incidents (or every unresolved one), newest first, as incidents.json."""
     # Every record, unordered: the list is sorted by start below, so select()'s ordering is not needed.
     recs = incidents.select(now, "active") if unresolved else incidents.records
     recs = [r for r in recs if r.kind != "maintenance" and r.started_at <= now]
@@ -115,7 +117,8 @@ def _components(incidents: IncidentReads, now: datetime, page: dict, services: d
     } for n, service in enumerate(SERVICES, start=1)]
 
 
-def _incident(incidents: IncidentReads, rec: Record, now: datetime, page: dict, components: list[dict]) -> dict:
+def _incident(incidents: IncidentReads, rec: Record, now: datetime, page: dict,
+              components: list[dict]) -> dict:
     """Return one incident or maintenance window as Statuspage shows it."""
     severity = incidents.severity(rec)
     maintenance = rec.kind == "maintenance"
@@ -129,7 +132,9 @@ def _incident(incidents: IncidentReads, rec: Record, now: datetime, page: dict, 
     ended = rec.end(now)
     out = {
         "id": str(rec.id), "name": rec.title, "status": status, "impact": impact,
-        "created_at": updates[0]["created_at"] if updates else db.iso(rec.created_at or rec.started_at), "updated_at": db.iso(rec.last_change(now)),
+        # Created when announced (its first update); updated at its last change by ``now``.
+        "created_at": updates[0]["created_at"] if updates else db.iso(rec.created_at or rec.started_at),
+        "updated_at": db.iso(rec.last_change(now)),
         "started_at": db.iso(rec.started_at), "monitoring_at": monitoring[-1] if monitoring else None,
         "resolved_at": db.iso(ended), "shortlink": page["url"].rstrip("/") + f"/incidents/{rec.id}",
         "page_id": page["id"],
@@ -143,7 +148,7 @@ def _incident(incidents: IncidentReads, rec: Record, now: datetime, page: dict, 
 
 
 def _updates(rec: Record, now: datetime, severity: str) -> list[dict]:
-    """Return the incident's timeline as Statuspage updates, oldest first, each with what it did to components."""
+    """Return the timeline as Statuspage updates, oldest first, each with what it did to the components."""
     found, current = [], "operational"
     for n, item in enumerate(rec.timeline(now), start=1):
         new = severity if item["status"] in _HOLDING else "operational"

@@ -145,7 +145,8 @@ def _polygonal_part(geom):
 # The map asks for coarser shapes as it zooms out: 40 km / 2^zoom metres, at least 1 m
 # (static/js/map.js). These rungs are the only tolerances the portal simplifies to, so the
 # copies it keeps are bounded whatever a client asks.
-SIMPLIFY_LADDER = tuple(sorted({max(1, math.floor(40_000 / 2 ** zoom + 0.5)) for zoom in range(2, 20)}))  # JS Math.round
+# (floor(x + 0.5) is JavaScript's Math.round.)
+SIMPLIFY_LADDER = tuple(sorted({max(1, math.floor(40_000 / 2 ** zoom + 0.5)) for zoom in range(2, 20)}))
 
 
 def ladder_tolerance(tolerance_m: float) -> int:

@@ -206,8 +206,8 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
         recs[r[0]].towns += (r[1],)
     for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
         recs[r[0]].areas.append(shapely.from_wkb(r[1]))
-    for r in conn.execute(f"SELECT incident_id, at, status, message, eta, recorded_at FROM incident_updates{sub}"
-                          " ORDER BY at, id", keys):
+    for r in conn.execute("SELECT incident_id, at, status, message, eta, recorded_at"
+                          f" FROM incident_updates{sub} ORDER BY at, id", keys):
         recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
                                    "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5])})
     # Text corrections live only in the audit log (``writes.edit_incident``).

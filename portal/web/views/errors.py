@@ -54,7 +54,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {404: _("There is no page at this address."), 405: _("This method is not allowed here.")}
-        response = make_response(render_error(exc.code or 500, messages.get(exc.code, exc.description or exc.name)))
+        message = messages.get(exc.code, exc.description or exc.name)
+        response = make_response(render_error(exc.code or 500, message))
         # The exception's own headers (a 405's Allow, a 503's Retry-After) belong to the answer too.
         for name, value in exc.get_headers():
             if name.lower() != "content-type":

@@ -72,7 +72,8 @@ def maintenance_ics():
         domain=urlsplit(public_url("/")).hostname or "portal", base_url=public_url("/"),
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
-    return Response(body, content_type=ICS, headers={"Content-Disposition": "inline; filename=maintenance.ics"})
+    return Response(body, content_type=ICS,
+                    headers={"Content-Disposition": "inline; filename=maintenance.ics"})
 
 
 @bp.get("/towns/<slug>.ics")
