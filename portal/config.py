@@ -38,6 +38,12 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "NOTIFY_RETRY_SECONDS": (float, 60.0),
     # Reverse proxies in front of the portal that append to X-Forwarded-For (nginx: 1).
     "TRUSTED_PROXY_HOPS": (int, 0),
+    # Bounded work per request (docs/performance.md): seconds an answer that can run long may take
+    # before it gives up with 503 and Retry-After (0: no limit), and the most coverage areas and
+    # bytes one /api/v1/coverage.geojson answer may hold (more: 400 asking for a narrower bbox).
+    "REQUEST_BUDGET_SECONDS": (float, 10.0),
+    "MAX_GEOJSON_FEATURES": (int, 5000),
+    "MAX_GEOJSON_BYTES": (int, 5_000_000),
 }
 
 

@@ -12,7 +12,7 @@ modules hold them by subject:
 """
 from __future__ import annotations
 
-from portal.answers.coverage import coverage_geojson, dumps_geojson
+from portal.answers.coverage import coverage_geojson, coverage_geojson_text, dumps_geojson
 from portal.answers.incidents import (
     incident_feed,
     incident_item,
@@ -28,7 +28,13 @@ from portal.answers.incidents import (
     town_calendar,
 )
 from portal.answers.places import check_point, town_report
-from portal.answers.statuspage import statuspage_status, statuspage_summary
+from portal.answers.statuspage import (
+    statuspage_components,
+    statuspage_incidents,
+    statuspage_maintenances,
+    statuspage_status,
+    statuspage_summary,
+)
 from portal.answers.towns import (
     OVERVIEW_SORTS,
     clear_match,
@@ -39,9 +45,11 @@ from portal.answers.towns import (
 )
 
 __all__ = [
-    "OVERVIEW_SORTS", "check_point", "clear_match", "coverage_geojson", "dumps_geojson", "incident_feed",
+    "OVERVIEW_SORTS", "check_point", "clear_match", "coverage_geojson", "coverage_geojson_text",
+    "dumps_geojson", "incident_feed",
     "incident_item", "incident_items", "incident_list", "incident_report", "incidents_page",
     "maintenance_items", "overview", "place_status", "search_towns", "service_summary", "sort_overview",
-    "status_banner", "statuspage_status", "statuspage_summary", "town_availability", "town_brief", "town_calendar",
+    "status_banner", "statuspage_components", "statuspage_incidents", "statuspage_maintenances",
+    "statuspage_status", "statuspage_summary", "town_availability", "town_brief", "town_calendar",
     "town_report",
 ]

@@ -36,6 +36,9 @@ def incident_item(incidents: IncidentReads, rec: Record, now: datetime) -> dict:
         "duration_s": rec.duration_s(now),
         "deadline": incidents.deadlines(rec, now), "eta_history": etas, "updates": updates,
         "updated_at": updates[-1]["at"] if updates else db.iso(rec.started_at),
+        # When it was made public (its first update), when staff last changed it, and how often since.
+        "announced_at": db.iso(min(rec.updates[0]["at"], now)) if rec.updates else db.iso(rec.started_at),
+        "changed_at": db.iso(rec.changed_at()), "sequence": rec.sequence(),
         "scheduled_start": db.iso(rec.started_at) if maintenance else None,
         "scheduled_end": db.iso(rec.scheduled_end) if maintenance else None,
     }

@@ -142,6 +142,20 @@ def _polygonal_part(geom):
     return geom
 
 
+# The map asks for coarser shapes as it zooms out: 40 km / 2^zoom metres, at least 1 m
+# (static/js/map.js). These rungs are the only tolerances the portal simplifies to, so the
+# copies it keeps are bounded whatever a client asks.
+# (floor(x + 0.5) is JavaScript's Math.round.)
+SIMPLIFY_LADDER = tuple(sorted({max(1, math.floor(40_000 / 2 ** zoom + 0.5)) for zoom in range(2, 20)}))
+
+
+def ladder_tolerance(tolerance_m: float) -> int:
+    """Return the rung of ``SIMPLIFY_LADDER`` nearest to a tolerance (by ratio; 0 and below: the finest)."""
+    if not tolerance_m or tolerance_m <= SIMPLIFY_LADDER[0]:
+        return SIMPLIFY_LADDER[0]
+    return min(SIMPLIFY_LADDER, key=lambda rung: abs(math.log(rung / tolerance_m)))
+
+
 def display_geometry(geom, tolerance_m: float, projection: LocalProjection):
     """Return a light map copy of a lon/lat polygon (or array of them); None where nothing is left.
 

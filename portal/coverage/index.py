@@ -13,17 +13,30 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import shapely
 
-from portal.coverage.geo import GEOD, LocalProjection, azimuth_to_compass, display_geometry
+from portal.coverage.geo import (
+    GEOD,
+    SIMPLIFY_LADDER,
+    LocalProjection,
+    azimuth_to_compass,
+    display_geometry,
+    ladder_tolerance,
+)
 from portal.coverage.locate import PolygonIndex, Rings, concat_ranges
 from portal.coverage.nearest import BoundaryIndex
 from portal.coverage.point_summary import DOWN, EARLIEST, LIVE, PLANNED, SLOTS, UP, PointSummary
 from portal.data.layers import Area, Town
+from portal.limits import UNLIMITED, Budget, TooLarge
+
+# At most one map copy per rung of the ladder; areas simplified per budget check.
+DISPLAY_CACHE_SIZE = len(SIMPLIFY_LADDER)
+SIMPLIFY_CHUNK = 256
 
 TECH_ORDER = ("fiber", "cable", "dsl", "wireless")
 STATUS_ORDER = ("live", "planned")
@@ -246,7 +259,8 @@ class CoverageIndex:
         self._summaries: dict[str, dict] = {}
         if shares is not None:
             self._summaries = {t.slug: summary_of(shares.get(t.slug, [])) for t in self.towns}
-        self._display: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        # Map copies per ladder tolerance, least recently used dropped first (at most one per rung).
+        self._display: OrderedDict[float, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         # Guards the lazy caches.
         self._lock = threading.Lock()
 
@@ -368,21 +382,36 @@ class CoverageIndex:
 
     # -- maps -----------------------------------------------------------------
 
-    def _display_geoms(self, idx: np.ndarray, tolerance_m: float) -> np.ndarray:
-        """Return (and cache) map geometries of some areas at one tolerance."""
-        key = float(tolerance_m)
+    def _display_geoms(self, idx: np.ndarray, tolerance_m: float, budget: Budget = UNLIMITED) -> np.ndarray:
+        """Return (and cache) map geometries of some areas at one ladder tolerance."""
+        key = float(ladder_tolerance(tolerance_m))
         if key not in self._display:
             n = len(self.areas)
             self._display[key] = (np.full(n, None, dtype=object), np.zeros(n, dtype=bool))
+            while len(self._display) > DISPLAY_CACHE_SIZE:
+                self._display.popitem(last=False)
+        self._display.move_to_end(key)
         geoms, done = self._display[key]
         todo = idx[~done[idx]]
-        if len(todo):
-            geoms[todo] = display_geometry(self._rings.geometries(todo), key, self.projection)
-            done[todo] = True
+        # In chunks, with the budget checked between them: a chunk done stays done.
+        for start in range(0, len(todo), SIMPLIFY_CHUNK):
+            budget.check()
+            part = todo[start:start + SIMPLIFY_CHUNK]
+            geoms[part] = display_geometry(self._rings.geometries(part), key, self.projection)
+            done[part] = True
         return geoms[idx]
 
-    def areas_in_bbox(self, bbox: tuple | None, tolerance_m: float | None = None) -> list[Area]:
-        """Return the areas meeting a (minlon, minlat, maxlon, maxlat) box (None: all), in layer order."""
+    def display_cache_tolerances(self) -> list[float]:
+        """Return the tolerances whose map copies are kept now (least recently used first)."""
+        return list(self._display)
+
+    def areas_in_bbox(self, bbox: tuple | None, tolerance_m: float | None = None, *,
+                      budget: Budget = UNLIMITED, max_areas: int | None = None) -> list[Area]:
+        """Return the areas meeting a (minlon, minlat, maxlon, maxlat) box (None: all), in layer order.
+
+        ``tolerance_m`` snaps to the nearest rung of ``geo.SIMPLIFY_LADDER``. More than ``max_areas``
+        areas raise ``TooLarge`` naming the bbox; ``budget`` is checked while simplifying.
+        """
         n = len(self.areas)
         if bbox is None:
             idx = np.arange(n)
@@ -393,11 +422,14 @@ class CoverageIndex:
             geoms = self._rings.geometries(idx)
             meets = shapely.intersects(shapely.box(*bbox), geoms) if len(idx) else np.zeros(0, dtype=bool)
             idx, geoms = idx[meets], geoms[meets]
+        if max_areas is not None and len(idx) > max_areas:
+            raise TooLarge("bbox", f"{len(idx)} coverage areas would be in this answer, more than the"
+                                   f" {max_areas} one answer may hold; give a narrower bbox")
         if tolerance_m is None:
             geoms = self._rings.geometries(idx) if geoms is None else geoms
         else:
             with self._lock:
-                geoms = self._display_geoms(idx, tolerance_m)
+                geoms = self._display_geoms(idx, tolerance_m, budget)
         return [
             dataclasses.replace(self.areas[i], geometry=g)
             for i, g in zip(idx.tolist(), geoms) if g is not None

@@ -77,8 +77,14 @@ def incidents_atom(incidents: list[dict], *, feed_id: str, title: str, site_url:
         entry.id(link)
         entry.title(strip_controls(f"{incident['title']} — {status}"))
         entry.link(href=link, rel="alternate")
-        entry.published(db.parse_iso(incident["started_at"]))
-        entry.updated(db.parse_iso(incident["updated_at"]))
+        # Published when it was made public: a planned window is announced before it starts, and
+        # nothing is published in the future.
+        published = db.parse_iso(incident.get("announced_at") or incident["started_at"])
+        updated = db.parse_iso(incident["updated_at"])
+        if now is not None:
+            published = min(published, now)
+        entry.published(min(published, updated))
+        entry.updated(updated)
         entry.summary(strip_controls(entry_text(incident, words, tz, zone_label)))
         for service in incident["services"]:
             entry.category(term=service, label=_word(words, "service", service))
@@ -96,7 +102,6 @@ def maintenance_calendar(items: list[dict], *, name: str, prodid: str, domain: s
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", name)
-    stamp = now or datetime.now(timezone.utc)
     for item in items:
         link = base_url.rstrip("/") + item["url"]
         towns = [town_names.get(s, s) for s in item.get("affected_towns") or item.get("towns", [])]
@@ -107,8 +112,12 @@ def maintenance_calendar(items: list[dict], *, name: str, prodid: str, domain: s
         event = Event()
         # Stable across rebuilds of the feed, so calendars update the event instead of adding one.
         event.add("uid", f"incident-{item['id']}@{domain}")
-        event.add("dtstamp", stamp)
-        event.add("last-modified", db.parse_iso(item["updated_at"]))
+        # DTSTAMP and SEQUENCE say which revision of the event this is (RFC 5545, 3.8.7.2 and
+        # 3.8.7.4): the last change by staff, and how many changes since the announcement.
+        changed = db.parse_iso(item.get("changed_at") or item["updated_at"])
+        event.add("dtstamp", changed)
+        event.add("last-modified", changed)
+        event.add("sequence", int(item.get("sequence") or 0))
         event.add("dtstart", db.parse_iso(item["scheduled_start"] or item["started_at"]))
         cancelled = item["status"] == "cancelled"  # called off: the planned window, marked CANCELLED
         end = item["scheduled_end"] if cancelled else item["resolved_at"] or item["scheduled_end"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -67,6 +67,7 @@ class IncidentReads:
         self._town_tree: tuple | None = None
         self._affected: dict[int, frozenset] = {}
         self._open: _OpenAreas | None = None
+        self._moments: dict | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -190,6 +191,45 @@ class IncidentReads:
                                  "towns": sorted(affected)}
         worst = max((v["status"] for v in services.values()), key=SEVERITY.index)
         return {"status": worst, "services": services, "incidents": recs}
+
+    def severity(self, rec: Record) -> str:
+        """Return the component status the incident alone gives its services while it lasts.
+
+        As ``service_status`` judges it: an outage affecting at least half of the towns is a
+        ``major_outage``, a smaller one a ``partial_outage``.
+        """
+        if rec.kind == "maintenance":
+            return "under_maintenance"
+        if rec.kind == "degraded":
+            return "degraded_performance"
+        count = len(self._extents)
+        return "major_outage" if count and len(self.affected_towns(rec)) * 2 >= count else "partial_outage"
+
+    def last_change(self, now: datetime, service: str | None = None) -> datetime | None:
+        """Return the latest moment by ``now`` when an incident (of ``service``) changed, or None.
+
+        Staff writes, and a maintenance window beginning or ending (``Record.moments``).
+        """
+        moments = self._moments
+        if moments is None:
+            by = {None: [], **{s: [] for s in SERVICES}}
+            for rec in self.records:
+                stamps = [t.timestamp() for t in rec.moments()]
+                by[None] += stamps
+                for s in rec.services:
+                    by[s] += stamps
+            moments = self._moments = {k: np.sort(np.array(v, dtype=float)) for k, v in by.items()}
+        found = moments.get(service)
+        if found is None:
+            check_service(service)
+        n = int(np.searchsorted(found, now.timestamp(), side="right"))
+        return datetime.fromtimestamp(found[n - 1], timezone.utc) if n else None
+
+    def first_change(self, service: str | None = None) -> datetime | None:
+        """Return the earliest recorded moment of an incident (of ``service``), or None."""
+        self.last_change(datetime.now(timezone.utc), service)  # builds the index
+        found = self._moments.get(service)
+        return datetime.fromtimestamp(found[0], timezone.utc) if len(found) else None
 
     def availability(self, slug: str, service: str, now: datetime, days: int = 90, *,
                      tz: str = DEFAULTS["TIMEZONE"], since: datetime | None = None) -> dict:

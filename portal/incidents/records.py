@@ -57,6 +57,10 @@ class Record:
     towns: tuple[str, ...]
     areas: list = field(default_factory=list)
     updates: list[dict] = field(default_factory=list)
+    # When staff recorded it, and when they corrected its text (``edit``): with each update's
+    # ``recorded_at`` these are the changes calendars and feeds count.
+    created_at: datetime | None = None
+    edits: list[datetime] = field(default_factory=list)
 
     def end(self, now: datetime) -> datetime | None:
         """Return when the incident ended (None while it lasts at ``now``)."""
@@ -136,6 +140,36 @@ class Record:
         items.sort(key=lambda i: (i["at"], rank.get(i["status"], 0)))
         return items
 
+    def changes(self) -> list[datetime]:
+        """Return when staff changed the incident, oldest first: recorded, each update, each text edit."""
+        found = [self.created_at or self.started_at]
+        found += [u.get("recorded_at") or u["at"] for u in self.updates]
+        return sorted(found + list(self.edits))
+
+    def changed_at(self) -> datetime:
+        """Return the incident's last change by staff (iCalendar's DTSTAMP, Statuspage's updated_at)."""
+        return self.changes()[-1]
+
+    def sequence(self) -> int:
+        """Return how many times the incident changed after it was announced (iCalendar's SEQUENCE).
+
+        The announcement (the first update) is revision 0; every later update, a cancellation
+        among them, and every text correction bumps it.
+        """
+        return max(0, len(self.updates) - 1) + len(self.edits)
+
+    def moments(self) -> list[datetime]:
+        """Return every moment the incident changed what it says: staff changes, a window's start and end."""
+        found = self.changes() + [u["at"] for u in self.updates]  # a backdated update says when, too
+        if self.kind == "maintenance" and not self.cancelled:
+            found += [self.started_at, self.last_end()]
+        return sorted(found)
+
+    def last_change(self, now: datetime) -> datetime:
+        """Return the latest moment by ``now`` when the incident changed what it says (see ``moments``)."""
+        past = [t for t in self.moments() if t <= now]
+        return past[-1] if past else self.moments()[0]
+
     def affects_town(self, slug: str, extent) -> bool:
         """Return whether the town is listed or an area shares interior with its extent."""
         if slug in self.towns:
@@ -160,7 +194,8 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
     recs = {r["id"]: Record(
         id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
         started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
-        scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=()) for r in rows}
+        scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=(),
+        created_at=db.parse_iso(r["created_at"])) for r in rows}
     if not recs:
         return []
     sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
@@ -171,10 +206,21 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
         recs[r[0]].towns += (r[1],)
     for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
         recs[r[0]].areas.append(shapely.from_wkb(r[1]))
-    for r in conn.execute(f"SELECT incident_id, at, status, message, eta FROM incident_updates{sub}"
-                          " ORDER BY at, id", keys):
+    for r in conn.execute("SELECT incident_id, at, status, message, eta, recorded_at"
+                          f" FROM incident_updates{sub} ORDER BY at, id", keys):
         recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
-                                   "eta": db.parse_iso(r[4])})
+                                   "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5])})
+    # Text corrections live only in the audit log (``writes.edit_incident``).
+    for r in conn.execute("SELECT subject, at FROM audit WHERE action = 'incident.edit' ORDER BY at, id"):
+        rec = recs.get(_subject_id(r[0]))
+        if rec is not None:
+            rec.edits.append(db.parse_iso(r[1]))
     for rec in recs.values():
         rec.services = tuple(s for s in SERVICES if s in rec.services)
     return list(recs.values())
+
+
+def _subject_id(subject: str | None) -> int | None:
+    """Return the incident id of an audit row's subject ('incident:12'), else None."""
+    prefix, _, number = (subject or "").partition(":")
+    return int(number) if prefix == "incident" and number.isdigit() else None

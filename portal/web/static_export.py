@@ -68,6 +68,9 @@ def site_paths(app: Flask) -> list[str]:
         conn.close()
     paths = ["/", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson",
              "/api/v1/incidents", "/api/v1/summary", "/api/v2/summary.json", "/api/v2/status.json",
+             "/api/v2/components.json", "/api/v2/incidents.json", "/api/v2/incidents/unresolved.json",
+             "/api/v2/scheduled-maintenances.json", "/api/v2/scheduled-maintenances/upcoming.json",
+             "/api/v2/scheduled-maintenances/active.json",
              "/feeds/incidents.atom", "/feeds/maintenance.ics"]
     for slug in slugs:
         paths += [f"/towns/{slug}", f"/api/v1/towns/{slug}", f"/feeds/towns/{slug}.atom",

@@ -1,9 +1,10 @@
 """JSON API v1 (see CONTRACT.md): parse, call one function, return JSON."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from portal import answers
+from portal.limits import Budget
 from portal.web.params import parse_bbox, parse_float, parse_lat_lon
 from portal.web.request import get_db, get_snapshot, now
 
@@ -36,5 +37,8 @@ def coverage():
     """Return coverage areas as GeoJSON, optionally within ?bbox= and simplified to ?simplify= metres."""
     bbox = parse_bbox(request.args.get("bbox"))
     tolerance = parse_float(request.args, "simplify", 0, 10_000) if request.args.get("simplify") else None
-    body = answers.dumps_geojson(answers.coverage_geojson(get_snapshot(), bbox, tolerance))
+    config = current_app.config
+    body = answers.coverage_geojson_text(
+        get_snapshot(), bbox, tolerance, budget=Budget(config["REQUEST_BUDGET_SECONDS"]),
+        max_features=config["MAX_GEOJSON_FEATURES"], max_bytes=config["MAX_GEOJSON_BYTES"])
     return Response(body, mimetype="application/geo+json")

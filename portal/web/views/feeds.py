@@ -42,7 +42,7 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
         base_url=public_url("/"), author=_provider(), language=lang(), tz=current_app.config["TIMEZONE"],
         zone_label=zone_name(short=True), words=_words(), now=now(),
     )
-    return Response(body, mimetype=ATOM)
+    return Response(body, content_type=ATOM)
 
 
 @bp.get("/incidents.atom")
@@ -72,7 +72,8 @@ def maintenance_ics():
         domain=urlsplit(public_url("/")).hostname or "portal", base_url=public_url("/"),
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
-    return Response(body, mimetype=ICS, headers={"Content-Disposition": "inline; filename=maintenance.ics"})
+    return Response(body, content_type=ICS,
+                    headers={"Content-Disposition": "inline; filename=maintenance.ics"})
 
 
 @bp.get("/towns/<slug>.ics")
@@ -87,4 +88,4 @@ def town_ics(slug: str):
         domain=urlsplit(public_url("/")).hostname or "portal", base_url=public_url("/"),
         town_names={t.slug: town_name(t) for t in snap.towns}, words=_words(), now=now(),
     )
-    return Response(body, mimetype=ICS, headers={"Content-Disposition": f"inline; filename={slug}.ics"})
+    return Response(body, content_type=ICS, headers={"Content-Disposition": f"inline; filename={slug}.ics"})

@@ -168,6 +168,42 @@ def statuspage_status():
     return jsonify(answers.statuspage_status(get_snapshot().incidents, now(), _page()))
 
 
+@statuspage.get("/components.json")
+def statuspage_components():
+    """Return every component (service) with its status, as Statuspage does."""
+    return jsonify(answers.statuspage_components(get_snapshot().incidents, now(), _page()))
+
+
+@statuspage.get("/incidents.json")
+def statuspage_incidents():
+    """Return the 50 most recent incidents, as Statuspage does."""
+    return jsonify(answers.statuspage_incidents(get_snapshot().incidents, now(), _page()))
+
+
+@statuspage.get("/incidents/unresolved.json")
+def statuspage_unresolved():
+    """Return the incidents not yet resolved, as Statuspage does."""
+    return jsonify(answers.statuspage_incidents(get_snapshot().incidents, now(), _page(), unresolved=True))
+
+
+@statuspage.get("/scheduled-maintenances.json")
+def statuspage_maintenances():
+    """Return the 50 most recent maintenance windows, as Statuspage does."""
+    return jsonify(answers.statuspage_maintenances(get_snapshot().incidents, now(), _page()))
+
+
+@statuspage.get("/scheduled-maintenances/upcoming.json")
+def statuspage_upcoming():
+    """Return the maintenance windows still scheduled, as Statuspage does."""
+    return jsonify(answers.statuspage_maintenances(get_snapshot().incidents, now(), _page(), "upcoming"))
+
+
+@statuspage.get("/scheduled-maintenances/active.json")
+def statuspage_active():
+    """Return the maintenance windows in progress, as Statuspage does."""
+    return jsonify(answers.statuspage_maintenances(get_snapshot().incidents, now(), _page(), "active"))
+
+
 def init_app(app) -> None:
     """Register the incident pages and JSON blueprints."""
     app.register_blueprint(bp)
