@@ -38,6 +38,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "NOTIFY_RETRY_SECONDS": (float, 60.0),
     # Reverse proxies in front of the portal that append to X-Forwarded-For (nginx: 1).
     "TRUSTED_PROXY_HOPS": (int, 0),
+    # Where staff are told of an incident drafted from customers' reports: e-mail addresses
+    # (comma-separated) and a webhook URL. Unset: drafts wait in `scripts/incident.py drafts`.
+    "STAFF_EMAIL": (str, None),
+    "STAFF_WEBHOOK": (str, None),
 }
 
 

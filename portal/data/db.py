@@ -189,6 +189,14 @@ def m012_interest(db: sqlite_utils.Database) -> None:
     schema.create_interest(db)
 
 
+@migrations()
+def m013_staff_recipients(db: sqlite_utils.Database) -> None:
+    """Mark subscriptions that are staff recipients of drafted incidents (portal.listening.schema)."""
+    from portal.listening import schema
+
+    schema.create_staff_recipients(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

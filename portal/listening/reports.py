@@ -85,7 +85,8 @@ def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | N
            address: str, cookie: str | None, at: float, incident_id: int | None = None) -> dict:
     """Store one report inside the caller's write transaction; run the spike rule when it counts.
 
-    Returns ``{"counted": bool, "draft_id": int | None}``. ``incident_id`` is the active incident
+    Returns ``{"counted": bool, "draft_id": int | None, "drafted": bool}`` (``drafted``: this
+    report made the draft, and staff's notice is in the outbox). ``incident_id`` is the active incident
     already covering this place and service: the report attaches to it and drafts nothing.
     """
     check_service(service)
@@ -102,10 +103,10 @@ def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | N
         "INSERT INTO reports (town, cell, service, at, hour, reporter, network, counted, incident_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (town, cell, service, at, hour, reporter, network, int(counted), incident_id))
-    draft_id = None
+    draft_id, drafted = None, False
     if counted and incident_id is None:
-        draft_id = check_spike(conn, town=town, cell=None if town else cell, service=service, at=at)
-    return {"counted": counted, "draft_id": draft_id}
+        draft_id, drafted = _spike(conn, town=town, cell=None if town else cell, service=service, at=at)
+    return {"counted": counted, "draft_id": draft_id, "drafted": drafted}
 
 
 def _where(town: str | None, cell: str | None) -> tuple[str, str]:
@@ -157,8 +158,23 @@ def attached(conn, incident_id: int) -> int:
                         (incident_id,)).fetchone()[0]
 
 
+def attached_counts(conn, incident_ids) -> dict[int, int]:
+    """Return ``{incident id: distinct reporters}`` for the incidents that have attached reports."""
+    ids = [int(i) for i in incident_ids]
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return dict(conn.execute(f"SELECT incident_id, count(DISTINCT reporter) FROM reports WHERE incident_id IN"
+                             f" ({marks}) AND counted GROUP BY incident_id", ids).fetchall())
+
+
 def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: float) -> int | None:
     """Apply the spike rule (module docstring); open or refresh the place's draft; return its id."""
+    return _spike(conn, town=town, cell=cell, service=service, at=at)[0]
+
+
+def _spike(conn, *, town, cell, service, at) -> tuple[int | None, bool]:
+    """Return ``(draft id or None, whether this call opened it)``."""
     reporters, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
     base = usual(conn, town=town, cell=cell, service=service, at=at) * SPIKE_WINDOW_S / 3600
     open_draft = conn.execute(
@@ -169,12 +185,18 @@ def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: f
     if open_draft is not None:
         conn.execute("UPDATE report_drafts SET reporters = max(reporters, ?), networks = max(networks, ?)"
                      " WHERE id = ?", (reporters, networks, open_draft[0]))
-        return open_draft[0]
+        return open_draft[0], False
     if networks < SPIKE_MIN_NETWORKS or reporters < SPIKE_RATIO * base:
-        return None
-    return conn.execute(
+        return None, False
+    from portal.listening import outbox
+
+    draft_id = conn.execute(
         "INSERT INTO report_drafts (town, cell, service, opened_at, reporters, networks, usual)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)", (town, cell, service, at, reporters, networks, base)).lastrowid
+    # Staff are told through the outbox, in this same transaction: the draft and its notice
+    # commit together, and the worker delivers it once (see ``outbox.record_draft``).
+    outbox.record_draft(conn, draft_id)
+    return draft_id, True
 
 
 def drafts(conn, *, all_states: bool = False) -> list[dict]:

@@ -182,3 +182,18 @@ def create_interest(db) -> None:
             set_at TEXT NOT NULL
         )"""
     )
+
+
+STAFF_CELL = "staff"
+
+
+def create_staff_recipients(db) -> None:
+    """Let staff be delivered to like subscribers (``m013_staff_recipients``).
+
+    A staff recipient (``STAFF_EMAIL``, ``STAFF_WEBHOOK``) is a ``subscriptions`` row with
+    ``staff = 1``, so a drafted incident's event is fanned out, claimed, retried and marked sent
+    by the same outbox and deliveries as any notification. Its place is the pseudo-cell
+    ``STAFF_CELL`` with no centre: no incident ever reaches it, and no public count shows it.
+    """
+    db.execute("ALTER TABLE subscriptions ADD COLUMN staff INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE UNIQUE INDEX subscriptions_staff ON subscriptions(channel, address) WHERE staff")

@@ -24,6 +24,9 @@ class Settings:
     retry_s: float = 60.0
     timezone: str = "Europe/Moscow"
     deadlines: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULTS["RESTORE_DEADLINE_HOURS"]))
+    staff_emails: tuple[str, ...] = ()
+    staff_webhook: str | None = None
+    staff_lang: str = "ru"
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -42,6 +45,9 @@ class Settings:
             retry_s=float(config.get("NOTIFY_RETRY_SECONDS", cls.retry_s)),
             timezone=config.get("TIMEZONE") or cls.timezone,
             deadlines=dict(config.get("RESTORE_DEADLINE_HOURS") or DEFAULTS["RESTORE_DEADLINE_HOURS"]),
+            staff_emails=tuple(a.strip() for a in (config.get("STAFF_EMAIL") or "").split(",") if a.strip()),
+            staff_webhook=config.get("STAFF_WEBHOOK") or None,
+            staff_lang=config.get("BABEL_DEFAULT_LOCALE") or cls.staff_lang,
         )
 
     @property

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 
 from portal import answers
 from portal.data import db
-from portal.listening import ratelimit, reports, store, subscriptions
+from portal.listening import queue, ratelimit, reports, store, subscriptions
 from portal.web.i18n import lang
 from portal.web.params import parse_service, parse_town
 from portal.web.request import get_db, get_snapshot, now
@@ -52,7 +52,7 @@ def _parse(data) -> tuple[str, dict]:
         raise _BadField("email", "email must be a string: an e-mail address")
     try:
         service = reports.check_service(data.get("service"))
-        town, cell, lat, lon = subscriptions._place(data, get_db())
+        town, cell, lat, lon = subscriptions.parse_place(data, get_db())
     except (reports.ReportError, subscriptions.SubscriptionError) as exc:
         raise _BadField(exc.field, str(exc)) from None
     if cell is not None:
@@ -68,7 +68,7 @@ def submit(data) -> tuple[dict, str | None]:
     address = listening.client_address()
     secret = db.get_meta(get_db()).get("listening_key") or ""
     # Counted under a keyed hash: not even the rate counts keep an address.
-    ratelimit.hit(config, "report", ratelimit.email_key(secret, address), {**LIMITS, **listening._limits()})
+    ratelimit.hit(config, "report", ratelimit.email_key(secret, address), {**LIMITS, **listening.rate_limits()})
     service, place = _parse(data)
     cookie = request.cookies.get(REPORTER_COOKIE)
     fresh = None
@@ -93,6 +93,8 @@ def submit(data) -> tuple[dict, str | None]:
             key = {"town": place["town"]} if place["town"] else {"cell": place["cell"]}
             answer = {"incident": None, "last_hour": reports.recent(conn, service=service, at=at, **key)[0],
                       "usual": round(reports.usual(conn, service=service, at=at, **key), 1)}
+    if made["drafted"]:
+        queue.nudge(config)  # staff's notice of the new draft is in the outbox: deliver it now
     status = "counted" if made["counted"] else "already_counted"
     return {"status": status, "service": service, "town": place["town"], **answer}, fresh
 
@@ -122,7 +124,7 @@ def api_report():
     except subscriptions.SubscriptionError as exc:
         return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
     except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=False)
+        return listening.too_many(exc, page=False)
     return _with_cookie(jsonify(answer), fresh), 202, listening.NO_STORE
 
 
@@ -148,7 +150,7 @@ def form_report():
         return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, \
             listening.NO_STORE
     except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=True)
+        return listening.too_many(exc, page=True)
     page = render_template("listening/reported.html", answer=answer)
     return _with_cookie(page, fresh), 202, listening.NO_STORE
 
