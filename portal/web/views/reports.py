@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 
 from portal import answers
 from portal.data import db
 from portal.listening import queue, ratelimit, reports, store, subscriptions
-from portal.web.i18n import lang
+from portal.web.i18n import lang, town_name
 from portal.web.params import parse_service, parse_town
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.views import listening
@@ -110,6 +110,19 @@ def _with_cookie(response, fresh: str | None):
     return response
 
 
+REPORT_LABELS = {"internet": lambda: _("No internet"), "tv": lambda: _("No TV"), "phone": lambda: _("No phone")}
+
+
+@bp.app_context_processor
+def report_context():
+    """Give the report form its button words and, where no place is given, the towns to choose from."""
+    def report_towns() -> list[tuple[str, str]]:
+        snap = get_snapshot()
+        return sorted(((t.slug, town_name(t)) for t in snap.towns), key=lambda p: p[1])
+
+    return {"report_label": {s: label() for s, label in REPORT_LABELS.items()}, "report_towns": report_towns}
+
+
 @bp.post("/api/v1/reports")
 def api_report():
     """"It is not working here" by JSON: 202 {"status": "counted", ...what the reporter should see}."""
@@ -151,8 +164,8 @@ def form_report():
             listening.NO_STORE
     except ratelimit.Limited as exc:
         return listening.too_many(exc, page=True)
-    page = render_template("listening/reported.html", answer=answer)
-    return _with_cookie(page, fresh), 202, listening.NO_STORE
+    page = make_response(render_template("listening/reported.html", answer=answer), 202, listening.NO_STORE)
+    return _with_cookie(page, fresh)
 
 
 @bp.get("/api/v1/reports")
