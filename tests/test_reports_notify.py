@@ -5,6 +5,7 @@ The issue's "done when": forty people in Pskov tap "no internet" within ten minu
 count grow; staff get a draft with its count and confirm it from the shell; it is public on the
 next request, and every reporter who asked to be told is told when it is resolved.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,17 @@ import sqlite3
 import time
 
 import pytest
-from mailserver import INCIDENT, SmtpServer, body, link, run_script, start_worker, stop_worker, subject, worker_env
+from mailserver import (
+    INCIDENT,
+    SmtpServer,
+    body,
+    link,
+    run_script,
+    start_worker,
+    stop_worker,
+    subject,
+    worker_env,
+)
 
 from portal import create_app
 from portal.listening import messages
@@ -24,8 +35,15 @@ REPORTERS = [f"r{n}@example.org" for n in range(3)]
 
 @pytest.fixture
 def app(db_path):
-    return create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True, "TRUSTED_PROXY_HOPS": 1,
-                       "BASE_URL": "https://portal.example"})
+    return create_app(
+        {
+            "DATABASE": str(db_path),
+            "NOW": DEMO_NOW,
+            "TESTING": True,
+            "TRUSTED_PROXY_HOPS": 1,
+            "BASE_URL": "https://portal.example",
+        }
+    )
 
 
 @pytest.fixture
@@ -37,8 +55,11 @@ def smtp():
 
 def tap(app, n, **extra):
     """Reporter ``n`` taps "no internet" in Pskov from their own network; return the JSON answer."""
-    answer = app.test_client().post("/api/v1/reports", json={"service": "internet", "town": "pskov", **extra},
-                                    headers={"X-Forwarded-For": f"10.{n}.3.{n}"})
+    answer = app.test_client().post(
+        "/api/v1/reports",
+        json={"service": "internet", "town": "pskov", **extra},
+        headers={"X-Forwarded-For": f"10.{n}.3.{n}"},
+    )
     assert answer.status_code == 202, answer.json
     return answer.json
 
@@ -65,8 +86,10 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
     env = worker_env(smtp.url, PORTAL_STAFF_EMAIL=STAFF)
     worker = start_worker(db_path, env)
     try:
-        seen = [tap(app, n, **({"email": REPORTERS[n], "lang": "en"} if n < 3 else {}))["last_hour"]
-                for n in range(40)]
+        seen = [
+            tap(app, n, **({"email": REPORTERS[n], "lang": "en"} if n < 3 else {}))["last_hour"]
+            for n in range(40)
+        ]
         assert seen == list(range(1, 41))  # each sees the count grow
 
         # Each reporter who left an address confirms it (double opt-in) from the e-mailed link.
@@ -82,13 +105,14 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
         reporters = int(re.search(r"\((?:distinct|разных)\): (\d+)", text).group(1))
         assert 10 <= reporters <= 40
         assert "Pskov" in subject(notice) or "Псков" in subject(notice)
-        assert f'incident.py dismiss {draft_id} --reason' in text
+        assert f"incident.py dismiss {draft_id} --reason" in text
         assert "List-Unsubscribe" not in notice
         assert "10.3.3.3" not in text  # no client address
 
         assert app.test_client().get("/api/v1/incidents?town=pskov").json["incidents"] == [] or all(
             "reported by customers" not in i["title"]
-            for i in app.test_client().get("/api/v1/incidents?town=pskov").json["incidents"])
+            for i in app.test_client().get("/api/v1/incidents?town=pskov").json["incidents"]
+        )
         incident_id = int(staff(db_path, env, "confirm", draft_id))
         # Public on the next request, with how many reported it.
         listed = app.test_client().get("/api/v1/incidents?town=pskov&service=internet").json["incidents"]
@@ -99,7 +123,9 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
 
         staff(db_path, env, "resolve", incident_id, "--message", "The cabinet on Oktyabrsky has power again")
         for address in REPORTERS:
-            told = wait_until(lambda a=address: [m for m in smtp.inbox.to(a) if subject(m).startswith("Resolved")])
+            told = wait_until(
+                lambda a=address: [m for m in smtp.inbox.to(a) if subject(m).startswith("Resolved")]
+            )
             assert f"/incidents/{incident_id}" in body(told[0])
         time.sleep(1.5)  # anything sent twice would have arrived by now
     finally:
@@ -114,7 +140,9 @@ def test_staff_notice_survives_a_killed_worker_and_is_sent_once(app, db_path, sm
     for n in range(12):
         tap(app, n)  # no worker yet: the notice waits in the outbox
     with sqlite3.connect(db_path) as conn:
-        [(event_id, kind)] = conn.execute("SELECT id, kind FROM outbox WHERE kind = 'draft_opened'").fetchall()
+        [(event_id, kind)] = conn.execute(
+            "SELECT id, kind FROM outbox WHERE kind = 'draft_opened'"
+        ).fetchall()
     smtp.inbox.hold_at(1)  # the first notice waits inside DATA; the worker is killed there
     first = start_worker(db_path, staff_env)
     try:
@@ -132,8 +160,12 @@ def test_staff_notice_survives_a_killed_worker_and_is_sent_once(app, db_path, sm
     assert [to for to, _ in got] == ["duty@example.org", STAFF]
     with sqlite3.connect(db_path) as conn:
         ids = dict(conn.execute("SELECT address, id FROM subscriptions WHERE staff").fetchall())
-        assert conn.execute("SELECT count(*) FROM subscriptions WHERE staff AND confirmed_at IS NULL"
-                            ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM subscriptions WHERE staff AND confirmed_at IS NULL"
+            ).fetchone()[0]
+            == 0
+        )
     assert {mid for _, mid in got} == {messages.message_id(event_id, ids[a], "localhost") for a in ids}
     assert all("12" in body(m) for m in smtp.inbox.messages)
     # Staff recipients are not subscribers: the public counts never show them.
@@ -154,7 +186,12 @@ def test_a_staff_webhook_gets_the_draft_as_json(app, db_path):
         [got] = hook.received
         assert got["json"]["type"] == "draft.opened"
         draft = got["json"]["draft"]
-        assert (draft["town"], draft["service"], draft["reporters"], draft["usual"]) == ("pskov", "internet", 10, 0)
+        assert (draft["town"], draft["service"], draft["reporters"], draft["usual"]) == (
+            "pskov",
+            "internet",
+            10,
+            0,
+        )
         assert got["json"]["commands"]["confirm"] == f"python scripts/incident.py confirm {draft['id']}"
     finally:
         hook.stop()

@@ -1,5 +1,6 @@
 """The one-tap report on the pages: the form on the home, town and point pages (Russian and English),
 the self-check before sending, the answer without scripts, and "N people reported this" on incidents."""
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,11 @@ def form_of(html: str) -> str:
 
 def report(app, n, data, lang="ru", client=None):
     """Send the form as reporter ``n`` (its own network and browser), without scripts; return the answer."""
-    return (client or app.test_client()).post(f"/reports?lang={lang}", data={"lang": lang, "website": "", **data},
-                                  headers={**SAME, "X-Forwarded-For": f"10.{n}.8.1"})
+    return (client or app.test_client()).post(
+        f"/reports?lang={lang}",
+        data={"lang": lang, "website": "", **data},
+        headers={**SAME, "X-Forwarded-For": f"10.{n}.8.1"},
+    )
 
 
 @pytest.mark.parametrize("path", ["/", "/towns/pechory", "/check?lat=57.8165&lon=27.6130"])
@@ -75,21 +79,42 @@ def test_without_scripts_the_form_answers_with_the_count_and_the_usual_level(app
 def test_bad_fields_and_other_sites_are_refused_on_the_page(app):
     bad = report(app, 3, {"service": "radio", "town": "pechory"}, lang="en")
     assert bad.status_code == 400 and "Service" in bad.get_data(as_text=True)
-    elsewhere = app.test_client().post("/reports", data={"service": "tv", "town": "pechory"},
-                                       headers={"Sec-Fetch-Site": "cross-site"})
+    elsewhere = app.test_client().post(
+        "/reports", data={"service": "tv", "town": "pechory"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert elsewhere.status_code == 403
 
 
 def staff(db_path, *args) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "incident.py"), *map(str, args), "--db",
-                           str(db_path)], capture_output=True, text=True, cwd=ROOT.parent)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "incident.py"), *map(str, args), "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
 
 def test_during_an_incident_the_answer_is_the_incident_and_it_shows_how_many_reported(app, db_path):
-    incident = int(staff(db_path, "open", "--title", "No TV in Pechory", "--service", "tv", "--town", "pechory",
-                         "--at", "2026-11-22T11:00:00Z", "--eta", "2026-11-22T15:00:00Z", "--author", "anna"))
+    incident = int(
+        staff(
+            db_path,
+            "open",
+            "--title",
+            "No TV in Pechory",
+            "--service",
+            "tv",
+            "--town",
+            "pechory",
+            "--at",
+            "2026-11-22T11:00:00Z",
+            "--eta",
+            "2026-11-22T15:00:00Z",
+            "--author",
+            "anna",
+        )
+    )
     for n in range(3):
         answer = report(app, 10 + n, {"service": "tv", "town": "pechory"}, lang="en").get_data(as_text=True)
     assert "We know about this problem: No TV in Pechory." in answer

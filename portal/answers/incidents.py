@@ -102,8 +102,8 @@ def incident_list(incidents: IncidentReads, now: datetime, status: str = "active
     With ``conn``, each also says how many people reported it (``with_reported``).
     """
     slug = incidents.towns.find(town).slug if town is not None else None
-    return with_reported(conn, incident_items(incidents, incidents.select(now, status, town=slug, service=service),
-                                              now))
+    found = incidents.select(now, status, town=slug, service=service)
+    return with_reported(conn, incident_items(incidents, found, now))
 
 
 def incident_feed(incidents: IncidentReads, now: datetime, town: str | None = None) -> dict:
@@ -118,8 +118,8 @@ def incidents_page(incidents: IncidentReads, now: datetime, town: str | None = N
     """Return the incidents page: ongoing, upcoming maintenance and history, for a town or service."""
     found_town = incidents.towns.find(town) if town is not None else None
     slug = found_town.slug if found_town else None
-    found = with_reported(conn, incident_items(incidents, incidents.select(now, "all", town=slug, service=service),
-                                               now))
+    recs = incidents.select(now, "all", town=slug, service=service)
+    found = with_reported(conn, incident_items(incidents, recs, now))
     return {
         "town": town_brief(found_town) if found_town else None,
         "service": service,

@@ -190,11 +190,12 @@ def m012_interest(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m013_staff_recipients(db: sqlite_utils.Database) -> None:
-    """Mark subscriptions that are staff recipients of drafted incidents (portal.listening.schema)."""
+def m013_staff_and_report_counts(db: sqlite_utils.Database) -> None:
+    """Mark staff recipients of drafts; count reports' networks by index (portal.listening.schema)."""
     from portal.listening import schema
 
     schema.create_staff_recipients(db)
+    schema.count_report_networks(db)
 
 
 def utcnow() -> datetime:

@@ -198,11 +198,13 @@ def staff_content(payload: dict, words: Words, towns: dict, links: dict) -> dict
     return {
         "subject": _("Draft incident %(id)s: %(service)s in %(place)s, %(count)s reports", id=d["id"],
                      service=service, place=place, count=d["reporters"]),
-        "intro": _("Customers' reports crossed the spike rule; a draft incident waits for your decision. It is "
-                   "not public until you confirm it."),
-        "facts": [(_("Place"), place), (_("Service"), service), (_("Reporters (distinct)"), str(d["reporters"])),
+        "intro": _("Customers' reports crossed the spike rule; a draft incident waits for your decision. "
+                   "It is not public until you confirm it."),
+        "facts": [(_("Place"), place), (_("Service"), service),
+                  (_("Reporters (distinct)"), str(d["reporters"])),
                   (_("Networks (distinct)"), str(d["networks"])),
-                  (_("Usual for this half hour"), f"{d['usual']:g}"), (_("Drafted at"), _.time(d["opened_at"]))],
+                  (_("Usual for this half hour"), f"{d['usual']:g}"),
+                  (_("Drafted at"), _.time(d["opened_at"]))],
         "action": _("Decide from the shell:"),
         "commands": [f"python scripts/incident.py confirm {d['id']}",
                      f'python scripts/incident.py dismiss {d["id"]} --reason "..."',

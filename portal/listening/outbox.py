@@ -81,8 +81,8 @@ def record_draft(conn, draft_id: int) -> int:
 
 def _draft(conn, draft_id: int) -> dict:
     """Return what staff are told of a draft: place, service, distinct reporters and networks, usual level."""
-    row = conn.execute("SELECT id, town, cell, service, opened_at, reporters, networks, usual FROM report_drafts"
-                       " WHERE id = ?", (draft_id,)).fetchone()
+    row = conn.execute("SELECT id, town, cell, service, opened_at, reporters, networks, usual"
+                       " FROM report_drafts WHERE id = ?", (draft_id,)).fetchone()
     return {"id": row["id"], "town": row["town"], "cell": row["cell"], "service": row["service"],
             "opened_at": db.iso(datetime.fromtimestamp(row["opened_at"], timezone.utc)),
             "reporters": row["reporters"], "networks": row["networks"], "usual": round(row["usual"], 1)}
@@ -189,8 +189,9 @@ def _deliver_to_staff(conn, event, now_ts: float, staff: tuple) -> int:
     conn.execute("UPDATE outbox SET payload = ? WHERE id = ?",
                  (json.dumps({"draft": _draft(conn, draft_id)}, ensure_ascii=False), event["id"]))
     ids = [staff_recipient(conn, channel, address, lang) for channel, address, lang in staff]
-    count = conn.executemany("INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at) VALUES (?, ?, ?)",
-                             [(event["id"], i, now_ts) for i in ids]).rowcount if ids else 0
+    rows = [(event["id"], i, now_ts) for i in ids]
+    count = conn.executemany("INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
+                             " VALUES (?, ?, ?)", rows).rowcount if rows else 0
     return _done(conn, event["id"], count)
 
 

@@ -63,27 +63,27 @@ def _parse(data) -> tuple[str, dict]:
 
 
 def submit(data) -> tuple[dict, str | None]:
-    """Validate, rate-limit and store one report; return (answer, new reporter cookie or None)."""
+    """Validate, rate-limit and store one report; return (answer, new reporter cookie or None).
+
+    The rate count and the report commit in one transaction on this thread's write connection
+    (one commit per report). An e-mail is checked first and subscribed after the report.
+    """
     config = listening.settings()
     address = listening.client_address()
     secret = db.get_meta(get_db()).get("listening_key") or ""
-    # Counted under a keyed hash: not even the rate counts keep an address.
-    ratelimit.hit(config, "report", ratelimit.email_key(secret, address), {**LIMITS, **listening.rate_limits()})
     service, place = _parse(data)
+    if data.get("email"):
+        subscriptions.normalise_email(data.get("email"))  # a refused address refuses the whole report
     cookie = request.cookies.get(REPORTER_COOKIE)
     fresh = None
     if not cookie or len(cookie) != 22:
         cookie = fresh = secrets.token_urlsafe(16)
-    if data.get("email"):
-        # Told when staff confirm or resolve: a pending subscription to this place (double opt-in),
-        # made first so that a refused address refuses the whole report.
-        listening.subscribe({"email": data.get("email"), "town": place["town"],
-                             "lat": None if place["town"] else place["lat"],
-                             "lon": None if place["town"] else place["lon"],
-                             "services": [service], "lang": data.get("lang") or lang()})
     incident = _incident_for(place, service)
     at = now().timestamp()
-    with store.transaction(config.database) as conn:
+    with store.transaction(store.thread_connection(config.database)) as conn:
+        # Counted under a keyed hash: not even the rate counts keep an address.
+        ratelimit.hit_in(conn, config, "report", ratelimit.email_key(secret, address),
+                         {**LIMITS, **listening.rate_limits()})
         made = reports.record(conn, secret=secret, service=service, town=place["town"],
                               cell=place["cell"], address=address,
                               cookie=cookie, at=at, incident_id=incident["id"] if incident else None)
@@ -91,10 +91,16 @@ def submit(data) -> tuple[dict, str | None]:
             answer = {"incident": _brief(incident), "reported": reports.attached(conn, incident["id"])}
         else:
             key = {"town": place["town"]} if place["town"] else {"cell": place["cell"]}
-            answer = {"incident": None, "last_hour": reports.recent(conn, service=service, at=at, **key)[0],
+            answer = {"incident": None, "last_hour": reports.reporters(conn, service=service, at=at, **key),
                       "usual": round(reports.usual(conn, service=service, at=at, **key), 1)}
     if made["drafted"]:
         queue.nudge(config)  # staff's notice of the new draft is in the outbox: deliver it now
+    if data.get("email"):
+        # Told when staff confirm or resolve: a pending subscription to this place (double opt-in).
+        listening.subscribe({"email": data.get("email"), "town": place["town"],
+                             "lat": None if place["town"] else place["lat"],
+                             "lon": None if place["town"] else place["lon"],
+                             "services": [service], "lang": data.get("lang") or lang()})
     status = "counted" if made["counted"] else "already_counted"
     return {"status": status, "service": service, "town": place["town"], **answer}, fresh
 
@@ -110,7 +116,8 @@ def _with_cookie(response, fresh: str | None):
     return response
 
 
-REPORT_LABELS = {"internet": lambda: _("No internet"), "tv": lambda: _("No TV"), "phone": lambda: _("No phone")}
+REPORT_LABELS = {"internet": lambda: _("No internet"), "tv": lambda: _("No TV"),
+                 "phone": lambda: _("No phone")}
 
 
 @bp.app_context_processor
