@@ -44,6 +44,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "REQUEST_BUDGET_SECONDS": (float, 10.0),
     "MAX_GEOJSON_FEATURES": (int, 5000),
     "MAX_GEOJSON_BYTES": (int, 5_000_000),
+    # Where staff are told of an incident drafted from customers' reports: e-mail addresses
+    # (comma-separated) and a webhook URL. Unset: drafts wait in `scripts/incident.py drafts`.
+    "STAFF_EMAIL": (str, None),
+    "STAFF_WEBHOOK": (str, None),
 }
 
 

@@ -32,7 +32,8 @@ def test_one_reporter_counts_once_per_place_service_and_hour(conn):
     assert report(conn, 1, town="pechory")["counted"] is True
     assert reports.recent(conn, town="pskov", service="internet", at=T0 + 60) == (1, 1)
     # Next hour they count again.
-    assert report(conn, 1, at=(T0 // 3600 + 1) * 3600 + 5)["counted"] is True
+    assert report(conn, 1, at=T0 + 3000)["counted"] is False  # a rolling hour, not the clock hour
+    assert report(conn, 1, at=T0 + 3601)["counted"] is True
 
 
 def test_counts_per_town_and_usual_level_from_past_weeks(conn):

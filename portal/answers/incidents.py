@@ -7,6 +7,7 @@ a script) and the moment to answer for; a town is given by slug, and an unknown 
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 
 import shapely
@@ -16,6 +17,7 @@ from portal.config import DEFAULTS
 from portal.data import db
 from portal.incidents.reads import IncidentReads
 from portal.incidents.records import SERVICES, Record
+from portal.listening import reports
 
 
 def incident_item(incidents: IncidentReads, rec: Record, now: datetime) -> dict:
@@ -49,10 +51,27 @@ def incident_items(incidents: IncidentReads, recs: list[Record], now: datetime) 
     return [incident_item(incidents, r, now) for r in recs]
 
 
-def incident_report(incidents: IncidentReads, incident_id: int, now: datetime) -> dict | None:
-    """Return one incident with its timeline, affected area and towns and deadline clock, or None."""
+def with_reported(conn: sqlite3.Connection | None, items: list[dict]) -> list[dict]:
+    """Add ``reported`` (distinct people who reported the problem while it was on) to incident answers.
+
+    Reports live beside the snapshot (the public's writes do not bump the data revision), so
+    ``conn`` reads them; without one the answers stay as they are. Only the count is public.
+    """
+    if conn is not None:
+        counts = reports.attached_counts(conn, [i["id"] for i in items])
+        for item in items:
+            item["reported"] = counts.get(item["id"], 0)
+    return items
+
+
+def incident_report(incidents: IncidentReads, incident_id: int, now: datetime,
+                    conn: sqlite3.Connection | None = None) -> dict | None:
+    """Return one incident with its timeline, affected area and towns and deadline clock, or None.
+
+    With ``conn``, also how many people reported it (``with_reported``).
+    """
     rec = incidents.get(incident_id)
-    return None if rec is None else _report(incidents, rec, now)
+    return None if rec is None else with_reported(conn, [_report(incidents, rec, now)])[0]
 
 
 def _report(incidents: IncidentReads, rec: Record, now: datetime) -> dict:
@@ -80,10 +99,14 @@ def _deadline_clock(incident: dict) -> list[dict]:
 
 
 def incident_list(incidents: IncidentReads, now: datetime, status: str = "active", town: str | None = None,
-                  service: str | None = None) -> list[dict]:
-    """Return incidents by ``status`` (active, resolved, all), optionally of one town or service."""
+                  service: str | None = None, conn: sqlite3.Connection | None = None) -> list[dict]:
+    """Return incidents by ``status`` (active, resolved, all), optionally of one town or service.
+
+    With ``conn``, each also says how many people reported it (``with_reported``).
+    """
     slug = incidents.towns.find(town).slug if town is not None else None
-    return incident_items(incidents, incidents.select(now, status, town=slug, service=service), now)
+    found = incidents.select(now, status, town=slug, service=service)
+    return with_reported(conn, incident_items(incidents, found, now))
 
 
 def incident_feed(incidents: IncidentReads, now: datetime, town: str | None = None) -> dict:
@@ -94,11 +117,12 @@ def incident_feed(incidents: IncidentReads, now: datetime, town: str | None = No
 
 
 def incidents_page(incidents: IncidentReads, now: datetime, town: str | None = None,
-                   service: str | None = None) -> dict:
+                   service: str | None = None, conn: sqlite3.Connection | None = None) -> dict:
     """Return the incidents page: ongoing, upcoming maintenance and history, for a town or service."""
     found_town = incidents.towns.find(town) if town is not None else None
     slug = found_town.slug if found_town else None
-    found = incident_items(incidents, incidents.select(now, "all", town=slug, service=service), now)
+    recs = incidents.select(now, "all", town=slug, service=service)
+    found = with_reported(conn, incident_items(incidents, recs, now))
     return {
         "town": town_brief(found_town) if found_town else None,
         "service": service,

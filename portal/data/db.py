@@ -189,6 +189,15 @@ def m012_interest(db: sqlite_utils.Database) -> None:
     schema.create_interest(db)
 
 
+@migrations()
+def m013_staff_and_report_counts(db: sqlite_utils.Database) -> None:
+    """Mark staff recipients of drafts; count reports' networks by index (portal.listening.schema)."""
+    from portal.listening import schema
+
+    schema.create_staff_recipients(db)
+    schema.count_report_networks(db)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

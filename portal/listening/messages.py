@@ -175,6 +175,34 @@ def confirmation_content(words: Words, place: str, services, links: dict) -> dic
     }
 
 
+def staff_content(payload: dict, words: Words, towns: dict, links: dict) -> dict:
+    """Return the subject and text of the message telling staff an incident was drafted from reports."""
+    _ = words
+    d = payload["draft"]
+    if d["town"]:
+        town = towns.get(d["town"])
+        place = ((town[1] or town[0]) if words.lang == "ru" else town[0]) if town else d["town"]
+    else:
+        place = _("map cell %(cell)s (about 100 m)", cell=d["cell"])
+    service = _(SERVICE.get(d["service"], d["service"]))
+    return {
+        "subject": _("Draft incident %(id)s: %(service)s in %(place)s, %(count)s reports", id=d["id"],
+                     service=service, place=place, count=d["reporters"]),
+        "intro": _("Customers' reports crossed the spike rule; a draft incident waits for your decision. "
+                   "It is not public until you confirm it."),
+        "facts": [(_("Place"), place), (_("Service"), service),
+                  (_("Reporters (distinct)"), str(d["reporters"])),
+                  (_("Networks (distinct)"), str(d["networks"])),
+                  (_("Usual for this half hour"), f"{d['usual']:g}"),
+                  (_("Drafted at"), _.time(d["opened_at"]))],
+        "action": _("Decide from the shell:"),
+        "commands": [f"python scripts/incident.py confirm {d['id']}",
+                     f'python scripts/incident.py dismiss {d["id"]} --reason "..."',
+                     "python scripts/incident.py drafts"],
+        **links,
+    }
+
+
 class Renderer:
     """Renders messages for one batch, caching the parts that do not depend on the subscriber."""
 
@@ -201,13 +229,16 @@ class Renderer:
             if len(self._parts) > 2000:
                 self._parts.clear()
             words = Words(row["lang"], self.settings.timezone)
-            place = place_name(words, row, self.towns)
+            place = None if row["kind"] == "draft_opened" else place_name(words, row, self.towns)
             # The subscriber's own link goes in last: the rest is shared by everyone in the place.
             token = "T" + secrets.token_hex(12)
             payload = json.loads(row["payload"])
             incident_id = (payload.get("incident") or {}).get("id")
             links = self.links(token, incident_id)
-            if row["kind"] == "confirm":
+            if row["kind"] == "draft_opened":
+                ctx = staff_content(payload, words, self.towns, links)
+                name = "staff"
+            elif row["kind"] == "confirm":
                 ctx = confirmation_content(words, place, _services(row["services"]), links)
                 name = "confirm"
             else:
@@ -246,7 +277,7 @@ class Renderer:
             ("MIME-Version", "1.0"),
             ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
         ]
-        if row["kind"] != "confirm":
+        if row["kind"] not in ("confirm", "draft_opened"):
             headers[5:5] = [
                 ("List-Id", f"<notifications.{settings.mail_domain}>"),
                 ("List-Unsubscribe", f"<{unsubscribe}>"),
@@ -269,6 +300,12 @@ class Renderer:
                     "unsubscribe_url": links["unsubscribe_url"], "place": _place(row),
                     "services": list(_services(row["services"]))}
         payload = json.loads(row["payload"])
+        if row["kind"] == "draft_opened":
+            draft = payload["draft"]
+            return {"type": "draft.opened", "id": delivery_key(row["event_id"], row["subscription_id"]),
+                    "draft": draft, "commands": {
+                        "confirm": f"python scripts/incident.py confirm {draft['id']}",
+                        "dismiss": f'python scripts/incident.py dismiss {draft["id"]} --reason "..."'}}
         incident = dict(payload["incident"])
         incident["url"] = f"{self.settings.base_url}/incidents/{incident['id']}"
         body = {"type": f"incident.{row['kind']}", "id": delivery_key(row["event_id"], row["subscription_id"]),

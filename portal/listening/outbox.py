@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import shapely
 
 from portal.data import db, layers
 from portal.incidents.records import load_records
-from portal.listening.schema import SERVICE_BITS
+from portal.listening.schema import SERVICE_BITS, STAFF_CELL
 
 INCIDENT_KINDS = ("opened", "updated", "resolved", "maintenance_announced", "maintenance_started",
                   "deadline_passed")
+# Events for staff, not subscribers: an incident drafted from customers' reports.
+STAFF_KINDS = ("draft_opened",)
 
 
 def _payload(rec, now: datetime, **extra) -> str:
@@ -70,6 +72,20 @@ def incident_changed(conn, incident_id, now: datetime | None = None) -> int:
 def record_confirmation(conn, subscription_id: int, now: datetime) -> int:
     """Record the confirmation message of a new subscription (its only delivery until confirmed)."""
     return _insert(conn, "confirm", "{}", subscription_id=subscription_id)
+
+
+def record_draft(conn, draft_id: int) -> int:
+    """Record that the spike rule drafted an incident (inside the report's transaction), for staff."""
+    return _insert(conn, "draft_opened", json.dumps({"draft": _draft(conn, draft_id)}, ensure_ascii=False))
+
+
+def _draft(conn, draft_id: int) -> dict:
+    """Return what staff are told of a draft: place, service, distinct reporters and networks, usual level."""
+    row = conn.execute("SELECT id, town, cell, service, opened_at, reporters, networks, usual"
+                       " FROM report_drafts WHERE id = ?", (draft_id,)).fetchone()
+    return {"id": row["id"], "town": row["town"], "cell": row["cell"], "service": row["service"],
+            "opened_at": db.iso(datetime.fromtimestamp(row["opened_at"], timezone.utc)),
+            "reporters": row["reporters"], "networks": row["networks"], "usual": round(row["usual"], 1)}
 
 
 def _insert(conn, kind, payload, *, incident_id=None, subscription_id=None, service=None) -> int:
@@ -122,15 +138,18 @@ def due_events(conn, now_ts: float, fold_s: float) -> list[int]:
         " AND (kind <> 'updated' OR created_at + ? <= ?) ORDER BY id", (now_ts, fold_s, now_ts))]
 
 
-def fan_out(conn, event_id: int, now_ts: float) -> int:
+def fan_out(conn, event_id: int, now_ts: float, staff: tuple = ()) -> int:
     """Create the deliveries of one pending event (inside the caller's transaction); return how many.
 
     A later pending event of the same incident takes an update's place (the update is folded
-    into it); earlier pending updates are folded into this one.
+    into it); earlier pending updates are folded into this one. A staff event goes to the
+    ``staff`` recipients, ``(channel, address, lang)`` from the settings.
     """
     event = conn.execute("SELECT * FROM outbox WHERE id = ? AND state = 'pending'", (event_id,)).fetchone()
     if event is None:
         return 0  # another worker got there first
+    if event["kind"] in STAFF_KINDS:
+        return _deliver_to_staff(conn, event, now_ts, staff)
     if event["kind"] == "confirm":
         count = conn.execute(
             "INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
@@ -160,6 +179,35 @@ def fan_out(conn, event_id: int, now_ts: float) -> int:
     count = _deliver_to_towns(conn, event_id, now_ts, affected_towns(conn, rec), mask)
     count += _deliver_to_points(conn, event_id, now_ts, rec, mask)
     return _done(conn, event_id, count)
+
+
+def _deliver_to_staff(conn, event, now_ts: float, staff: tuple) -> int:
+    """Insert a delivery of a draft to every staff recipient, with the draft's count as it stands now."""
+    draft_id = json.loads(event["payload"])["draft"]["id"]
+    # Reports kept coming since the draft was made: staff read the count at fan-out, the same in
+    # every copy and every retry (the payload is rewritten once, in this transaction).
+    conn.execute("UPDATE outbox SET payload = ? WHERE id = ?",
+                 (json.dumps({"draft": _draft(conn, draft_id)}, ensure_ascii=False), event["id"]))
+    ids = [staff_recipient(conn, channel, address, lang) for channel, address, lang in staff]
+    rows = [(event["id"], i, now_ts) for i in ids]
+    count = conn.executemany("INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
+                             " VALUES (?, ?, ?)", rows).rowcount if rows else 0
+    return _done(conn, event["id"], count)
+
+
+def staff_recipient(conn, channel: str, address: str, lang: str) -> int:
+    """Return the id of the staff recipient row of an address, made (confirmed) on first use."""
+    found = conn.execute("SELECT id FROM subscriptions WHERE staff AND channel = ? AND address = ?",
+                         (channel, address)).fetchone()
+    if found is not None:
+        return found[0]
+    import secrets
+
+    return conn.execute(
+        "INSERT INTO subscriptions (channel, address, secret, token, cell, services, lang, created_at,"
+        " confirmed_at, staff) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        (channel, address, secrets.token_hex(32) if channel == "webhook" else None, secrets.token_urlsafe(24),
+         STAFF_CELL, sum(SERVICE_BITS.values()), lang, db.iso(db.utcnow()), db.iso(db.utcnow()))).lastrowid
 
 
 def _done(conn, event_id: int, count: int) -> int:

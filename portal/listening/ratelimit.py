@@ -45,12 +45,36 @@ def hit(settings, name: str, subject: str, limits: dict | None = None, now: floa
         raise Limited(name, max(1, int(window + window_s - now)))
 
 
+def hit_in(conn, settings, name: str, subject: str, limits: dict | None = None,
+           now: float | None = None) -> None:
+    """Count one request like ``hit``, in the caller's write transaction when counts are in the database.
+
+    A write that is rate-limited anyway then commits once instead of twice; when ``Limited`` is
+    raised the caller's transaction rolls back, the count with it, and the client stays over the
+    limit until the window ends all the same.
+    """
+    if settings.redis_url:
+        hit(settings, name, subject, limits, now)
+        return
+    allowed, window_s = (limits or LIMITS)[name]
+    now = time.time() if now is None else now
+    window = int(now // window_s) * window_s
+    if _add(conn, f"{name}:{subject}", window) > allowed:
+        raise Limited(name, max(1, int(window + window_s - now)))
+
+
 def _count_db(path, key: str, window: int) -> int:
     """Add one to the count in the database; return the new count."""
     with store.transaction(path) as conn:
-        return conn.execute(
-            "INSERT INTO rate_counts (key, window, count) VALUES (?, ?, 1)"
-            " ON CONFLICT (key, window) DO UPDATE SET count = count + 1 RETURNING count", (key, window)).fetchone()[0]
+        return _add(conn, key, window)
+
+
+def _add(conn, key: str, window: int) -> int:
+    """Add one to a count inside a write transaction; return the new count."""
+    return conn.execute(
+        "INSERT INTO rate_counts (key, window, count) VALUES (?, ?, 1)"
+        " ON CONFLICT (key, window) DO UPDATE SET count = count + 1 RETURNING count",
+        (key, window)).fetchone()[0]
 
 
 def _count_redis(url: str, key: str, window: int, window_s: int) -> int:

@@ -6,8 +6,14 @@ reporter and network only as keyed hashes whose key changes every day (HMAC of t
 database's ``listening_key`` and the UTC date), so rows of different days cannot be linked.
 
 Counting (in the spirit of Downdetector): one reporter counts once per place, service and
-hour; later reports of theirs are stored but not counted. The usual level for an hour is the
-mean of distinct reporters in the same hour of the week over the past ``BASELINE_WEEKS``.
+hour (a rolling hour: a report is counted when the same reporter has no counted report of that
+place and service in the 60 minutes before it); later reports of theirs are stored but not
+counted. So the counted rows of any window of an hour or less are distinct reporters, and
+counting them is an index range count, not a DISTINCT over the rows (a report costs the same in
+the thousandth minute of an outage as in the first). Likewise a report is its network's first
+(``network_first``, from ``m013``) when no counted report from that network reached the place
+and service in the ``SPIKE_WINDOW_S`` before it. The usual level for an hour is the mean of
+distinct reporters in the same hour of the week over the past ``BASELINE_WEEKS``.
 
 Spike rule (checked on each counted report, in its own transaction, so a draft appears with
 the report that crossed the line and never twice): within the last ``SPIKE_WINDOW_S`` (30 min)
@@ -85,7 +91,8 @@ def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | N
            address: str, cookie: str | None, at: float, incident_id: int | None = None) -> dict:
     """Store one report inside the caller's write transaction; run the spike rule when it counts.
 
-    Returns ``{"counted": bool, "draft_id": int | None}``. ``incident_id`` is the active incident
+    Returns ``{"counted": bool, "draft_id": int | None, "drafted": bool}`` (``drafted``: this
+    report made the draft, and staff's notice is in the outbox). ``incident_id`` is the active incident
     already covering this place and service: the report attaches to it and drafts nothing.
     """
     check_service(service)
@@ -93,33 +100,52 @@ def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | N
         raise ReportError("town", "give a town or lat and lon")
     reporter, network = identities(secret, address, cookie, at)
     hour = int(at // 3600)
-    town_or_cell = ("town", town) if town else ("cell", cell)
+    clause, value = _where(town, cell)
     seen = conn.execute(
-        f"SELECT 1 FROM reports WHERE {town_or_cell[0]} = ? AND service = ? AND hour = ? AND reporter = ?"
-        " AND counted LIMIT 1", (town_or_cell[1], service, hour, reporter)).fetchone()
+        f"SELECT 1 FROM reports WHERE reporter = ? AND service = ? AND {clause} AND counted AND at > ?"
+        " LIMIT 1", (reporter, service, value, at - 3600)).fetchone()
     counted = seen is None
+    network_first = counted and conn.execute(
+        f"SELECT 1 FROM reports WHERE network = ? AND service = ? AND {clause} AND network_first AND at > ?"
+        " LIMIT 1", (network, service, value, at - SPIKE_WINDOW_S)).fetchone() is None
     conn.execute(
-        "INSERT INTO reports (town, cell, service, at, hour, reporter, network, counted, incident_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (town, cell, service, at, hour, reporter, network, int(counted), incident_id))
-    draft_id = None
+        "INSERT INTO reports (town, cell, service, at, hour, reporter, network, counted, incident_id,"
+        " network_first) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (town, cell, service, at, hour, reporter, network, int(counted), incident_id, int(network_first)))
+    draft_id, drafted = None, False
     if counted and incident_id is None:
-        draft_id = check_spike(conn, town=town, cell=None if town else cell, service=service, at=at)
-    return {"counted": counted, "draft_id": draft_id}
+        draft_id, drafted = _spike(conn, town=town, cell=None if town else cell, service=service, at=at)
+    return {"counted": counted, "draft_id": draft_id, "drafted": drafted}
 
 
 def _where(town: str | None, cell: str | None) -> tuple[str, str]:
     return ("town = ?", town) if town else ("cell = ?", cell)
 
 
+def reporters(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float,
+              window_s: int = 3600) -> int:
+    """Return the distinct reporters counted in the window ending at ``at`` (at most an hour long)."""
+    if window_s > 3600:
+        raise ValueError("windows longer than the counting hour would count a reporter twice")
+    clause, value = _where(town, cell)
+    return conn.execute(f"SELECT count(*) FROM reports WHERE {clause} AND service = ? AND counted"
+                        " AND at > ? AND at <= ?", (value, service, at - window_s, at)).fetchone()[0]
+
+
 def recent(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float,
            window_s: int = 3600) -> tuple[int, int]:
     """Return ``(distinct reporters, distinct networks)`` counted in the window ending at ``at``."""
     clause, value = _where(town, cell)
-    row = conn.execute(
-        f"SELECT count(DISTINCT reporter), count(DISTINCT network) FROM reports WHERE {clause}"
-        " AND service = ? AND counted AND at > ? AND at <= ?", (value, service, at - window_s, at)).fetchone()
-    return row[0], row[1]
+    found = reporters(conn, town=town, cell=cell, service=service, at=at, window_s=window_s)
+    if window_s <= SPIKE_WINDOW_S:
+        networks = conn.execute(f"SELECT count(*) FROM reports WHERE {clause} AND service = ?"
+                                " AND network_first AND at > ? AND at <= ?",
+                                (value, service, at - window_s, at)).fetchone()[0]
+    else:
+        networks = conn.execute(f"SELECT count(DISTINCT network) FROM reports WHERE {clause} AND service = ?"
+                                " AND counted AND at > ? AND at <= ?",
+                                (value, service, at - window_s, at)).fetchone()[0]
+    return found, networks
 
 
 def usual(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float) -> float:
@@ -137,7 +163,7 @@ def usual(conn, *, town: str | None = None, cell: str | None = None, service: st
 
 def town_counts(conn, town: str, at: float) -> list[dict]:
     """Return, per service, distinct reporters in the last hour and the usual level for this hour."""
-    return [{"service": s, "last_hour": recent(conn, town=town, service=s, at=at)[0],
+    return [{"service": s, "last_hour": reporters(conn, town=town, service=s, at=at),
              "usual": round(usual(conn, town=town, service=s, at=at), 1)} for s in SERVICES]
 
 
@@ -157,9 +183,24 @@ def attached(conn, incident_id: int) -> int:
                         (incident_id,)).fetchone()[0]
 
 
+def attached_counts(conn, incident_ids) -> dict[int, int]:
+    """Return ``{incident id: distinct reporters}`` for the incidents that have attached reports."""
+    ids = [int(i) for i in incident_ids]
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return dict(conn.execute(f"SELECT incident_id, count(DISTINCT reporter) FROM reports WHERE incident_id IN"
+                             f" ({marks}) AND counted GROUP BY incident_id", ids).fetchall())
+
+
 def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: float) -> int | None:
     """Apply the spike rule (module docstring); open or refresh the place's draft; return its id."""
-    reporters, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
+    return _spike(conn, town=town, cell=cell, service=service, at=at)[0]
+
+
+def _spike(conn, *, town, cell, service, at) -> tuple[int | None, bool]:
+    """Return ``(draft id or None, whether this call opened it)``."""
+    found, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
     base = usual(conn, town=town, cell=cell, service=service, at=at) * SPIKE_WINDOW_S / 3600
     open_draft = conn.execute(
         "SELECT id FROM report_drafts WHERE state = 'draft'"
@@ -168,13 +209,19 @@ def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: f
         (town or "", cell or "", service, at - DRAFT_FRESH_S)).fetchone()
     if open_draft is not None:
         conn.execute("UPDATE report_drafts SET reporters = max(reporters, ?), networks = max(networks, ?)"
-                     " WHERE id = ?", (reporters, networks, open_draft[0]))
-        return open_draft[0]
-    if networks < SPIKE_MIN_NETWORKS or reporters < SPIKE_RATIO * base:
-        return None
-    return conn.execute(
+                     " WHERE id = ?", (found, networks, open_draft[0]))
+        return open_draft[0], False
+    if networks < SPIKE_MIN_NETWORKS or found < SPIKE_RATIO * base:
+        return None, False
+    from portal.listening import outbox
+
+    draft_id = conn.execute(
         "INSERT INTO report_drafts (town, cell, service, opened_at, reporters, networks, usual)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)", (town, cell, service, at, reporters, networks, base)).lastrowid
+        " VALUES (?, ?, ?, ?, ?, ?, ?)", (town, cell, service, at, found, networks, base)).lastrowid
+    # Staff are told through the outbox, in this same transaction: the draft and its notice
+    # commit together, and the worker delivers it once (see ``outbox.record_draft``).
+    outbox.record_draft(conn, draft_id)
+    return draft_id, True
 
 
 def drafts(conn, *, all_states: bool = False) -> list[dict]:

@@ -182,3 +182,38 @@ def create_interest(db) -> None:
             set_at TEXT NOT NULL
         )"""
     )
+
+
+STAFF_CELL = "staff"
+
+
+def create_staff_recipients(db) -> None:
+    """Let staff be delivered to like subscribers (``m013_staff_and_report_counts``).
+
+    A staff recipient (``STAFF_EMAIL``, ``STAFF_WEBHOOK``) is a ``subscriptions`` row with
+    ``staff = 1``, so a drafted incident's event is fanned out, claimed, retried and marked sent
+    by the same outbox and deliveries as any notification. Its place is the pseudo-cell
+    ``STAFF_CELL`` with no centre: no incident ever reaches it, and no public count shows it.
+    """
+    db.execute("ALTER TABLE subscriptions ADD COLUMN staff INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE UNIQUE INDEX subscriptions_staff ON subscriptions(channel, address) WHERE staff")
+
+
+def count_report_networks(db) -> None:
+    """Count reports' networks and reporters by index ranges (``m013_staff_and_report_counts``).
+
+    See ``portal.listening.reports`` for the counting rule.
+
+    ``network_first`` marks a counted report that is its network's first for the place and
+    service within the spike window; reports stored before this migration have 0, so a spike
+    that began before it is judged on the reports after it. The reporter index now finds a
+    reporter's last counted report by time (the rolling hour) rather than by clock hour.
+    """
+    db.execute("ALTER TABLE reports ADD COLUMN network_first INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX reports_town_networks ON reports(town, service, at)"
+               " WHERE network_first AND town IS NOT NULL")
+    db.execute("CREATE INDEX reports_cell_networks ON reports(cell, service, at)"
+               " WHERE network_first AND cell IS NOT NULL")
+    db.execute("CREATE INDEX reports_network ON reports(network, service, at) WHERE network_first")
+    db.execute("DROP INDEX reports_reporter")
+    db.execute("CREATE INDEX reports_reporter ON reports(reporter, service, at) WHERE counted")

@@ -27,6 +27,9 @@ class Settings:
     retry_s: float
     timezone: str
     deadlines: Mapping[str, float]
+    staff_emails: tuple[str, ...]
+    staff_webhook: str | None
+    staff_lang: str
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -46,6 +49,9 @@ class Settings:
             retry_s=float(config["NOTIFY_RETRY_SECONDS"]),
             timezone=config["TIMEZONE"],
             deadlines=dict(config["RESTORE_DEADLINE_HOURS"]),
+            staff_emails=tuple(a.strip() for a in (config.get("STAFF_EMAIL") or "").split(",") if a.strip()),
+            staff_webhook=config.get("STAFF_WEBHOOK") or None,
+            staff_lang=config["BABEL_DEFAULT_LOCALE"],
         )
 
     @property

@@ -7,7 +7,9 @@ would turn every cached page and ETag over). A staff write records its events in
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +22,27 @@ def connect(path: str | Path) -> sqlite3.Connection:
     # WAL with NORMAL: a commit survives the process being killed; only a power cut can undo
     # the last commits (a delivery then marked sent again is sent again, same Message-ID).
     conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+_local = threading.local()
+
+
+def thread_connection(path: str | Path) -> sqlite3.Connection:
+    """Return this thread's write connection to ``path``, opened once (per process: a fork opens its own).
+
+    For writes made on every request (crowd reports): opening a connection costs about as much
+    as the write itself.
+    """
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    key = (os.getpid(), str(path))
+    conn = conns.get(key)
+    if conn is None:
+        for stale in [k for k in conns if k[0] != key[0]]:
+            del conns[stale]  # inherited from the parent process: never used here
+        conn = conns[key] = connect(path)
     return conn
 
 

@@ -101,13 +101,16 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru", check_webhook=None) 
         channel = "webhook"
     else:
         channel, address = "email", normalise_email(email)
-    town, cell, lat, lon = _place(data, conn)
+    town, cell, lat, lon = parse_place(data, conn)
     return Request(channel=channel, address=address, town=town, cell=cell, lat=lat, lon=lon,
                    services=_services(data.get("services")), lang=_lang(data.get("lang"), default_lang))
 
 
-def _place(data: Mapping, conn) -> tuple:
-    """Return (town, cell, lat, lon) from ``town`` or ``lat``/``lon``."""
+def parse_place(data: Mapping, conn) -> tuple:
+    """Return (town, cell, cell centre lat, lon) from ``town`` or ``lat``/``lon``; refusals name their field.
+
+    Every public write that names a place (subscriptions, reports) parses it here.
+    """
     town, lat, lon = data.get("town"), data.get("lat"), data.get("lon")
     has_point = lat not in (None, "") or lon not in (None, "")
     if town not in (None, "") and has_point:
@@ -241,7 +244,7 @@ def counts(conn) -> list[dict]:
 
     towns = layers.load_towns(conn)
     rows = conn.execute("SELECT town, lat, lon, services, confirmed_at IS NOT NULL AS ok FROM subscriptions"
-                        ).fetchall()
+                        " WHERE NOT staff").fetchall()
     places = [r["town"] for r in rows]
     points = [n for n, r in enumerate(rows) if r["town"] is None]
     for n in points:

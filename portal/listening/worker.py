@@ -32,10 +32,19 @@ def fan_out_due(conn, settings, now_ts: float | None = None) -> int:
     """Fan out every event that is due (one transaction each); return the deliveries created."""
     now_ts = time.time() if now_ts is None else now_ts
     made = 0
+    staff = staff_recipients(settings)
     for event_id in outbox.due_events(conn, now_ts, settings.fold_s):
         with store.transaction(conn):
-            made += outbox.fan_out(conn, event_id, now_ts)
+            made += outbox.fan_out(conn, event_id, now_ts, staff)
     return made
+
+
+def staff_recipients(settings) -> tuple:
+    """Return ``(channel, address, lang)`` of every staff recipient the settings name."""
+    found = [("email", a, settings.staff_lang) for a in settings.staff_emails]
+    if settings.staff_webhook:
+        found.append(("webhook", settings.staff_webhook, settings.staff_lang))
+    return tuple(found)
 
 
 class Sender:

@@ -47,21 +47,24 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def _limits() -> dict:
-    """Return the rate limits in force (tests set small ones)."""
+def rate_limits() -> dict:
+    """Return the rate limits in force (tests set small ones); every public write counts against them."""
     return current_app.config.get("RATE_LIMITS") or ratelimit.LIMITS
+
+
+_limits = rate_limits  # the name other views used before it was public
 
 
 def subscribe(data) -> dict:
     """Validate, rate-limit and store one subscription; nudge the worker to send its confirmation."""
     config = settings()
-    ratelimit.hit(config, "client", client_address(), _limits())
+    ratelimit.hit(config, "client", client_address(), rate_limits())
     conn = get_db()
     req = subscriptions.parse(
         data, conn, default_lang=lang(),
         check_webhook=lambda url: webhooks.check_url(url, config.webhook_allow_private))
     secret = db.get_meta(conn).get("listening_key") or ""
-    ratelimit.hit(config, "email", ratelimit.email_key(secret, req.address), _limits())
+    ratelimit.hit(config, "email", ratelimit.email_key(secret, req.address), rate_limits())
     # The real clock, not the page clock tests may pin: unconfirmed requests expire by it.
     with store.transaction(config.database) as write:
         made = subscriptions.subscribe(write, req, db.utcnow())
@@ -72,13 +75,16 @@ def subscribe(data) -> dict:
     return answer
 
 
-def _too_many(exc: ratelimit.Limited, page: bool):
-    """Answer 429 with Retry-After."""
+def too_many(exc: ratelimit.Limited, page: bool):
+    """Answer 429 with Retry-After (a page or JSON), for every public write."""
     message = _("Too many requests; please try again in %(minutes)s min.", minutes=max(1, exc.retry_after // 60))
     headers = {"Retry-After": str(exc.retry_after), **NO_STORE}
     if page:
         return render_template("errors/error.html", status=429, message=message, suggestions=[]), 429, headers
     return jsonify({"error": message}), 429, headers
+
+
+_too_many = too_many  # the name other views used before it was public
 
 
 @bp.post("/api/v1/subscriptions")
@@ -93,7 +99,7 @@ def api_subscribe():
     except subscriptions.SubscriptionError as exc:
         return jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE
     except ratelimit.Limited as exc:
-        return _too_many(exc, page=False)
+        return too_many(exc, page=False)
 
 
 def same_site() -> bool:
@@ -139,7 +145,7 @@ def form_subscribe():
         message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
         return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, NO_STORE
     except ratelimit.Limited as exc:
-        return _too_many(exc, page=True)
+        return too_many(exc, page=True)
     return render_template("listening/pending.html"), 202, NO_STORE
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 
 from portal import answers
 from portal.data import db
-from portal.listening import ratelimit, reports, store, subscriptions
-from portal.web.i18n import lang
+from portal.listening import queue, ratelimit, reports, store, subscriptions
+from portal.web.i18n import lang, town_name
 from portal.web.params import parse_service, parse_town
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.views import listening
@@ -52,7 +52,7 @@ def _parse(data) -> tuple[str, dict]:
         raise _BadField("email", "email must be a string: an e-mail address")
     try:
         service = reports.check_service(data.get("service"))
-        town, cell, lat, lon = subscriptions._place(data, get_db())
+        town, cell, lat, lon = subscriptions.parse_place(data, get_db())
     except (reports.ReportError, subscriptions.SubscriptionError) as exc:
         raise _BadField(exc.field, str(exc)) from None
     if cell is not None:
@@ -63,27 +63,27 @@ def _parse(data) -> tuple[str, dict]:
 
 
 def submit(data) -> tuple[dict, str | None]:
-    """Validate, rate-limit and store one report; return (answer, new reporter cookie or None)."""
+    """Validate, rate-limit and store one report; return (answer, new reporter cookie or None).
+
+    The rate count and the report commit in one transaction on this thread's write connection
+    (one commit per report). An e-mail is checked first and subscribed after the report.
+    """
     config = listening.settings()
     address = listening.client_address()
     secret = db.get_meta(get_db()).get("listening_key") or ""
-    # Counted under a keyed hash: not even the rate counts keep an address.
-    ratelimit.hit(config, "report", ratelimit.email_key(secret, address), {**LIMITS, **listening._limits()})
     service, place = _parse(data)
+    if data.get("email"):
+        subscriptions.normalise_email(data.get("email"))  # a refused address refuses the whole report
     cookie = request.cookies.get(REPORTER_COOKIE)
     fresh = None
     if not cookie or len(cookie) != 22:
         cookie = fresh = secrets.token_urlsafe(16)
-    if data.get("email"):
-        # Told when staff confirm or resolve: a pending subscription to this place (double opt-in),
-        # made first so that a refused address refuses the whole report.
-        listening.subscribe({"email": data.get("email"), "town": place["town"],
-                             "lat": None if place["town"] else place["lat"],
-                             "lon": None if place["town"] else place["lon"],
-                             "services": [service], "lang": data.get("lang") or lang()})
     incident = _incident_for(place, service)
     at = now().timestamp()
-    with store.transaction(config.database) as conn:
+    with store.transaction(store.thread_connection(config.database)) as conn:
+        # Counted under a keyed hash: not even the rate counts keep an address.
+        ratelimit.hit_in(conn, config, "report", ratelimit.email_key(secret, address),
+                         {**LIMITS, **listening.rate_limits()})
         made = reports.record(conn, secret=secret, service=service, town=place["town"],
                               cell=place["cell"], address=address,
                               cookie=cookie, at=at, incident_id=incident["id"] if incident else None)
@@ -91,8 +91,16 @@ def submit(data) -> tuple[dict, str | None]:
             answer = {"incident": _brief(incident), "reported": reports.attached(conn, incident["id"])}
         else:
             key = {"town": place["town"]} if place["town"] else {"cell": place["cell"]}
-            answer = {"incident": None, "last_hour": reports.recent(conn, service=service, at=at, **key)[0],
+            answer = {"incident": None, "last_hour": reports.reporters(conn, service=service, at=at, **key),
                       "usual": round(reports.usual(conn, service=service, at=at, **key), 1)}
+    if made["drafted"]:
+        queue.nudge(config)  # staff's notice of the new draft is in the outbox: deliver it now
+    if data.get("email"):
+        # Told when staff confirm or resolve: a pending subscription to this place (double opt-in).
+        listening.subscribe({"email": data.get("email"), "town": place["town"],
+                             "lat": None if place["town"] else place["lat"],
+                             "lon": None if place["town"] else place["lon"],
+                             "services": [service], "lang": data.get("lang") or lang()})
     status = "counted" if made["counted"] else "already_counted"
     return {"status": status, "service": service, "town": place["town"], **answer}, fresh
 
@@ -106,6 +114,20 @@ def _with_cookie(response, fresh: str | None):
         response.set_cookie(REPORTER_COOKIE, fresh, max_age=86400, httponly=True, samesite="Lax",
                             secure=request.is_secure or listening.settings().base_url.startswith("https:"))
     return response
+
+
+REPORT_LABELS = {"internet": lambda: _("No internet"), "tv": lambda: _("No TV"),
+                 "phone": lambda: _("No phone")}
+
+
+@bp.app_context_processor
+def report_context():
+    """Give the report form its button words and, where no place is given, the towns to choose from."""
+    def report_towns() -> list[tuple[str, str]]:
+        snap = get_snapshot()
+        return sorted(((t.slug, town_name(t)) for t in snap.towns), key=lambda p: p[1])
+
+    return {"report_label": {s: label() for s, label in REPORT_LABELS.items()}, "report_towns": report_towns}
 
 
 @bp.post("/api/v1/reports")
@@ -122,7 +144,7 @@ def api_report():
     except subscriptions.SubscriptionError as exc:
         return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
     except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=False)
+        return listening.too_many(exc, page=False)
     return _with_cookie(jsonify(answer), fresh), 202, listening.NO_STORE
 
 
@@ -148,9 +170,9 @@ def form_report():
         return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, \
             listening.NO_STORE
     except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=True)
-    page = render_template("listening/reported.html", answer=answer)
-    return _with_cookie(page, fresh), 202, listening.NO_STORE
+        return listening.too_many(exc, page=True)
+    page = make_response(render_template("listening/reported.html", answer=answer), 202, listening.NO_STORE)
+    return _with_cookie(page, fresh)
 
 
 @bp.get("/api/v1/reports")

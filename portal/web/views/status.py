@@ -19,7 +19,7 @@ from portal.web.params import (
     parse_service,
     parse_town,
 )
-from portal.web.request import get_snapshot, now
+from portal.web.request import get_db, get_snapshot, now
 from portal.web.security import external_url
 
 bp = Blueprint("incidents", __name__)
@@ -35,7 +35,8 @@ HISTORY_PAGE_SIZE = 50
 def _incident(incident_id: str) -> dict:
     """Return the incident report for a path id, or answer 404 (a non-number cannot exist either)."""
     number = parse_id(incident_id)
-    found = None if number is None else answers.incident_report(get_snapshot().incidents, number, now())
+    found = None if number is None else answers.incident_report(get_snapshot().incidents, number, now(),
+                                                                     get_db())
     if found is None:
         abort(404)
     return found
@@ -78,7 +79,7 @@ def status_context():
 def index():
     """List ongoing incidents and upcoming maintenance, then history, for ?town= and ?service=."""
     answer = answers.incidents_page(get_snapshot().incidents, now(), parse_town(request.args),
-                                    parse_service(request.args))
+                                    parse_service(request.args), get_db())
     page = parse_page(request.args, len(answer["history"]), HISTORY_PAGE_SIZE)
     return render_template(
         "incidents/list.html", answer=answer, history=answer["history"][page.start:page.stop],
@@ -116,7 +117,8 @@ def _incident_map(incident: dict) -> dict | None:
 def incidents_json():
     """Return incidents by ?status= (active, resolved, all), ?town= and ?service=."""
     listing, service = parse_listing(request.args), parse_service(request.args)
-    found = answers.incident_list(get_snapshot().incidents, now(), listing, parse_town(request.args), service)
+    found = answers.incident_list(get_snapshot().incidents, now(), listing, parse_town(request.args), service,
+                                  get_db())
     return jsonify({"incidents": found})
 
 
