@@ -38,6 +38,8 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "NOTIFY_RETRY_SECONDS": (float, 60.0),
     # Reverse proxies in front of the portal that append to X-Forwarded-For (nginx: 1).
     "TRUSTED_PROXY_HOPS": (int, 0),
+    # Days within which staff promise to answer a "this answer is wrong here" report (shown per town).
+    "FEEDBACK_RESPONSE_DAYS": (int, 30),
 }
 
 

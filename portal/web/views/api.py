@@ -1,7 +1,7 @@
 """JSON API v1 (see CONTRACT.md): parse, call one function, return JSON."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from portal import answers
 from portal.web.params import parse_bbox, parse_float, parse_lat_lon
@@ -21,7 +21,8 @@ def towns():
 @bp.get("/towns/<slug>")
 def town(slug: str):
     """Return one town's coverage, shares and active incidents."""
-    return jsonify(answers.town_report(get_snapshot(), slug, now(), get_db()))
+    return jsonify(answers.town_report(get_snapshot(), slug, now(), get_db(),
+                                         current_app.config["FEEDBACK_RESPONSE_DAYS"]))
 
 
 @bp.get("/check")

@@ -129,7 +129,8 @@ def town(slug: str):
     if slug != slug.lower() and snap.gazetteer.get(slug.lower()):
         # A slug typed with capitals is still that town: send the visitor to its address.
         return redirect(url_for("pages.town", slug=slug.lower()), code=301)
-    report = answers.town_report(snap, slug, now(), get_db())
+    report = answers.town_report(snap, slug, now(), get_db(),
+                                  current_app.config["FEEDBACK_RESPONSE_DAYS"])
     town_obj = snap.gazetteer.get(slug)
     shape = geo.display_geometry(town_obj.geometry, TOWN_DISPLAY_TOLERANCE_M, snap.coverage.projection)
     settings = _map_settings()
