@@ -21,7 +21,9 @@ import json
 import socket
 import threading
 import time
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formatdate
 
 from markupsafe import escape
@@ -267,10 +269,10 @@ def email(row, settings, towns: dict) -> bytes:
             + "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
             + "".join(f'<p><a href="{escape(url)}">{escape(label)}</a></p>' for label, url in links)
             + "</body></html>\n")
-    msg = EmailMessage()
+    msg = MIMEMultipart("alternative")
     msg["From"] = settings.mail_from
     msg["To"] = row["address"]
-    msg["Subject"] = subject
+    msg["Subject"] = Header(subject, "utf-8", maxlinelen=76)
     msg["Date"] = formatdate(usegmt=True)
     who = f"i{row['interest_id']}" if row["interest_id"] else f"f{row['feedback_id']}"
     msg["Message-ID"] = f"<e{row['event_id']}.{who}.notify@{settings.mail_domain}>"
@@ -280,6 +282,7 @@ def email(row, settings, towns: dict) -> bytes:
         forget = f"{settings.base_url}/interest/forget/{row['token']}"
         msg["List-Unsubscribe"] = f"<{forget}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    return msg.as_bytes()
+    msg.attach(MIMEText(text, "plain", "utf-8"))
+    msg.attach(MIMEText(html, "html", "utf-8"))
+    # SMTP wants CRLF line ends; the base64 bodies and folded headers hold no other line break.
+    return msg.as_bytes().replace(b"\n", b"\r\n")
