@@ -158,3 +158,36 @@ def test_arrival_survives_a_dead_mail_server(path, tmp_path):
         assert len({m["Message-ID"] for m in got}) == 2
     finally:
         server.stop()
+
+
+def test_letters_of_a_killed_worker_are_sent_once(path, tmp_path):
+    """A worker killed with letters claimed leaves them 'sending'; the next one recovers and sends each once."""
+    import socket
+
+    from listening_tools import settings_for
+
+    from portal.data import db
+    from portal.listening import interest, letters, store, worker
+
+    with store.transaction(path) as conn:
+        for n, address in enumerate(("a@example.org", "b@example.org")):
+            item = interest.parse({"town": "alpha", "email": address}, conn)
+            made = interest.register(conn, item, f"household-{n}", db.utcnow())
+            interest.confirm(conn, made["token"], db.utcnow())
+    server = SmtpServer().start()
+    try:
+        settings = settings_for(path, SMTP_URL=server.url)
+        conn = store.connect(path)
+        worker.fan_out_due(conn, settings)
+        # Claimed by a worker that has died (no such pid on this host), none of them sent yet.
+        dead = f"{socket.gethostname()}:999999999:0"
+        assert len(letters.claim(conn, dead, time.time())) == 2
+        conn.close()
+        worker.run_once(settings)
+        worker.run_once(settings)
+        got = server.inbox.wait_for(2)
+        time.sleep(0.5)
+        assert sorted(m["To"] for m in server.inbox.messages) == ["a@example.org", "b@example.org"]
+        assert len({m["Message-ID"] for m in got}) == 2
+    finally:
+        server.stop()
