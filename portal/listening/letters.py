@@ -24,7 +24,7 @@ import time
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formatdate
+from email.utils import formataddr, formatdate, parseaddr
 
 from markupsafe import escape
 
@@ -270,7 +270,8 @@ def email(row, settings, towns: dict) -> bytes:
             + "".join(f'<p><a href="{escape(url)}">{escape(label)}</a></p>' for label, url in links)
             + "</body></html>\n")
     msg = MIMEMultipart("alternative")
-    msg["From"] = settings.mail_from
+    name, sender = parseaddr(settings.mail_from)
+    msg["From"] = formataddr((name, sender), charset="utf-8") if name else sender  # a name may be Cyrillic
     msg["To"] = row["address"]
     msg["Subject"] = Header(subject, "utf-8", maxlinelen=76)
     msg["Date"] = formatdate(usegmt=True)
