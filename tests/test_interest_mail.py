@@ -191,3 +191,33 @@ def test_letters_of_a_killed_worker_are_sent_once(path, tmp_path):
         assert len({m["Message-ID"] for m in got}) == 2
     finally:
         server.stop()
+
+
+def test_a_rollback_that_brings_fiber_back_tells_once(path):
+    """Layer 1 had fiber in the village, layer 2 lost it; a household registers; rolling back to 1 tells it."""
+    import json
+
+    from portal.data import db, layers
+    from portal.listening import interest, store
+
+    fiber = layers.Area("fiber", "live", VILLAGE_FIBER, 500, 500)
+    cable = layers.Area("cable", "live", box(30.1, 60.0, 30.2, 60.1), 100, 10)
+    with db.writing(path) as conn:
+        first = layers.store_layer(conn, "coverage", [fiber, cable], source="one", author="test")
+    with db.writing(path) as conn:
+        layers.store_layer(conn, "coverage", [cable], source="two", author="test")
+    with store.transaction(path) as conn:
+        for n, where in enumerate((VILLAGE, FIELD)):
+            item = interest.parse({"lat": where[0], "lon": where[1], "email": f"p{n}@example.org"}, conn)
+            made = interest.register(conn, item, f"household-{n}", db.utcnow())
+            interest.confirm(conn, made["token"], db.utcnow())
+    for _ in range(2):  # back to layer 1, then forth to 2 and back again: told once
+        with db.writing(path) as conn:
+            layers.activate_layer(conn, first)
+        with db.writing(path) as conn:
+            layers.activate_layer(conn, first + 1)
+    with sqlite3.connect(path) as conn:
+        events = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM outbox WHERE kind = 'coverage_arrived'")]
+        told = dict(conn.execute("SELECT email, told FROM interest"))
+    assert [[a["status"] for a in e["arrivals"]] for e in events] == [["live"]]
+    assert told == {"p0@example.org": "live", "p1@example.org": None}
