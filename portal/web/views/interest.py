@@ -42,9 +42,11 @@ def register(data) -> tuple[dict, str]:
     key = interest.household_key(secret, client, cookie, item.place)
     with store.transaction(config.database) as write:
         made = interest.register(write, item, key, db.utcnow())
+    answer = {"status": "counted" if made["counted"] else "already counted"}
     if made["token"]:
         queue.nudge(config)  # the confirmation letter
-    return {"status": "counted" if made["counted"] else "already counted"}, cookie
+        answer["confirmation"] = "sent"
+    return answer, cookie
 
 
 def _with_cookie(response, cookie: str):
@@ -96,7 +98,8 @@ def form_interest():
         return page, 400, NO_STORE
     except ratelimit.Limited as exc:
         return listening._too_many(exc, page=True)
-    response = Response(render_template("listening/interest_counted.html"), 202, NO_STORE)
+    page = render_template("listening/interest_counted.html", confirm_sent=bool(_answer.get("confirmation")))
+    response = Response(page, 202, NO_STORE)
     return _with_cookie(response, cookie)
 
 
