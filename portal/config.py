@@ -48,6 +48,8 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     # (comma-separated) and a webhook URL. Unset: drafts wait in `scripts/incident.py drafts`.
     "STAFF_EMAIL": (str, None),
     "STAFF_WEBHOOK": (str, None),
+    # Days within which staff promise to answer a "this answer is wrong here" report (shown per town).
+    "FEEDBACK_RESPONSE_DAYS": (int, 30),
 }
 
 

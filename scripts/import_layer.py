@@ -73,6 +73,15 @@ def import_command(kind: str):
             click.echo(f"Imported {result.report['features_accepted']} {kind} features from"
                        f" {result.report['file']} as layer {result.layer_id} ({was}: {c['kept']} kept,"
                        f" {c['added']} added, {c['removed']} removed); it is live now.")
+            _nudge(db_path)
+
+    def _nudge(db_path):
+        """Ask the notification worker to mail whom new coverage reached (recorded with the import)."""
+        from portal import config
+        from portal.listening import queue
+        from portal.listening.settings import Settings
+
+        queue.nudge(Settings.from_config(config.settings({"DATABASE": str(db_path)})))
 
     def _print(result, kind):
         click.echo(format_report(result.report))

@@ -110,6 +110,16 @@ def rollback(layer_id, author, db_path):
         )
     click.echo(f"Layer {layer_id} ({info['kind']}, {info['source']}) is live again;"
                f" layer {was} is no longer live.")
+    _nudge(db_path)
+
+
+def _nudge(db_path) -> None:
+    """Ask the notification worker to mail whom the layer's coverage reached (recorded with the switch)."""
+    from portal import config
+    from portal.listening import queue
+    from portal.listening.settings import Settings
+
+    queue.nudge(Settings.from_config(config.settings({"DATABASE": str(db_path)})))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import click
 SCRIPTS = Path(__file__).resolve().parent
 # In the order staff meet them; every script with a command is here (a test checks it).
 ORDER = ["incident.py", "import_coverage.py", "import_towns.py", "layers.py", "export_layers.py", "backup.py",
-         "restore.py", "audit.py", "notify.py", "subscribers.py", "demand.py", "export_static.py", "build_db.py",
+         "restore.py", "audit.py", "notify.py", "subscribers.py", "demand.py", "feedback.py", "export_static.py", "build_db.py",
          "make_demo_data.py"]
 WIDTH = 100
 

@@ -1,4 +1,8 @@
-"""Subscriptions for staff: how many per town and service, and forgetting an address on request."""
+"""Subscriptions for staff: how many per town and service, and forgetting an address on request.
+
+``forget`` also deletes the address's "bring fiber here" registrations and removes it from
+"this answer is wrong here" reports.
+"""
 from __future__ import annotations
 
 import sys
@@ -10,7 +14,7 @@ import click
 from cli import Refused, db_option, require_database
 
 from portal.data import build
-from portal.listening import store, subscriptions
+from portal.listening import feedback, interest, store, subscriptions
 
 EXAMPLES = {
     "group": "python scripts/subscribers.py counts",
@@ -62,14 +66,19 @@ def counts_command(db_path):
 @db_option
 @click.argument("email")
 def forget_command(db_path, email):
-    """Delete every subscription of EMAIL (a person's request to be forgotten), with its pending messages."""
+    """Delete every subscription and fiber registration of EMAIL, and EMAIL from reports (a person's request)."""
     path = _database(db_path)
     try:
         with store.transaction(path) as conn:
             count = subscriptions.forget(conn, email)
+            registered = interest.forget(conn, email)
+            reports = feedback.forget(conn, email)
     except subscriptions.SubscriptionError as exc:
         raise Refused(f"{exc}; give the address as the person wrote it, e.g. vera@example.org") from None
     click.echo(f"deleted {count} subscription{'s' if count != 1 else ''} of that address")
+    if registered or reports:
+        click.echo(f"deleted {registered} fiber registration{'s' if registered != 1 else ''} and the address"
+                   f" from {reports} report{'s' if reports != 1 else ''}")
 
 
 if __name__ == "__main__":

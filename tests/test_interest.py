@@ -164,3 +164,32 @@ def test_threshold_progress_on_the_russian_town_page(app, db_path):
     page = c.get("/towns/pechory").get_data(as_text=True)
     assert "Оптику здесь попросили 3 домохозяйства." in page
     assert "попросят 12 домохозяйств" in page and 'value="0.25"' in page
+
+
+def test_towns_list_sorts_by_demand_and_maps_load_the_demand_layer(app):
+    for n in range(3):
+        _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
+    _household(app, 9).post("/api/v1/interest", json={"town": "pskov"})
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = c.get("/towns?sort=demand&order=desc&page=all").get_data(as_text=True)
+    assert "Households asking for fiber ↓" in page
+    first_rows = page.split('<tbody>')[1].split("</tr>")[:2]
+    assert "/towns/pechory" in first_rows[0] and "/towns/pskov" in first_rows[1]
+    csv_text = c.get("/towns.csv?sort=demand&order=desc").get_data(as_text=True).splitlines()
+    assert csv_text[0].endswith(",demand") and csv_text[1].startswith("pechory,") and csv_text[1].endswith(",3")
+    for url in ("/", "/towns/pechory", f"/check?lat={PECHORY[0]}&lon={PECHORY[1]}"):
+        assert '"demandUrl":"/api/v1/demand.geojson"' in c.get(url).get_data(as_text=True)
+
+
+def test_an_address_given_is_only_sent_a_confirmation(app, db_path):
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = c.post("/interest", data={"town": "pechory", "email": "vera@example.org"},
+                  headers={"Sec-Fetch-Site": "same-origin"})
+    assert page.status_code == 202 and 'id="interest-confirm"' in page.get_data(as_text=True)
+    answer = _household(app, 7).post("/api/v1/interest", json={"town": "pskov", "email": "ivan@example.org"})
+    assert answer.get_json() == {"status": "counted", "confirmation": "sent"}
+    with sqlite3.connect(db_path) as conn:
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM outbox ORDER BY id")]
+    assert kinds[-2:] == ["interest_confirm", "interest_confirm"]

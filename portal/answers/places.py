@@ -9,13 +9,15 @@ import shapely
 from portal.answers.incidents import incident_items
 from portal.answers.towns import town_brief
 from portal.coverage.snapshot import Snapshot
-from portal.listening import interest
+from portal.listening import feedback, interest
 
 
-def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connection) -> dict:
-    """Return everything the town page says: verdict, shares, speeds, incidents, extent, demand.
+def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connection,
+                promised_days: int = 30) -> dict:
+    """Return everything the town page says: verdict, shares, speeds, incidents, extent, demand, feedback.
 
-    ``conn`` reads what the public wrote (demand), which is not part of the snapshot. An unknown
+    ``conn`` reads what the public wrote (demand, "wrong here" reports: numbers only), which is not
+    part of the snapshot; ``promised_days`` is the promised response time to a report. An unknown
     slug raises ``UnknownTown`` with suggestions.
     """
     town = snap.gazetteer.find(slug)
@@ -30,6 +32,7 @@ def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connecti
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
         "demand": interest.demand(conn, town.slug),
+        "feedback": feedback.town_stats(conn, town.slug, promised_days),
     }
 
 

@@ -33,8 +33,15 @@ def clear_match(snap: Snapshot, query: str) -> str | None:
         return None
 
 
-def overview(snap: Snapshot) -> list[dict]:
-    """Return one row per town: best technology, fiber share, has fiber."""
+def overview(snap: Snapshot, conn=None) -> list[dict]:
+    """Return one row per town: best technology, fiber share, has fiber, and with ``conn`` demand.
+
+    ``demand`` is how many households asked for fiber there (read through ``conn``: the public's
+    writes are not part of the snapshot); without ``conn`` it is left out.
+    """
+    from portal.listening import interest
+
+    demand = interest.town_counts(conn) if conn is not None else None
     summaries = snap.coverage.all_town_summaries()
     rows = []
     for town in snap.gazetteer.towns:
@@ -49,10 +56,12 @@ def overview(snap: Snapshot) -> list[dict]:
             "technologies": [t for t in TECH_ORDER if t in live],
             "fiber_planned_from": min((t["available_from"] for t in planned if t["available_from"]), default=None),
         })
+        if demand is not None:
+            rows[-1]["demand"] = demand.get(town.slug, 0)
     return rows
 
 
-OVERVIEW_SORTS = ("name", "population", "fiber_share", "best")
+OVERVIEW_SORTS = ("name", "population", "fiber_share", "best", "demand")
 
 
 def sort_overview(rows: list[dict], key: str, descending: bool, lang: str = "en") -> list[dict]:
@@ -64,5 +73,6 @@ def sort_overview(rows: list[dict], key: str, descending: bool, lang: str = "en"
         "population": lambda r: r["population"] or 0,
         "fiber_share": lambda r: r["fiber_share"],
         "best": lambda r: rank.get(r["best"], len(rank)),
+        "demand": lambda r: r.get("demand", 0),
     }
     return sorted(rows, key=keys[key], reverse=descending)

@@ -198,6 +198,17 @@ def m013_staff_and_report_counts(db: sqlite_utils.Database) -> None:
     schema.count_report_networks(db)
 
 
+@migrations()
+def m014_feedback(db: sqlite_utils.Database) -> None:
+    """Create "this answer is wrong here" reports and letters (mail to one person); note what interest was told."""
+    from portal.listening import feedback, letters
+
+    feedback.create(db)
+    letters.create(db)
+    # The fiber state a registration was last told of ('planned', 'live'): each is told once.
+    db.execute("ALTER TABLE interest ADD COLUMN told TEXT")
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

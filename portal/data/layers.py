@@ -132,7 +132,16 @@ def store_layer(
             measured = measure_town_shares(conn, towns=features if kind == "towns" else None,
                                            areas=features if kind == "coverage" else None)
         store_town_shares(conn, ids["towns"], ids["coverage"], measured)
+    if kind == "coverage":
+        _coverage_switched(conn, replaced, features)
     return layer_id
+
+
+def _coverage_switched(conn: sqlite3.Connection, before: int | None, after) -> None:
+    """Record, in the switch's own transaction, whom new coverage must be told to (``listening.arrival``)."""
+    from portal.listening import arrival  # the listening side reads layers
+
+    arrival.coverage_changed(conn, before, after)
 
 
 def activate_layer(conn: sqlite3.Connection, layer_id: int) -> str:
@@ -140,8 +149,11 @@ def activate_layer(conn: sqlite3.Connection, layer_id: int) -> str:
     row = conn.execute("SELECT kind FROM layers WHERE id = ?", (layer_id,)).fetchone()
     if row is None:
         raise LookupError(f"no layer with id {layer_id}")
+    was = live_layer_ids(conn)[row["kind"]]
     db.set_meta(conn, f"live_{row['kind']}", str(layer_id))
     ensure_town_shares(conn)
+    if row["kind"] == "coverage" and was != layer_id:
+        _coverage_switched(conn, was, layer_id)
     return row["kind"]
 
 

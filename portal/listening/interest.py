@@ -14,15 +14,16 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shapely import wkb
 from shapely.geometry import Point
 
 from portal.data import db, layers
-from portal.listening import cells
+from portal.listening import cells, letters
 from portal.listening.subscriptions import (
     LANGUAGES,
+    PENDING_DAYS,
     SubscriptionError,
     _coordinate,
     known_town,
@@ -110,7 +111,48 @@ def register(conn, item: Interest, household: str, now: datetime) -> dict:
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (household) DO NOTHING",
         (household, item.town, item.cell, item.lat, item.lon, item.email, item.lang, token, db.iso(now)))
     counted = cur.rowcount == 1
+    if counted and item.email:
+        # Double opt-in: the confirmation is the only letter until its link is opened.
+        letters.record(conn, "interest_confirm", {"interest_id": cur.lastrowid})
     return {"counted": counted, "token": token if counted and item.email else None}
+
+
+def _by_token(conn, token: str):
+    """Return the registration of a link token (one that left an address), or None."""
+    if not isinstance(token, str) or not 10 <= len(token) <= 64:
+        return None
+    return conn.execute("SELECT * FROM interest WHERE token = ? AND email IS NOT NULL", (token,)).fetchone()
+
+
+def confirm(conn, token: str, now: datetime) -> bool:
+    """Confirm a registration's address (its link; again is fine); False for an unknown link."""
+    row = _by_token(conn, token)
+    if row is None:
+        return False
+    if row["confirmed_at"] is None:
+        conn.execute("UPDATE interest SET confirmed_at = ? WHERE id = ?", (db.iso(now), row["id"]))
+    return True
+
+
+def is_known_link(conn, token: str) -> bool:
+    """Return whether a forget link still names a registration with an address."""
+    return _by_token(conn, token) is not None
+
+
+def forget_link(conn, token: str) -> bool:
+    """Delete a registration and its address (the person's link): it no longer counts. False when unknown."""
+    return conn.execute("DELETE FROM interest WHERE token = ? AND email IS NOT NULL", (token,)).rowcount > 0
+
+
+def forget(conn, email: str) -> int:
+    """Delete every registration of an e-mail address (a person's request); return how many."""
+    return conn.execute("DELETE FROM interest WHERE email = ?", (normalise_email(email),)).rowcount
+
+
+def purge_unconfirmed(conn, now: datetime, days: int = PENDING_DAYS) -> int:
+    """Delete addresses not confirmed within ``days`` (the household still counts); return how many."""
+    return conn.execute("UPDATE interest SET email = NULL WHERE email IS NOT NULL AND confirmed_at IS NULL"
+                        " AND created_at < ?", (db.iso(now - timedelta(days=days)),)).rowcount
 
 
 def households(conn, town: str) -> int:

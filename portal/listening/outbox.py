@@ -150,6 +150,10 @@ def fan_out(conn, event_id: int, now_ts: float, staff: tuple = ()) -> int:
         return 0  # another worker got there first
     if event["kind"] in STAFF_KINDS:
         return _deliver_to_staff(conn, event, now_ts, staff)
+    from portal.listening import letters  # mail to one person (interest, feedback): its own table
+
+    if event["kind"] in letters.KINDS:
+        return _done(conn, event_id, letters.fan_out(conn, event, now_ts))
     if event["kind"] == "confirm":
         count = conn.execute(
             "INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"

@@ -13,7 +13,18 @@ import time
 from datetime import datetime
 
 from portal.data import db, layers
-from portal.listening import deliveries, messages, outbox, smtp, store, subscriptions, webhooks
+from portal.listening import (
+    deliveries,
+    feedback,
+    interest,
+    letters,
+    messages,
+    outbox,
+    smtp,
+    store,
+    subscriptions,
+    webhooks,
+)
 
 log = logging.getLogger("portal.listening")
 # Deliveries and events kept this long after they are done (the history "status" shows).
@@ -154,12 +165,15 @@ def dispatch(settings, me: str | None = None, stop: threading.Event | None = Non
         if helper is not None and made > deliveries.BATCH:
             helper()
         counts = deliver_due(conn, settings, me or deliveries.worker_id(), stop)
+        for key, n in letters.deliver_due(conn, settings, me or deliveries.worker_id(), stop).items():
+            counts[key] += n
         row = conn.execute("SELECT min(due_at) FROM deliveries WHERE state = 'pending'").fetchone()
+        letter_due = letters.next_due(conn)
         pending_event = conn.execute("SELECT min(CASE WHEN kind = 'updated' THEN created_at + ? ELSE due_at END)"
                                      " FROM outbox WHERE state = 'pending'", (settings.fold_s,)).fetchone()
     finally:
         conn.close()
-    next_due = min([t for t in (row[0], pending_event[0]) if t is not None], default=None)
+    next_due = min([t for t in (row[0], pending_event[0], letter_due) if t is not None], default=None)
     return {"fanned_out": made, **counts, "next_due": next_due}
 
 
@@ -169,15 +183,19 @@ def tick(settings, now: datetime | None = None) -> dict:
     now_ts = now.timestamp()
     conn = store.connect(settings.database)
     try:
-        recovered = deliveries.recover(conn, now_ts)
+        recovered = deliveries.recover(conn, now_ts) + letters.recover(conn, now_ts)
         with store.transaction(conn):
             recorded = outbox.record_periodic(conn, now, dict(settings.deadlines))
             purged = subscriptions.purge_unconfirmed(conn, now)
+            purged += interest.purge_unconfirmed(conn, now) + feedback.purge_unconfirmed(conn, now)
+            conn.execute("DELETE FROM letters WHERE state IN ('sent', 'failed') AND coalesce(sent_at, due_at) < ?",
+                         (now_ts - KEEP_DAYS * 86400,))
             old = now_ts - KEEP_DAYS * 86400
             conn.execute("DELETE FROM deliveries WHERE state IN ('sent', 'failed') AND coalesce(sent_at, due_at) < ?",
                          (old,))
             conn.execute("DELETE FROM outbox WHERE state <> 'pending' AND created_at < ? AND NOT EXISTS"
-                         " (SELECT 1 FROM deliveries d WHERE d.event_id = outbox.id)", (old,))
+                         " (SELECT 1 FROM deliveries d WHERE d.event_id = outbox.id) AND NOT EXISTS"
+                         " (SELECT 1 FROM letters l WHERE l.event_id = outbox.id)", (old,))
             conn.execute("DELETE FROM rate_counts WHERE window < ?", (int(now_ts) - 2 * 86400,))
     finally:
         conn.close()

@@ -88,11 +88,13 @@ def _parts(m: folium.Map) -> dict:
 
 
 def coverage_map(bounds, *, tiles_url: str, attribution: str, coverage_url: str | None,
-                 check_url: str | None, towns=(), incidents=(), marker=None) -> dict:
+                 check_url: str | None, towns=(), incidents=(), marker=None, demand_url: str | None = None,
+                 demand_label: str = "Households that asked for fiber") -> dict:
     """Return the parts of a map fitted to ``bounds`` (minlon, minlat, maxlon, maxlat).
 
     ``towns`` are dicts with geometry, label, colour and optionally url and
-    permanent (label always shown); coverage is fetched by the browser.
+    permanent (label always shown); coverage, and with ``demand_url`` the households that asked
+    for fiber per public cell, are fetched by the browser.
     """
     minlon, minlat, maxlon, maxlat = bounds
     m = _base_map([(minlat + maxlat) / 2, (minlon + maxlon) / 2], 13, tiles_url, attribution)
@@ -106,8 +108,14 @@ def coverage_map(bounds, *, tiles_url: str, attribution: str, coverage_url: str 
         "towns": list(towns),
         "incidents": list(incidents),
         "incidentColour": INCIDENT_COLOUR,
+        "demandUrl": demand_url,
+        "demandLabel": demand_label,
+        "demandColour": DEMAND_COLOUR,
     }).add_to(m)
     return _parts(m)
+
+
+DEMAND_COLOUR = "#7b3294"
 
 
 def town_colour(best: str | None) -> str:

@@ -27,7 +27,7 @@ from flask import Flask
 HOST = "http://localhost"
 # Pages that answer free parameters (or take a form post); the export writes a page pointing to the
 # town list instead.
-LIVE_ONLY = ("/check", "/search", "/subscriptions", "/reports", "/interest")
+LIVE_ONLY = ("/check", "/search", "/subscriptions", "/reports", "/interest", "/feedback")
 # Pages saved from a fuller variant: the saved town list has every town on one page (its
 # page links would lead back to itself in a copy that ignores query strings).
 EXPORT_QUERY = {"/towns": "page=all"}
@@ -66,7 +66,7 @@ def site_paths(app: Flask) -> list[str]:
         ids = [r[0] for r in conn.execute("SELECT id FROM incidents ORDER BY id")]
     finally:
         conn.close()
-    paths = ["/", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson",
+    paths = ["/", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson", "/api/v1/demand.geojson",
              "/api/v1/incidents", "/api/v1/summary", "/api/v2/summary.json", "/api/v2/status.json",
              "/api/v2/components.json", "/api/v2/incidents.json", "/api/v2/incidents/unresolved.json",
              "/api/v2/scheduled-maintenances.json", "/api/v2/scheduled-maintenances/upcoming.json",

@@ -22,7 +22,8 @@ def towns():
 @bp.get("/towns/<slug>")
 def town(slug: str):
     """Return one town's coverage, shares and active incidents."""
-    return jsonify(answers.town_report(get_snapshot(), slug, now(), get_db()))
+    return jsonify(answers.town_report(get_snapshot(), slug, now(), get_db(),
+                                         current_app.config["FEEDBACK_RESPONSE_DAYS"]))
 
 
 @bp.get("/check")

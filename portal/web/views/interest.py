@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
 from portal import answers
 from portal.data import db
-from portal.listening import interest, ratelimit, store
+from portal.listening import interest, queue, ratelimit, store
 from portal.listening.subscriptions import SubscriptionError
 from portal.web.i18n import lang
 from portal.web.request import get_db
@@ -42,7 +42,11 @@ def register(data) -> tuple[dict, str]:
     key = interest.household_key(secret, client, cookie, item.place)
     with store.transaction(config.database) as write:
         made = interest.register(write, item, key, db.utcnow())
-    return {"status": "counted" if made["counted"] else "already counted"}, cookie
+    answer = {"status": "counted" if made["counted"] else "already counted"}
+    if made["token"]:
+        queue.nudge(config)  # the confirmation letter
+        answer["confirmation"] = "sent"
+    return answer, cookie
 
 
 def _with_cookie(response, cookie: str):
@@ -94,7 +98,8 @@ def form_interest():
         return page, 400, NO_STORE
     except ratelimit.Limited as exc:
         return listening._too_many(exc, page=True)
-    response = Response(render_template("listening/interest_counted.html"), 202, NO_STORE)
+    page = render_template("listening/interest_counted.html", confirm_sent=bool(_answer.get("confirmation")))
+    response = Response(page, 202, NO_STORE)
     return _with_cookie(response, cookie)
 
 
@@ -108,6 +113,52 @@ def demand_geojson():
     return Response(body, mimetype="application/geo+json", headers=NO_STORE)
 
 
+def _notice(heading: str, text: str, status: int = 200, good: bool = True, **form):
+    """Render a short answer page, never cached."""
+    page = render_template("listening/notice.html", heading=heading, text=text, good=good,
+                           status_id="interest-status", action=form.get("action"), button=form.get("button"))
+    return page, status, NO_STORE
+
+
+@bp.get("/interest/confirm/<token>")
+def confirm(token: str):
+    """Confirm the address of a registration from its e-mailed link."""
+    with store.transaction(listening.settings().database) as conn:
+        found = interest.confirm(conn, token, db.utcnow())
+    if not found:
+        return _notice(_("This link is no longer valid"), _("The registration was deleted, or the link is "
+                                                            "incomplete."), 404, good=False)
+    return _notice(_("Address confirmed"), _("We will write once, when fiber arrives at your place. Each "
+                                             "message has a link that deletes your address."),
+                   action=url_for("interest.forget", token=token), button=_("Delete my address and registration"))
+
+
+@bp.get("/interest/forget/<token>")
+def forget_page(token: str):
+    """Show what the link deletes, with the button that does it (a GET changes nothing: link scanners)."""
+    conn = store.connect(listening.settings().database)
+    try:
+        known = interest.is_known_link(conn, token)
+    finally:
+        conn.close()
+    if not known:
+        return _notice(_("Deleted"), _("There is nothing left to delete for this link."))
+    return _notice(_("Delete my address and registration"),
+                   _("Your e-mail address and your household's request for fiber are deleted at once."),
+                   good=False, action=url_for("interest.forget", token=token), button=_("Delete"))
+
+
+@bp.post("/interest/forget/<token>")
+def forget(token: str):
+    """Delete the registration and its address (also the one-click POST of List-Unsubscribe)."""
+    with store.transaction(listening.settings().database) as conn:
+        interest.forget_link(conn, token)
+    return _notice(_("Deleted"), _("Your e-mail address and your registration are deleted."))
+
+
 def init_app(app) -> None:
     """Register the blueprint."""
     app.register_blueprint(bp)
+    from portal.web.views import feedback
+
+    app.register_blueprint(feedback.bp)

@@ -5,6 +5,7 @@ import csv
 import io
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from portal import answers
 from portal.coverage import geo
@@ -31,6 +32,8 @@ def _map_settings() -> dict:
         "attribution": current_app.config["TILES_ATTRIBUTION"],
         "coverage_url": url_for("api.coverage"),
         "check_url": url_for("pages.check"),
+        "demand_url": url_for("interest.demand_geojson"),
+        "demand_label": _("Households that asked for fiber (cells of at least 250 m)"),
     }
 
 
@@ -59,6 +62,7 @@ def _region_map(rows: list[dict]) -> dict:
     return maps.coverage_map(
         snap.coverage.bounds, towns=map_towns, tiles_url=settings["tiles_url"],
         attribution=settings["attribution"], coverage_url=None, check_url=settings["check_url"],
+        demand_url=settings["demand_url"], demand_label=settings["demand_label"],
     )
 
 
@@ -84,9 +88,9 @@ def search():
 def _overview_rows():
     """Return overview rows sorted as the query string asks."""
     sort = parse_choice(request.args, "sort", answers.OVERVIEW_SORTS, "name")
-    default_desc = sort in ("population", "fiber_share")
+    default_desc = sort in ("population", "fiber_share", "demand")
     order = parse_choice(request.args, "order", ("asc", "desc"), "desc" if default_desc else "asc")
-    rows = answers.sort_overview(answers.overview(get_snapshot()), sort, order == "desc", lang())
+    rows = answers.sort_overview(answers.overview(get_snapshot(), get_db()), sort, order == "desc", lang())
     return rows, sort, order == "desc"
 
 
@@ -97,11 +101,13 @@ def towns():
     page = parse_page(request.args, len(rows), int(current_app.config["OVERVIEW_PAGE_SIZE"]))
     the_map = _region_map(rows)
     sort_labels = {"name": labels.COLUMN["name"], "population": labels.COLUMN["population"],
-                   "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"]}
+                   "best": labels.COLUMN["best"], "fiber_share": labels.COLUMN["fiber_share"],
+                   "demand": _("Households asking for fiber")}
     return render_template(
         "towns/list.html", rows=rows[page.start:page.stop], total=len(rows), first=page.start + 1,
         last=page.stop, page=page.number, pages=page.pages, sort=sort, desc=desc, sort_labels=sort_labels,
-        default_order={"name": "asc", "population": "desc", "best": "asc", "fiber_share": "desc"},
+        default_order={"name": "asc", "population": "desc", "best": "asc", "fiber_share": "desc",
+                       "demand": "desc"},
         map=the_map, legend_entries=_legend(),
     )
 
@@ -113,11 +119,11 @@ def towns_csv():
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["slug", "name", "name_ru", "population", "lat", "lon", "best_technology",
-                     "has_fiber", "fiber_share", "fiber_planned_from", "technologies"])
+                     "has_fiber", "fiber_share", "fiber_planned_from", "technologies", "demand"])
     for r in rows:
         writer.writerow([r["slug"], r["name"], r["name_ru"] or "", r["population"] or "", r["lat"], r["lon"],
                          r["best"] or "", int(r["has_fiber"]), r["fiber_share"], r["fiber_planned_from"] or "",
-                         " ".join(r["technologies"])])
+                         " ".join(r["technologies"]), r["demand"]])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=towns.csv"})
 
@@ -129,7 +135,8 @@ def town(slug: str):
     if slug != slug.lower() and snap.gazetteer.get(slug.lower()):
         # A slug typed with capitals is still that town: send the visitor to its address.
         return redirect(url_for("pages.town", slug=slug.lower()), code=301)
-    report = answers.town_report(snap, slug, now(), get_db())
+    report = answers.town_report(snap, slug, now(), get_db(),
+                                  current_app.config["FEEDBACK_RESPONSE_DAYS"])
     town_obj = snap.gazetteer.get(slug)
     shape = geo.display_geometry(town_obj.geometry, TOWN_DISPLAY_TOLERANCE_M, snap.coverage.projection)
     settings = _map_settings()
@@ -138,6 +145,7 @@ def town(slug: str):
                                           "colour": "#333333"}],
         tiles_url=settings["tiles_url"], attribution=settings["attribution"],
         coverage_url=settings["coverage_url"], check_url=settings["check_url"],
+        demand_url=settings["demand_url"], demand_label=settings["demand_label"],
     )
     return render_template("towns/detail.html", town=report, map=the_map, legend_entries=_legend(),
                            place_status=report["incidents"])
@@ -154,6 +162,7 @@ def check():
         geo.bounds_around(lon, lat, CHECK_MAP_RADIUS_M), tiles_url=settings["tiles_url"],
         attribution=settings["attribution"], coverage_url=settings["coverage_url"],
         check_url=settings["check_url"], marker={"location": (lat, lon), "label": f"{lat:.5f}, {lon:.5f}"},
+        demand_url=settings["demand_url"], demand_label=settings["demand_label"],
     )
     return render_template("check.html", answer=answer, lat=lat, lon=lon, map=the_map,
                            legend_entries=_legend(), place_status=answer["incidents"])

@@ -60,6 +60,24 @@
     refresh();
   }
 
+  // "Bring fiber here": households per public cell (at least 250 m, only cells over the minimum count).
+  function loadDemand(map, options) {
+    fetch(options.demandUrl).then(function (r) { return r.json(); }).then(function (data) {
+      var layer = L.geoJSON(data, {
+        pointToLayer: function (feature, latlng) {
+          var p = feature.properties;
+          return L.circle(latlng, { radius: p.size_m / 2, color: options.demandColour, weight: 2,
+                                    fillColor: options.demandColour, fillOpacity: 0.25 });
+        },
+        onEachFeature: function (feature, layer) {
+          layer.bindTooltip(text(options.demandLabel + ": " + feature.properties.households), { sticky: true });
+        }
+      }).addTo(map);
+      map.getContainer().setAttribute("data-demand-cells", String(data.features.length));
+      return layer;
+    }).catch(function () {});
+  }
+
   function attach(map, options) {
     (options.towns || []).forEach(function (t) { townLayer(map, t); });
     // Lets tests (and curious readers of the DOM) see what was drawn: the canvas renderer leaves no paths.
@@ -68,6 +86,7 @@
       L.geoJSON(g, { style: { color: options.incidentColour, weight: 3, dashArray: "2 6", fillOpacity: 0.15 } }).addTo(map);
     });
     if (options.coverageUrl) { loadCoverage(map, options); }
+    if (options.demandUrl) { loadDemand(map, options); }
     if (options.checkUrl) {
       map.on("click", function (e) {
         window.location.href = options.checkUrl + "?lat=" + e.latlng.lat.toFixed(6) + "&lon=" + e.latlng.lng.toFixed(6);
