@@ -83,9 +83,24 @@ def is_portal_database(path: Path) -> bool:
         conn.close()
 
 
+def example(examples: dict, name: str) -> str:
+    """Return a help epilog that ends the --help text with a command staff can copy."""
+    return f"Example:\n\n\b\n  {examples[name]}"
+
+
+def migrated_database(db_path) -> Path:
+    """Return the existing portal database, with any migration it lacks applied."""
+    from portal.data import build
+
+    path = require_database(db_path)
+    build.ensure_database(path)
+    return path
+
+
 def echo_err(message: str) -> None:
     """Print a line on stderr."""
     click.echo(message, err=True)
 
 
-__all__ = ["db_option", "author_default", "Refused", "require_database", "echo_err", "ROOT", "sys"]
+__all__ = ["db_option", "author_default", "Refused", "require_database", "migrated_database", "example",
+           "echo_err", "ROOT", "sys"]

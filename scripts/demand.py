@@ -9,9 +9,9 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import Refused, db_option, require_database
+from cli import Refused, db_option, example, migrated_database
 
-from portal.data import build, db
+from portal.data import db
 from portal.listening import interest, store
 from portal.listening.subscriptions import known_town
 
@@ -26,15 +26,8 @@ DRIVERS = {".gpkg": "GPKG", ".csv": "CSV", ".geojson": "GeoJSON", ".json": "GeoJ
 
 
 def _example(name: str) -> str:
-    """Return a help epilog that ends the --help text with a command staff can copy."""
-    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
-
-
-def _database(db_path) -> Path:
-    """Return the existing database, with any migration it lacks applied."""
-    path = require_database(db_path)
-    build.ensure_database(path)
-    return path
+    """Return the help epilog of a command (its example)."""
+    return example(EXAMPLES, name)
 
 
 @click.group(epilog=_example("group"))
@@ -49,7 +42,7 @@ def main() -> None:
 @click.option("--deadline", help="The date (YYYY-MM-DD) by which the target is to be reached.")
 def threshold_command(db_path, town, households, deadline):
     """Set the target of HOUSEHOLDS for the planned area TOWN (a town slug); the town page shows progress."""
-    path = _database(db_path)
+    path = migrated_database(db_path)
     if not re.fullmatch(r"[1-9][0-9]{0,6}", households):
         raise Refused(f"HOUSEHOLDS must be a whole number above 0, not {households!r}; e.g. 40")
     if deadline is not None:
@@ -81,7 +74,7 @@ def export_command(db_path, file, force):
     import geopandas as gpd
     from shapely.geometry import Point
 
-    path = _database(db_path)
+    path = migrated_database(db_path)
     driver = DRIVERS.get(file.suffix.lower())
     if driver is None:
         raise Refused(f"FILE {file.name!r}: give an extension GDAL writes: {', '.join(sorted(DRIVERS))}")

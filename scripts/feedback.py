@@ -7,10 +7,10 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import Refused, author_default, db_option, require_database
+from cli import Refused, author_default, db_option, example, migrated_database
 
 from portal import config
-from portal.data import build, db
+from portal.data import db
 from portal.data.text import BadText, check_text
 from portal.listening import feedback, queue, store
 from portal.listening.settings import Settings
@@ -24,15 +24,8 @@ EXAMPLES = {
 
 
 def _example(name: str) -> str:
-    """Return a help epilog that ends the --help text with a command staff can copy."""
-    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
-
-
-def _database(db_path) -> Path:
-    """Return the existing database, with any migration it lacks applied."""
-    path = require_database(db_path)
-    build.ensure_database(path)
-    return path
+    """Return the help epilog of a command (its example)."""
+    return example(EXAMPLES, name)
 
 
 @click.group(epilog=_example("group"))
@@ -45,7 +38,7 @@ def main() -> None:
 @db_option
 def list_command(everything, db_path):
     """List open reports, newest first: id, when, place, technology, state, what the reporter wrote."""
-    conn = store.connect(_database(db_path))
+    conn = store.connect(migrated_database(db_path))
     try:
         rows = feedback.staff_list(conn, everything)
     finally:
@@ -74,7 +67,7 @@ def list_command(everything, db_path):
 @db_option
 def answer_command(report_id, message, author, db_path):
     """Answer report REPORT_ID; the reporter gets it by e-mail if they left a confirmed address."""
-    path = _database(db_path)
+    path = migrated_database(db_path)
     try:
         message = check_text("--message", message, multiline=True)
         author = check_text("--author", author)
@@ -99,7 +92,7 @@ def answer_command(report_id, message, author, db_path):
 @db_option
 def close_command(report_id, db_path):
     """Close report REPORT_ID: it no longer counts as open on the town page."""
-    path = _database(db_path)
+    path = migrated_database(db_path)
     try:
         with store.transaction(path) as conn:
             feedback.close(conn, report_id, db.utcnow())

@@ -11,7 +11,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import click
 import shapely
-from cli import Refused, author_default, db_option
+from cli import Refused, author_default, db_option, example
 
 from portal import answers
 from portal.config import DEFAULTS
@@ -49,8 +49,8 @@ EXAMPLES = {
 
 
 def _example(name: str) -> str:
-    """Return a help epilog that ends the --help text with a command staff can copy."""
-    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
+    """Return the help epilog of a command (its example)."""
+    return example(EXAMPLES, name)
 
 
 def _zone(conn) -> ZoneInfo:

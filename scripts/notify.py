@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import Refused, db_option
+from cli import Refused, db_option, example
 
 from portal import config
 from portal.listening import deliveries, queue, store, worker
@@ -23,8 +23,8 @@ EXAMPLES = {
 
 
 def _example(name: str) -> str:
-    """Return a help epilog that ends the --help text with a command staff can copy."""
-    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
+    """Return the help epilog of a command (its example)."""
+    return example(EXAMPLES, name)
 
 
 def _settings(db_path: Path) -> Settings:

@@ -11,9 +11,8 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import Refused, db_option, require_database
+from cli import Refused, db_option, example, migrated_database
 
-from portal.data import build
 from portal.listening import feedback, interest, store, subscriptions
 
 EXAMPLES = {
@@ -24,15 +23,8 @@ EXAMPLES = {
 
 
 def _example(name: str) -> str:
-    """Return a help epilog that ends the --help text with a command staff can copy."""
-    return f"Example:\n\n\b\n  {EXAMPLES[name]}"
-
-
-def _database(db_path) -> Path:
-    """Return the existing database, with any migration it lacks applied."""
-    path = require_database(db_path)
-    build.ensure_database(path)
-    return path
+    """Return the help epilog of a command (its example)."""
+    return example(EXAMPLES, name)
 
 
 @click.group(epilog=_example("group"))
@@ -44,7 +36,7 @@ def main() -> None:
 @db_option
 def counts_command(db_path):
     """Show confirmed and pending subscriptions per town and service (a point counts in its town)."""
-    conn = store.connect(_database(db_path))
+    conn = store.connect(migrated_database(db_path))
     try:
         rows = subscriptions.counts(conn)
     finally:
@@ -67,7 +59,7 @@ def counts_command(db_path):
 @click.argument("email")
 def forget_command(db_path, email):
     """Delete every subscription and fiber registration of EMAIL, and EMAIL from reports (a person's request)."""
-    path = _database(db_path)
+    path = migrated_database(db_path)
     try:
         with store.transaction(path) as conn:
             count = subscriptions.forget(conn, email)
