@@ -21,14 +21,13 @@ from datetime import datetime, timedelta
 
 from portal.data import db
 from portal.data.layers import TECHNOLOGIES
-from portal.listening import cells, letters
+from portal.listening import letters
 from portal.listening.subscriptions import (
     LANGUAGES,
     PENDING_DAYS,
     SubscriptionError,
-    _coordinate,
-    known_town,
     normalise_email,
+    parse_place,
 )
 
 MAX_MESSAGE = 1000
@@ -97,21 +96,10 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Feedback:
 
     if not isinstance(data, Mapping):
         raise SubscriptionError("body", "the body must be a JSON object of fields")
-    town, lat, lon = data.get("town"), data.get("lat"), data.get("lon")
-    has_point = lat not in (None, "") or lon not in (None, "")
-    if town not in (None, "") and has_point:
-        raise SubscriptionError("town", "give either town or lat and lon, not both")
-    cell = None
-    if town not in (None, ""):
-        if not isinstance(town, str) or not known_town(conn, town.strip().lower()):
-            raise SubscriptionError("town", f"unknown town {str(town)[:60]!r}; give a town slug such as "
-                                            "'pechory' (see /api/v1/towns)")
-        town, lat, lon = town.strip().lower(), None, None
-    elif has_point:
-        cell, lat, lon = cells.cell_of(_coordinate("lat", lat, 90), _coordinate("lon", lon, 180))
+    town, cell, lat, lon = parse_place(data, conn)
+    if cell is not None:
+        # The town is asked of the cell's centre, like everything else about the point.
         town = town_at(conn, lat, lon)
-    else:
-        raise SubscriptionError("town", "missing place: give town (a slug) or lat and lon")
     technology = data.get("technology")
     if technology not in TECHNOLOGIES:
         raise SubscriptionError("technology", f"unknown technology {str(technology)[:30]!r}; expected one of "

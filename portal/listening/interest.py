@@ -25,9 +25,8 @@ from portal.listening.subscriptions import (
     LANGUAGES,
     PENDING_DAYS,
     SubscriptionError,
-    _coordinate,
-    known_town,
     normalise_email,
+    parse_place,
 )
 
 # Public cells are at least this big, and need this many households before they are shown.
@@ -59,23 +58,10 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Interest:
     """
     if not isinstance(data, Mapping):
         raise SubscriptionError("body", "the body must be a JSON object of fields")
-    town, lat, lon = data.get("town"), data.get("lat"), data.get("lon")
-    has_point = lat not in (None, "") or lon not in (None, "")
-    if town not in (None, "") and has_point:
-        raise SubscriptionError("town", "give either town or lat and lon, not both")
-    cell = None
-    if town not in (None, ""):
-        if not isinstance(town, str) or not known_town(conn, town.strip().lower()):
-            raise SubscriptionError("town", f"unknown town {str(town)[:60]!r}; give a town slug such as "
-                                            "'pechory' (see /api/v1/towns)")
-        town = town.strip().lower()
-    elif has_point:
-        point_lat, point_lon = _coordinate("lat", lat, 90), _coordinate("lon", lon, 180)
-        cell, lat, lon = cells.cell_of(point_lat, point_lon)
+    town, cell, lat, lon = parse_place(data, conn)
+    if cell is not None:
         # The town is asked of the cell's centre, like everything else about the point.
         town = town_at(conn, lat, lon)
-    else:
-        raise SubscriptionError("town", "missing place: give town (a slug) or lat and lon")
     email = data.get("email")
     email = normalise_email(email) if email not in (None, "") else None
     lang = data.get("lang") or default_lang
