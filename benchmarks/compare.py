@@ -2,6 +2,7 @@
 
     git worktree add ../portal-before 1800ef2
     python -m benchmarks.compare before=../portal-before after=. --rounds 8 --seconds 3
+    python -m benchmarks.compare before=../portal-before after=. --paths report   # crowd reports
 
 Each checkout is served by its own gunicorn (its own ``docs/gunicorn.conf.py``, 2 sync workers,
 preloaded) on its own copy of one generated database (the benchmark's small data unless
@@ -14,6 +15,7 @@ less with the neighbours' load than requests/s do.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -25,16 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import datagen, load  # noqa: E402
+from benchmarks import datagen, load, reports  # noqa: E402
 
-PATHS = {"check": "/api/v1/check?lat={lat}&lon={lon}", "status": "/api/v1/status?lat={lat}&lon={lon}"}
+PATHS = {"check": "/api/v1/check?lat={lat}&lon={lon}", "status": "/api/v1/status?lat={lat}&lon={lon}",
+         "report": "{town}"}  # crowd reports: POST /api/v1/reports to these towns (benchmarks.reports)
 
 
-def _run(server: tuple[str, int], paths: list[str], seconds: int) -> dict:
+def _run(server: tuple[str, int], paths: list[str], seconds: int, kind: str = "check") -> dict:
     """One wrk run against one server, with the CPU time its workers spent per request."""
     base, master = server
     before = load.workers_cpu_s(master)
-    found = load.wrk(base, paths, seconds)
+    if kind == "report":
+        found = reports._post_load(base, paths, seconds, 24)
+    else:
+        found = load.wrk(base, paths, seconds)
     spent = load.workers_cpu_s(master) - before
     found["cpu_us_per_request"] = round(spent / max(found["requests"], 1) * 1e6)
     return found
@@ -58,7 +64,12 @@ def main(argv=None) -> int:
         datagen.import_files(folder / "portal.sqlite", folder / "files")
         datagen.write_incidents(folder / "portal.sqlite", data["towns"], scale.incidents)
         points = data["points"][:10_000].tolist()
-        paths = {k: [PATHS[k].format(lat=lat, lon=lon) for lat, lon in points] for k in kinds}
+        paths = {k: [PATHS[k].format(lat=lat, lon=lon) for lat, lon in points]
+                 for k in kinds if k != "report"}
+        if "report" in kinds:
+            paths["report"] = data["towns"]["slug"].tolist()
+            # Each posted report names its client in X-Forwarded-For (random networks): no rate limit.
+            os.environ["PORTAL_TRUSTED_PROXY_HOPS"] = "1"
         servers = {"bare": stack.enter_context(load.gunicorn("benchmarks.bare_app:app", None, probe="/bare"))}
         for name, folder_name in checkouts.items():
             db_path = folder / f"{name}.sqlite"
@@ -72,7 +83,7 @@ def main(argv=None) -> int:
             bare.append(_run(servers["bare"], ["/bare"], args.seconds))
             for kind in kinds:
                 for name in names if r % 2 == 0 else names[::-1]:
-                    runs[(name, kind)].append(_run(servers[name], paths[kind], args.seconds))
+                    runs[(name, kind)].append(_run(servers[name], paths[kind], args.seconds, kind))
         total = load.combine(bare)
         print(f"bare: {total['rps']} req/s, p99 {total['p99_ms']} ms,"
               f" worker CPU {statistics.median(b['cpu_us_per_request'] for b in bare)} µs/request")

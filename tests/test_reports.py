@@ -112,3 +112,18 @@ def test_no_address_is_stored(db_path, conn):
     conn.close()
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert "10.1.1.7" not in dump and "10.1.1.0" not in dump and "c1'" not in dump
+
+
+@pytest.mark.parametrize("address", ["1.2.3.4", "255.255.255.255", "0.0.0.0", "10.0.0.1", "010.2.3.4",
+                                     "256.1.1.1", "1.2.3", "1.2.3.4.5", "².1.1.1", "::ffff:1.2.3.4",
+                                     "2001:db8::1", "unknown", ""])
+def test_the_network_of_an_address_is_what_ipaddress_says(address):
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+        ip = ip.ipv4_mapped or ip if ip.version == 6 else ip
+        expected = str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
+    except ValueError:
+        expected = address
+    assert reports.network_of(address) == expected

@@ -148,6 +148,22 @@ def place_status(incidents: IncidentReads, now: datetime, lat: float | None = No
     return {"down": down, "incidents": problems, "maintenance": maintenance}
 
 
+def place_problem(incidents: IncidentReads, now: datetime, service: str, lat: float | None = None,
+                  lon: float | None = None, town: str | None = None) -> dict | None:
+    """Return the first active incident (not maintenance) of ``service`` ``place_status`` lists, or None.
+
+    What a crowd report attaches to; it builds the answer of that one incident only.
+    """
+    if lat is not None and lon is not None:
+        recs = incidents.affecting_point(lat, lon, now)
+    else:
+        recs = incidents.affecting_town(incidents.towns.find(town).slug, now)
+    for rec in recs:
+        if rec.kind != "maintenance" and service in rec.services:
+            return incident_item(incidents, rec, now)
+    return None
+
+
 def service_summary(incidents: IncidentReads, now: datetime) -> dict:
     """Return each service's status (``IncidentReads.service_status``), the worst, the active incidents."""
     found = incidents.service_status(now)

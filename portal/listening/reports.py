@@ -62,6 +62,10 @@ def _day_key(secret: str, at: float) -> bytes:
 
 def network_of(address: str) -> str:
     """Return the network a client address belongs to (/24 for IPv4, /48 for IPv6)."""
+    parts = address.split(".")
+    if len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 and p == str(int(p)) for p in parts):
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"  # the common case, without ipaddress
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

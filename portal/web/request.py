@@ -67,7 +67,13 @@ def now() -> datetime:
 
 
 def close_db(exc=None) -> None:
-    """End the request's read transaction; the connection stays open for the thread's next request."""
+    """End the request's read transaction; the connection stays open for the thread's next request.
+
+    A view that writes calls it before its write transaction: a commit made while this process
+    still reads an older version cannot be checkpointed, so the write-ahead log would never start
+    over and every later commit would pay for a checkpoint (and the log grow without end).
+    A later ``get_db()`` in the same request begins a new read transaction.
+    """
     conn = g.pop("db", None)
     if conn is not None:
         conn.rollback()

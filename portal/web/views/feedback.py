@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
 from portal.data import db
-from portal.listening import feedback, queue, ratelimit, store
+from portal.listening import feedback, queue, ratelimit
 from portal.listening.subscriptions import SubscriptionError
 from portal.web.i18n import lang
 from portal.web.request import get_db
@@ -30,7 +30,7 @@ def send(data) -> dict:
     if item.email:
         secret = db.get_meta(conn).get("listening_key") or ""
         ratelimit.hit(config, "email", ratelimit.email_key(secret, item.email), listening._limits())
-    with store.transaction(config.database) as write:
+    with listening.writing() as write:
         feedback.submit(write, item, db.utcnow())
     if item.email:
         queue.nudge(config)
@@ -91,7 +91,7 @@ def form_feedback():
 @bp.get("/feedback/confirm/<token>")
 def confirm(token: str):
     """Confirm a report's address from its e-mailed link."""
-    with store.transaction(listening.settings().database) as conn:
+    with listening.writing() as conn:
         found = feedback.confirm(conn, token, db.utcnow())
     queue.nudge(listening.settings())
     if not found:
@@ -113,6 +113,6 @@ def forget_page(token: str):
 @bp.post("/feedback/forget/<token>")
 def forget(token: str):
     """Delete a report's address."""
-    with store.transaction(listening.settings().database) as conn:
+    with listening.writing() as conn:
         feedback.forget_link(conn, token)
     return _notice(_("Deleted"), _("Your e-mail address is deleted."))

@@ -40,7 +40,7 @@ def register(data) -> tuple[dict, str]:
     if not cookie or len(cookie) != 32:
         cookie = secrets.token_hex(16)
     key = interest.household_key(secret, client, cookie, item.place)
-    with store.transaction(config.database) as write:
+    with listening.writing() as write:
         made = interest.register(write, item, key, db.utcnow())
     answer = {"status": "counted" if made["counted"] else "already counted"}
     if made["token"]:
@@ -123,7 +123,7 @@ def _notice(heading: str, text: str, status: int = 200, good: bool = True, **for
 @bp.get("/interest/confirm/<token>")
 def confirm(token: str):
     """Confirm the address of a registration from its e-mailed link."""
-    with store.transaction(listening.settings().database) as conn:
+    with listening.writing() as conn:
         found = interest.confirm(conn, token, db.utcnow())
     if not found:
         return _notice(_("This link is no longer valid"), _("The registration was deleted, or the link is "
@@ -151,7 +151,7 @@ def forget_page(token: str):
 @bp.post("/interest/forget/<token>")
 def forget(token: str):
     """Delete the registration and its address (also the one-click POST of List-Unsubscribe)."""
-    with store.transaction(listening.settings().database) as conn:
+    with listening.writing() as conn:
         interest.forget_link(conn, token)
     return _notice(_("Deleted"), _("Your e-mail address and your registration are deleted."))
 

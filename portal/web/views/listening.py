@@ -20,7 +20,7 @@ from portal.data import db
 from portal.listening import queue, ratelimit, store, subscriptions, webhooks
 from portal.listening.settings import Settings
 from portal.web.i18n import lang, town_name
-from portal.web.request import get_db, get_snapshot
+from portal.web.request import close_db, get_db, get_snapshot
 
 bp = Blueprint("listening", __name__)
 
@@ -35,6 +35,19 @@ def settings() -> Settings:
     if found is None:
         found = current_app.extensions["portal_listening"] = Settings.from_config(current_app.config)
     return found
+
+
+def writing(conn=None):
+    """Return a write transaction on the listening tables (``store.transaction``) for a view.
+
+    The request's read transaction ends first: a commit made while the writer's own process still
+    reads an older version cannot be checkpointed, so under a stream of public writes SQLite's
+    write-ahead log would never start over, grow by every write, and every commit pay for a
+    checkpoint. A later ``get_db()`` reads afresh (and sees the write). ``conn``: a connection
+    to write on (a thread's own, for writes on every request); by default one opened for it.
+    """
+    close_db()
+    return store.transaction(conn if conn is not None else settings().database)
 
 
 def client_address() -> str:
@@ -66,7 +79,7 @@ def subscribe(data) -> dict:
     secret = db.get_meta(conn).get("listening_key") or ""
     ratelimit.hit(config, "email", ratelimit.email_key(secret, req.address), rate_limits())
     # The real clock, not the page clock tests may pin: unconfirmed requests expire by it.
-    with store.transaction(config.database) as write:
+    with writing() as write:
         made = subscriptions.subscribe(write, req, db.utcnow())
     queue.nudge(config)
     answer = {"status": "pending"}
@@ -178,7 +191,7 @@ def _gone():
 @bp.get("/subscriptions/confirm/<token>")
 def confirm(token: str):
     """Confirm a subscription from the e-mailed link."""
-    with store.transaction(settings().database) as conn:
+    with writing() as conn:
         info = subscriptions.confirm(conn, token, db.utcnow())
     if info is None:
         return _gone()
@@ -202,7 +215,7 @@ def unsubscribe_page(token: str):
 @bp.post("/subscriptions/unsubscribe/<token>")
 def unsubscribe(token: str):
     """End a subscription: the one-click POST of RFC 8058 (no cookie, no confirmation), or the page's button."""
-    with store.transaction(settings().database) as conn:
+    with writing() as conn:
         subscriptions.unsubscribe(conn, token)
     return render_template("listening/unsubscribed.html"), 200, NO_STORE
 

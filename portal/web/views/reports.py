@@ -36,12 +36,8 @@ class _BadField(ValueError):
 
 def _incident_for(place: dict, service: str) -> dict | None:
     """Return the active incident (not maintenance) covering the place and service, as the public sees it."""
-    found = answers.place_status(get_snapshot().incidents, now(), place["lat"], place["lon"],
-                                 place["town"])["incidents"]
-    for incident in found:
-        if service in incident["services"]:
-            return incident
-    return None
+    return answers.place_problem(get_snapshot().incidents, now(), service, place["lat"], place["lon"],
+                                 place["town"])
 
 
 def _parse(data) -> tuple[str, dict]:
@@ -80,7 +76,8 @@ def submit(data) -> tuple[dict, str | None]:
         cookie = fresh = secrets.token_urlsafe(16)
     incident = _incident_for(place, service)
     at = now().timestamp()
-    with store.transaction(store.thread_connection(config.database)) as conn:
+    # What follows reads through the write connection, on which the report commits.
+    with listening.writing(store.thread_connection(config.database)) as conn:
         # Counted under a keyed hash: not even the rate counts keep an address.
         ratelimit.hit_in(conn, config, "report", ratelimit.email_key(secret, address),
                          {**LIMITS, **listening.rate_limits()})
