@@ -22,13 +22,7 @@ from datetime import datetime, timedelta
 from portal.data import db
 from portal.data.layers import TECHNOLOGIES
 from portal.listening import letters
-from portal.listening.subscriptions import (
-    LANGUAGES,
-    PENDING_DAYS,
-    SubscriptionError,
-    normalise_email,
-    parse_place,
-)
+from portal.listening.subscriptions import PENDING_DAYS, SubscriptionError, normalise_email, parse_household
 
 MAX_MESSAGE = 1000
 MAX_ANSWER = 5000
@@ -92,14 +86,7 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Feedback:
 
     Raise SubscriptionError naming the field.
     """
-    from portal.listening.interest import town_at
-
-    if not isinstance(data, Mapping):
-        raise SubscriptionError("body", "the body must be a JSON object of fields")
-    town, cell, lat, lon = parse_place(data, conn)
-    if cell is not None:
-        # The town is asked of the cell's centre, like everything else about the point.
-        town = town_at(conn, lat, lon)
+    town, cell, lat, lon, email, lang = parse_household(data, conn, default_lang=default_lang)
     technology = data.get("technology")
     if technology not in TECHNOLOGIES:
         raise SubscriptionError("technology", f"unknown technology {str(technology)[:30]!r}; expected one of "
@@ -109,11 +96,6 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Feedback:
     if not message:
         raise SubscriptionError("message", f"missing message: say in a few words (at most {MAX_MESSAGE} "
                                            "characters) what is wrong with the answer here")
-    email = data.get("email")
-    email = normalise_email(email) if email not in (None, "") else None
-    lang = data.get("lang") or default_lang
-    if lang not in LANGUAGES:
-        raise SubscriptionError("lang", f"unknown lang {str(lang)[:20]!r}; expected ru or en")
     return Feedback(town=town, cell=cell, lat=lat, lon=lon, technology=technology, message=message,
                     email=email, lang=lang)
 

@@ -16,18 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shapely import wkb
-from shapely.geometry import Point
-
 from portal.data import db, layers
 from portal.listening import cells, letters
-from portal.listening.subscriptions import (
-    LANGUAGES,
-    PENDING_DAYS,
-    SubscriptionError,
-    normalise_email,
-    parse_place,
-)
+from portal.listening.subscriptions import PENDING_DAYS, normalise_email, parse_household
 
 # Public cells are at least this big, and need this many households before they are shown.
 PUBLIC_CELL_M = 250.0
@@ -56,29 +47,9 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Interest:
 
     Raise SubscriptionError naming the field.
     """
-    if not isinstance(data, Mapping):
-        raise SubscriptionError("body", "the body must be a JSON object of fields")
-    town, cell, lat, lon = parse_place(data, conn)
-    if cell is not None:
-        # The town is asked of the cell's centre, like everything else about the point.
-        town = town_at(conn, lat, lon)
-    email = data.get("email")
-    email = normalise_email(email) if email not in (None, "") else None
-    lang = data.get("lang") or default_lang
-    if lang not in LANGUAGES:
-        raise SubscriptionError("lang", f"unknown lang {str(lang)[:20]!r}; expected ru or en")
+    town, cell, lat, lon, email, lang = parse_household(data, conn, default_lang=default_lang)
     return Interest(town=town, cell=cell, lat=lat if cell else None, lon=lon if cell else None,
                     email=email, lang=lang)
-
-
-def town_at(conn, lat: float, lon: float) -> str | None:
-    """Return the slug of the live town whose extent holds the point, if any."""
-    live = layers.live_layer_ids(conn)["towns"]
-    point = Point(lon, lat)
-    for slug, geom in conn.execute("SELECT slug, geom FROM towns WHERE layer_id = ?", (live,)):
-        if wkb.loads(bytes(geom)).covers(point):
-            return slug
-    return None
 
 
 def household_key(secret: str, client: str, cookie: str, place: str) -> str:

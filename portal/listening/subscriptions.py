@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
+from shapely import wkb
+from shapely.geometry import Point
 
 from portal.data import db, layers
 from portal.listening import cells, outbox
@@ -126,6 +128,32 @@ def parse_place(data: Mapping, conn) -> tuple:
     lon = _coordinate("lon", lon, 180)
     cell, centre_lat, centre_lon = cells.cell_of(lat, lon)
     return None, cell, centre_lat, centre_lon
+
+
+def parse_household(data, conn, *, default_lang: str = "ru") -> tuple:
+    """Return ``(town, cell, lat, lon, email or None, lang)``: what every household's write names.
+
+    Interest and feedback take a place (a point's town asked of its cell's centre, like everything
+    else about the point), an optional e-mail and the letters' language; refusals name their field.
+    """
+    if not isinstance(data, Mapping):
+        raise SubscriptionError("body", "the body must be a JSON object of fields")
+    town, cell, lat, lon = parse_place(data, conn)
+    if cell is not None:
+        town = town_at(conn, lat, lon)
+    email = data.get("email")
+    email = normalise_email(email) if email not in (None, "") else None
+    return town, cell, lat, lon, email, _lang(data.get("lang"), default_lang)
+
+
+def town_at(conn, lat: float, lon: float) -> str | None:
+    """Return the slug of the live town whose extent holds the point, if any."""
+    live = layers.live_layer_ids(conn)["towns"]
+    point = Point(lon, lat)
+    for slug, geom in conn.execute("SELECT slug, geom FROM towns WHERE layer_id = ?", (live,)):
+        if wkb.loads(bytes(geom)).covers(point):
+            return slug
+    return None
 
 
 def _coordinate(name: str, raw, limit: float) -> float:
