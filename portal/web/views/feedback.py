@@ -5,16 +5,15 @@ token, honeypot, rate limit per client address and e-mail, 400 naming the field,
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, jsonify, render_template, url_for
 from flask_babel import gettext as _
 
 from portal.data import db
 from portal.listening import feedback, queue, ratelimit
-from portal.listening.subscriptions import SubscriptionError
 from portal.web.i18n import lang
 from portal.web.request import get_db
 from portal.web.views import listening
-from portal.web.views.listening import FIELD_LABELS, HONEYPOT, NO_STORE
+from portal.web.views.listening import FIELD_LABELS, NO_STORE
 
 bp = Blueprint("feedback", __name__)
 
@@ -40,17 +39,9 @@ def send(data) -> dict:
 @bp.post("/api/v1/feedback")
 def api_feedback():
     """Report that an answer is wrong here, by JSON: 202 {"status": "received"}."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with town or lat "
-                                 "and lon, technology, message, and optionally email and lang",
-                        "field": "body"}), 400, NO_STORE
-    try:
-        return jsonify(send(data)), 202, NO_STORE
-    except SubscriptionError as exc:
-        return jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=False)
+    answer, refused = listening.json_write(
+        send, "town or lat and lon, technology, message, and optionally email and lang")
+    return refused or (jsonify(answer), 202, NO_STORE)
 
 
 def _notice(heading: str, text: str, status: int = 200, good: bool = True):
@@ -63,29 +54,10 @@ def _notice(heading: str, text: str, status: int = 200, good: bool = True):
 @bp.post("/feedback")
 def form_feedback():
     """Report from a page's form: 202 "thank you" page, or 400 naming the field."""
-    if not listening.same_site():
-        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
-                    "and send it again.")
-        page = render_template("errors/error.html", status=403, message=message, suggestions=[])
-        return page, 403, NO_STORE
     thanks = (_("Thank you: we will check this answer"),
               _("Your report counts as open until we answer it; the town page shows how long answers take."))
-    form = request.form
-    if form.get(HONEYPOT):
-        return _notice(*thanks, 202)
-    data = {k: form.get(k) for k in ("email", "town", "lat", "lon", "lang", "technology", "message")}
-    if data.get("lat") or data.get("lon"):
-        data["town"] = None
-    try:
-        send(data)
-    except SubscriptionError as exc:
-        label = LABELS[exc.field]() if exc.field in LABELS else exc.field
-        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
-        page = render_template("errors/error.html", status=400, message=message, suggestions=[])
-        return page, 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=True)
-    return _notice(*thanks, 202)
+    return listening.form_write(("email", "town", "lat", "lon", "lang", "technology", "message"), send,
+                                lambda _answer: _notice(*thanks, 202), labels=LABELS)
 
 
 @bp.get("/feedback/confirm/<token>")

@@ -13,11 +13,10 @@ from flask_babel import gettext as _
 from portal import answers
 from portal.data import db
 from portal.listening import interest, queue, ratelimit, store
-from portal.listening.subscriptions import SubscriptionError
 from portal.web.i18n import lang
 from portal.web.request import get_db
 from portal.web.views import listening
-from portal.web.views.listening import FIELD_LABELS, HONEYPOT, NO_STORE
+from portal.web.views.listening import NO_STORE
 
 bp = Blueprint("interest", __name__)
 
@@ -59,48 +58,29 @@ def _with_cookie(response, cookie: str):
 @bp.post("/api/v1/interest")
 def api_interest():
     """Register interest by JSON: 202 {"status": "counted" | "already counted"}."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with town or lat "
-                                 "and lon, and optionally email and lang", "field": "body"}), 400, NO_STORE
-    try:
-        answer, cookie = register(data)
-    except SubscriptionError as exc:
-        return jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=False)
+    found, refused = listening.json_write(register, "town or lat and lon, and optionally email and lang")
+    if refused:
+        return refused
+    answer, cookie = found
     response = jsonify(answer)
     response.status_code = 202
     response.headers.update(NO_STORE)
     return _with_cookie(response, cookie)
 
 
+def _counted(found):
+    """The form's 202 page (``found``: the answer and household cookie; None for a robot)."""
+    if found is None:
+        return render_template("listening/interest_counted.html"), 202, NO_STORE
+    answer, cookie = found
+    page = render_template("listening/interest_counted.html", confirm_sent=bool(answer.get("confirmation")))
+    return _with_cookie(Response(page, 202, NO_STORE), cookie)
+
+
 @bp.post("/interest")
 def form_interest():
     """Register interest from a page's form: 202 "thank you" page, or 400 naming the field."""
-    if not listening.same_site():
-        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
-                    "and send it again.")
-        page = render_template("errors/error.html", status=403, message=message, suggestions=[])
-        return page, 403, NO_STORE
-    form = request.form
-    if form.get(HONEYPOT):
-        return render_template("listening/interest_counted.html"), 202, NO_STORE
-    data = {k: form.get(k) for k in ("email", "town", "lat", "lon", "lang")}
-    if data.get("lat") or data.get("lon"):
-        data["town"] = None
-    try:
-        _answer, cookie = register(data)
-    except SubscriptionError as exc:
-        label = FIELD_LABELS[exc.field]() if exc.field in FIELD_LABELS else exc.field
-        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
-        page = render_template("errors/error.html", status=400, message=message, suggestions=[])
-        return page, 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return listening._too_many(exc, page=True)
-    page = render_template("listening/interest_counted.html", confirm_sent=bool(_answer.get("confirmation")))
-    response = Response(page, 202, NO_STORE)
-    return _with_cookie(response, cookie)
+    return listening.form_write(("email", "town", "lat", "lon", "lang"), register, _counted)
 
 
 @bp.get("/api/v1/demand.geojson")

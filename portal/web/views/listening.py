@@ -100,19 +100,63 @@ def too_many(exc: ratelimit.Limited, page: bool):
 _too_many = too_many  # the name other views used before it was public
 
 
+def json_write(write, fields: str):
+    """Answer a public write sent as JSON: ``write(data)``'s result, or the response refusing it.
+
+    Returns ``(result, None)``, or ``(None, response)``: 400 naming the field (the body when it
+    is not a JSON object; ``fields`` says what it should hold) or 429 with Retry-After.
+    """
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        error = f"body: send a JSON object (Content-Type: application/json) with {fields}"
+        return None, (jsonify({"error": error, "field": "body"}), 400, NO_STORE)
+    try:
+        return write(data), None
+    except subscriptions.SubscriptionError as exc:
+        return None, (jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE)
+    except ratelimit.Limited as exc:
+        return None, too_many(exc, page=False)
+
+
+def form_write(fields: tuple[str, ...], write, done, labels=None, lists: tuple[str, ...] = ()):
+    """Answer a public write sent from a page's form; return the response.
+
+    Refused when it comes from another site (403 page); a robot that filled the honeypot field
+    is told what it wants to hear, ``done(None)``, and nothing is stored. Otherwise ``write(data)``
+    with the form's ``fields`` (``lists``: fields with several values), then ``done(result)``;
+    a refused field gets a 400 page naming it (``labels``: field names as people read them),
+    a rate limit the 429 page.
+    """
+    if not same_site():
+        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
+                    "and send it again.")
+        page = render_template("errors/error.html", status=403, message=message, suggestions=[])
+        return page, 403, NO_STORE
+    form = request.form
+    if form.get(HONEYPOT):
+        return done(None)
+    data = {k: form.get(k) for k in fields}
+    data.update({k: form.getlist(k) for k in lists})
+    if data.get("lat") or data.get("lon"):
+        data["town"] = None  # "use my location" filled the point: it wins over the page's town
+    try:
+        result = write(data)
+    except subscriptions.SubscriptionError as exc:
+        labels = labels or FIELD_LABELS
+        label = labels[exc.field]() if exc.field in labels else exc.field
+        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
+        page = render_template("errors/error.html", status=400, message=message, suggestions=[])
+        return page, 400, NO_STORE
+    except ratelimit.Limited as exc:
+        return too_many(exc, page=True)
+    return done(result)
+
+
 @bp.post("/api/v1/subscriptions")
 def api_subscribe():
     """Subscribe to a town or point by JSON: 202 {"status": "pending"} and a confirmation message."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with email, "
-                                 "town or lat and lon, services, lang", "field": "body"}), 400, NO_STORE
-    try:
-        return jsonify(subscribe(data)), 202, NO_STORE
-    except subscriptions.SubscriptionError as exc:
-        return jsonify({"error": str(exc), "field": exc.field}), 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return too_many(exc, page=False)
+    answer, refused = json_write(subscribe, "email, town or lat and lon, services, lang")
+    return refused or (jsonify(answer), 202, NO_STORE)
 
 
 def same_site() -> bool:
@@ -139,27 +183,9 @@ FIELD_LABELS = {
 @bp.post("/subscriptions")
 def form_subscribe():
     """Subscribe from a page's form: 202 page "check your e-mail", or 400 naming the field."""
-    if not same_site():
-        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
-                    "and send it again.")
-        return render_template("errors/error.html", status=403, message=message, suggestions=[]), 403, NO_STORE
-    form = request.form
-    if form.get(HONEYPOT):
-        # A robot filled the field people do not see: tell it what it wants to hear, do nothing.
-        return render_template("listening/pending.html"), 202, NO_STORE
-    data = {k: form.get(k) for k in ("email", "town", "lat", "lon", "lang")}
-    data["services"] = form.getlist("services")
-    if data.get("lat") or data.get("lon"):
-        data["town"] = None  # "use my location" filled the point: it wins over the page's town
-    try:
-        subscribe(data)
-    except subscriptions.SubscriptionError as exc:
-        label = FIELD_LABELS[exc.field]() if exc.field in FIELD_LABELS else exc.field
-        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
-        return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, NO_STORE
-    except ratelimit.Limited as exc:
-        return too_many(exc, page=True)
-    return render_template("listening/pending.html"), 202, NO_STORE
+    return form_write(("email", "town", "lat", "lon", "lang"), subscribe,
+                      lambda _answer: (render_template("listening/pending.html"), 202, NO_STORE),
+                      lists=("services",))
 
 
 @bp.get("/subscriptions/csrf")

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from portal import answers
 from portal.data import db
 from portal.listening import queue, ratelimit, reports, store, subscriptions
+from portal.listening.subscriptions import SubscriptionError
 from portal.web.i18n import lang, town_name
 from portal.web.params import parse_service, parse_town
 from portal.web.request import get_db, get_snapshot, now
@@ -28,12 +29,6 @@ REPORTER_COOKIE = "reporter"
 LIMITS = {"report": (60, 3600)}
 
 
-class _BadField(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
-
 def _incident_for(place: dict, service: str) -> dict | None:
     """Return the active incident (not maintenance) covering the place and service, as the public sees it."""
     return answers.place_problem(get_snapshot().incidents, now(), service, place["lat"], place["lon"],
@@ -43,14 +38,14 @@ def _incident_for(place: dict, service: str) -> dict | None:
 def _parse(data) -> tuple[str, dict]:
     """Return (service, place) where place has town, cell and the cell's centre (never the point)."""
     if data.get("lang") not in (None, "", "ru", "en"):
-        raise _BadField("lang", "lang must be ru or en")
+        raise SubscriptionError("lang", "lang must be ru or en")
     if not isinstance(data.get("email") or "", str):
-        raise _BadField("email", "email must be a string: an e-mail address")
+        raise SubscriptionError("email", "email must be a string: an e-mail address")
     try:
         service = reports.check_service(data.get("service"))
         town, cell, lat, lon = subscriptions.parse_place(data, get_db())
-    except (reports.ReportError, subscriptions.SubscriptionError) as exc:
-        raise _BadField(exc.field, str(exc)) from None
+    except reports.ReportError as exc:
+        raise SubscriptionError(exc.field, str(exc)) from None
     if cell is not None:
         # A point's town, asked of its cell's centre so that the answer holds for the whole cell.
         found = get_snapshot().coverage.point_answer(lat, lon)["town"]
@@ -130,46 +125,26 @@ def report_context():
 @bp.post("/api/v1/reports")
 def api_report():
     """"It is not working here" by JSON: 202 {"status": "counted", ...what the reporter should see}."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify({"error": "body: send a JSON object (Content-Type: application/json) with service and "
-                                 "town or lat and lon", "field": "body"}), 400, listening.NO_STORE
-    try:
-        answer, fresh = submit(data)
-    except _BadField as exc:
-        return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
-    except subscriptions.SubscriptionError as exc:
-        return jsonify({"error": str(exc), "field": exc.field}), 400, listening.NO_STORE
-    except ratelimit.Limited as exc:
-        return listening.too_many(exc, page=False)
+    found, refused = listening.json_write(submit, "service and town or lat and lon")
+    if refused:
+        return refused
+    answer, fresh = found
     return _with_cookie(jsonify(answer), fresh), 202, listening.NO_STORE
+
+
+def _reported(found):
+    """The form's 202 page with what is known (``found``: answer and new cookie; None for a robot)."""
+    if found is None:
+        return render_template("listening/reported.html", answer=None), 202, listening.NO_STORE
+    answer, fresh = found
+    page = make_response(render_template("listening/reported.html", answer=answer), 202, listening.NO_STORE)
+    return _with_cookie(page, fresh)
 
 
 @bp.post("/reports")
 def form_report():
     """"It is not working here" from a page's form: 202 page with what is known, or 400 naming the field."""
-    if not listening.same_site():
-        message = _("This form was sent from another site, or your browser sent no origin. Reload the page "
-                    "and send it again.")
-        return render_template("errors/error.html", status=403, message=message, suggestions=[]), 403, \
-            listening.NO_STORE
-    form = request.form
-    if form.get(listening.HONEYPOT):
-        return render_template("listening/reported.html", answer=None), 202, listening.NO_STORE
-    data = {k: form.get(k) for k in ("service", "town", "lat", "lon", "email", "lang")}
-    if data.get("lat") or data.get("lon"):
-        data["town"] = None
-    try:
-        answer, fresh = submit(data)
-    except (_BadField, subscriptions.SubscriptionError) as exc:
-        label = listening.FIELD_LABELS.get(exc.field, lambda: _("Service"))()
-        message = _("Please correct “%(field)s”: %(reason)s", field=label, reason=str(exc))
-        return render_template("errors/error.html", status=400, message=message, suggestions=[]), 400, \
-            listening.NO_STORE
-    except ratelimit.Limited as exc:
-        return listening.too_many(exc, page=True)
-    page = make_response(render_template("listening/reported.html", answer=answer), 202, listening.NO_STORE)
-    return _with_cookie(page, fresh)
+    return listening.form_write(("service", "town", "lat", "lon", "email", "lang"), submit, _reported)
 
 
 @bp.get("/api/v1/reports")
