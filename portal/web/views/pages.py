@@ -4,7 +4,16 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from portal import answers
@@ -57,6 +66,7 @@ def _region_map(rows: list[dict]) -> dict:
         map_towns.append({
             "geometry": shape, "label": town_name(row), "colour": maps.town_colour(row["best"]),
             "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
+            "population": row["population"] or 0,
         })
     settings = _map_settings()
     return maps.coverage_map(
@@ -71,6 +81,13 @@ def index():
     """Show the search box, the point check, a region map to click and the status banner."""
     rows = answers.overview(get_snapshot())
     return render_template("index.html", map=_region_map(rows), legend_entries=_legend())
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Serve the site's icon where browsers and feed readers look for it without a link."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon",
+                               max_age=7 * 24 * 3600)
 
 
 @bp.get("/search")
