@@ -20,7 +20,7 @@ from portal import answers
 from portal.coverage import geo
 from portal.web import labels, maps
 from portal.web.i18n import lang, town_name
-from portal.web.params import parse_choice, parse_lat_lon, parse_page
+from portal.web.params import parse_choice, parse_lat_lon, parse_page, town_named
 from portal.web.request import get_db, get_snapshot, now
 
 bp = Blueprint("pages", __name__)
@@ -96,9 +96,9 @@ def search():
     q = (request.args.get("q") or "").strip()
     snap = get_snapshot()
     towns = answers.search_towns(snap, q, limit=10) if q else []
-    clear = answers.clear_match(snap, q) if towns else None
-    if clear is not None or len(towns) == 1:
-        return redirect(url_for("pages.town", slug=clear or towns[0]["slug"]))
+    one = town_named(snap.gazetteer, q) if towns else None
+    if one is not None:
+        return redirect(url_for("pages.town", slug=one.slug))
     return render_template("search.html", q=q, towns=towns)
 
 
