@@ -141,10 +141,11 @@ def _page_opener(browser, base: str, offsite: list[str]):
             offsite.append(url)
             route.abort()
 
-    def open_(path: str, *, size: str = "desktop", lang: str = "en", js: bool = True, wait: str = "load"):
+    def open_(path: str, *, size: str = "desktop", lang: str = "en", js: bool = True, wait: str = "load",
+              **context_options):
         context = browser.new_context(
             viewport=SIZES[size], locale=lang, java_script_enabled=js, base_url=base,
-            extra_http_headers={"Accept-Language": lang},
+            extra_http_headers={"Accept-Language": lang}, **context_options,
         )
         contexts.append(context)
         context.route("**/*", guard)
@@ -157,7 +158,8 @@ def _page_opener(browser, base: str, offsite: list[str]):
 
 @pytest.fixture
 def open_page(browser, server, offsite):
-    """Return a function that opens a page in a fresh context (size, language, JavaScript on or off)."""
+    """Return a function that opens a page in a fresh context (size, language, JavaScript on or off, and
+    any other Playwright context option such as ``geolocation``)."""
     open_, contexts = _page_opener(browser, server, offsite)
     yield open_
     for context in contexts:
