@@ -51,6 +51,8 @@ def test_typo_in_russian_then_click_pick(open_page):
     box.press_sequentially("Печеры", delay=30)
     # The search box's own suggestions (the report form below has a town list too).
     option = page.locator("#town-suggestions").get_by_role("option", name=re.compile("Печоры"))
+    # The Latin name beside the Russian one is marked English, for screen readers.
+    assert option.first.locator("span[lang=en]").inner_text() == "Pechory"
     with page.expect_navigation():
         option.first.click()
     assert page.url.endswith("/towns/pechory")
