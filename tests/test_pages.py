@@ -174,3 +174,43 @@ def test_region_map_legend_explains_grey_as_no_coverage(client):
         html = client.get(url).get_data(as_text=True)
         assert "grey: no coverage yet" in html and "the town's extent" not in html
     assert "grey outline: the town's extent" in client.get("/towns/pechory").get_data(as_text=True)
+
+
+PAGES_WITH_HEAD = ["/", "/towns", "/towns/pechory", "/check?lat=57.8150&lon=27.6060", "/incidents",
+                   "/incidents/3", "/search?q=Novo"]
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+@pytest.mark.parametrize("path", PAGES_WITH_HEAD)
+def test_every_page_has_one_title_a_description_in_its_language_and_an_icon(client, path, lang):
+    html = client.get(path, headers={"Accept-Language": lang}).get_data(as_text=True)
+    titles = re.findall(r"<title>(.*?)</title>", html, re.S)
+    assert len(titles) == 1
+    parts = [p.strip() for p in titles[0].split("·")]
+    assert len(parts) == len(set(parts)), f"the title repeats itself: {titles[0]!r}"
+    description = re.search(r'<meta name="description" content="([^"]{50,300})">', html).group(1)
+    # Russian pages describe themselves in Russian, English ones in English.
+    assert bool(re.search(r"[а-яё]{4}", description)) == (lang == "ru"), description
+    assert 'rel="icon" href="/static/favicon.ico"' in html
+
+
+def test_home_title_is_the_site_name_once(client):
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "<title>Coverage and outages</title>" in html
+
+
+def test_favicon_is_served_where_browsers_look_for_it(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.mimetype == "image/vnd.microsoft.icon"
+    assert response.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert response.data == client.get("/static/favicon.ico").data
+
+
+def test_english_dates_read_day_month_year_and_russian_stays_russian(client):
+    en = client.get("/incidents", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    ru = client.get("/incidents", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert re.search(r"\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) 20\d\d\b", en)
+    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{2}\b", en), "a numeric date an English reader can misread"
+    assert not re.search(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, 20\d\d", en)
+    assert re.search(r"\d{1,2} (янв|февр|мар|апр|мая|июн|июл|авг|сент|окт|нояб|дек)\. 20\d\d\sг\.", ru)

@@ -100,6 +100,26 @@ def test_status_unknown_town_is_404(client):
     assert get(client, "/api/v1/status?town=atlantis", 404)["suggestions"] is not None
 
 
+@pytest.mark.parametrize("name", ["Великие Луки", "Velikiye Luki", "великие луки", "Velikie Luki",
+                                  "Великие Лукии", "VELIKIYE-LUKI", " velikiye-luki "])
+def test_status_takes_any_name_the_search_takes(client, name):
+    # The search box finds the town by this name, so the status answer must too (and agree with the slug).
+    assert get(client, "/api/v1/towns?q=" + name)["towns"][0]["slug"] == "velikiye-luki"
+    assert get(client, "/api/v1/status?town=" + name) == get(client, "/api/v1/status?town=velikiye-luki")
+
+
+def test_status_name_of_no_town_is_404_with_suggestions_in_its_words(client):
+    body = get(client, "/api/v1/status?town=Печорыы")  # one letter too many still finds Печоры
+    assert body == {"down": False, "incidents": [], "maintenance": []}
+    body = get(client, "/api/v1/status?town=Gdovo-Luki", 404)
+    assert "Gdovo-Luki" in body["error"]
+    assert [s["slug"] for s in body["suggestions"]][:1] == ["gdov"]
+    # A name that starts several towns answers for none of them: the client is told which it may mean.
+    assert len(get(client, "/api/v1/towns?q=Novo")["towns"]) > 1
+    body = get(client, "/api/v1/status?town=Novo", 404)
+    assert {"novosokolniki", "novorzhev"} <= {s["slug"] for s in body["suggestions"]}
+
+
 def test_summary_gives_every_service_and_the_active_incidents(client):
     body = get(client, "/api/v1/summary")
     assert set(body["services"]) == {"internet", "tv", "phone"}

@@ -49,6 +49,20 @@ def town_name(town) -> str:
     return name_ru if lang() == "ru" and name_ru else name
 
 
+# English dates read day month year ("7 Dec 2026"), never the locale's numeric "12/7/26" or the
+# month-first "Dec 7, 2026", which readers outside the US take the wrong way round. Russian keeps
+# its own patterns ("7 дек. 2026 г.").
+ENGLISH_DATE_PATTERNS = {"short": "d MMM y", "medium": "d MMM y", "long": "d MMMM y",
+                         "full": "EEEE, d MMMM y"}
+
+
+def _date(value, fmt: str) -> str:
+    """Format a date or datetime in the page's language: day month year in English."""
+    if lang() == "en":
+        fmt = ENGLISH_DATE_PATTERNS.get(fmt, fmt)
+    return format_date(value, fmt)
+
+
 def local_time(value, date_format: str = "medium") -> str:
     """Format a UTC time (datetime or ISO string) in the region's time zone to the minute, zone named."""
     if value is None:
@@ -56,7 +70,7 @@ def local_time(value, date_format: str = "medium") -> str:
     if isinstance(value, str):
         value = db.parse_iso(value)
     # Date and time formatted separately: the locale's medium datetime pattern shows seconds.
-    return f"{format_date(value, date_format)}, {format_time(value, 'short')} ({zone_name(short=True)})"
+    return f"{_date(value, date_format)}, {format_time(value, 'short')} ({zone_name(short=True)})"
 
 
 def local_date(value, fmt: str = "long") -> str:
@@ -68,7 +82,7 @@ def local_date(value, fmt: str = "long") -> str:
             value = date.fromisoformat(value[:10])
         except ValueError:
             return value  # not a date: show what the data says rather than fail the page
-    return format_date(value, fmt)
+    return _date(value, fmt)
 
 
 def zone_name(short: bool = False) -> str:

@@ -3,10 +3,13 @@
 Only Leaflet is loaded, from the portal's own static files (folium's default
 lists point at four CDNs). folium describes each map; the page carries that
 description as a JSON data block that ``static/js/map.js`` draws (no inline
-script, see ``portal.web.security``). Geometry embedded in a page is simplified and
-rounded; coverage itself is fetched by the browser from the bbox API, so a
-page's size does not grow with the polygon count, and building a page never
-makes the server request itself.
+script, see ``portal.web.security``). The block also names Leaflet's files,
+which map.js loads only when the map comes near the screen (on a slow
+connection: when the visitor asks for the map), so a page's text never waits
+for them. Geometry embedded in a page is simplified and rounded; coverage
+itself is fetched by the browser from the bbox API, so a page's size does not
+grow with the polygon count, and building a page never makes the server
+request itself.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import json
 
 import folium
 from branca.element import MacroElement
+from flask import url_for
+from flask_babel import gettext as _
 from folium.map import FitBounds
 from folium.utilities import camelize
 from jinja2.utils import htmlsafe_json_dumps
@@ -61,7 +66,10 @@ def _map_data(m: folium.Map) -> dict:
     page (cached by nginx) is right for every visitor.
     """
     data: dict = {"center": list(m.location), "options": _camel(m.options), "scale": bool(m.control_scale),
-                  "tiles": [], "markers": [], "bounds": None, "layers": None}
+                  "tiles": [], "markers": [], "bounds": None, "layers": None,
+                  "leaflet": {"js": url_for("vendor", package="leaflet", filename="leaflet.js"),
+                              "css": url_for("vendor", package="leaflet", filename="leaflet.css")},
+                  "text": {"show": _("Show the map")}}
     for child in m._children.values():
         if isinstance(child, folium.TileLayer):
             data["tiles"].append({"url": child.tiles, "options": _camel(child.options)})
@@ -92,8 +100,9 @@ def coverage_map(bounds, *, tiles_url: str, attribution: str, coverage_url: str 
                  demand_label: str = "Households that asked for fiber") -> dict:
     """Return the parts of a map fitted to ``bounds`` (minlon, minlat, maxlon, maxlat).
 
-    ``towns`` are dicts with geometry, label, colour and optionally url and
-    permanent (label always shown); coverage, and with ``demand_url`` the households that asked
+    ``towns`` are dicts with geometry, label, colour and optionally url,
+    permanent (label always shown) and population (where labels would overlap, the
+    bigger town's is shown); coverage, and with ``demand_url`` the households that asked
     for fiber per public cell, are fetched by the browser.
     """
     minlon, minlat, maxlon, maxlat = bounds

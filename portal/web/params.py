@@ -98,6 +98,38 @@ def parse_town(args) -> str | None:
     return args.get("town") or None
 
 
+def town_named(gazetteer, name: str):
+    """Return the one town the search box takes ``name`` for, or None when it is none or several.
+
+    What the search page goes straight to: a slug, a name that clearly names one town (either
+    language, alternate names, typos; as staff scripts resolve it), or the only search match.
+    """
+    town = gazetteer.get(name)
+    if town is not None:
+        return town
+    found = gazetteer.search(name, limit=2)
+    if not found:
+        return None
+    try:
+        return gazetteer.resolve(name)
+    except LookupError:
+        return found[0] if len(found) == 1 else None
+
+
+def parse_town_name(args, gazetteer) -> str | None:
+    """Return the slug of the town ``args["town"]`` names as the search box reads it, None when absent.
+
+    A name no town has, or that fits several equally, raises UnknownTown with suggestions (a 404).
+    """
+    name = (args.get("town") or "").strip()
+    if not name:
+        return None
+    town = town_named(gazetteer, name)
+    if town is None:
+        raise gazetteer.unknown(name)
+    return town.slug
+
+
 def parse_id(raw: str) -> int | None:
     """Return an id from a path as a number, or None when it is not one (no such page: a 404)."""
     return int(raw) if _ID.fullmatch(raw) else None

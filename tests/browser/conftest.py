@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from pagecheck import ROOT, SIZES
+from tileserver import TileServer
 
 from portal.config import GEODATA_DIR
 from portal.data import build
@@ -48,17 +49,20 @@ def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> Non
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """Serve a fresh demo database with gunicorn; tiles point at a local port that answers nothing."""
-    workdir = tmp_path_factory.mktemp("browser")
-    template = workdir / "template.sqlite"
+def demo_database(tmp_path_factory) -> Path:
+    """Build the demo database once per session; each server gets its own copy."""
+    template = tmp_path_factory.mktemp("demo") / "template.sqlite"
     # Built with the real clock, so the demo's active outage (Velikiye Luki) is active now.
     build.build_database(template, GEODATA_DIR)
+    return template
+
+
+def _serve(workdir: Path, template: Path, tiles_url: str):
+    """Run gunicorn on a copy of the demo database with ``tiles_url``; yield its base URL."""
     db_path = workdir / "portal.sqlite"
     shutil.copy(template, db_path)
-    port, dead_port = _free_port(), _free_port()
-    env = dict(os.environ, PORTAL_DB=str(db_path),
-               PORTAL_TILES_URL=f"http://127.0.0.1:{dead_port}/tiles/{{z}}/{{x}}/{{y}}.png",
+    port = _free_port()
+    env = dict(os.environ, PORTAL_DB=str(db_path), PORTAL_TILES_URL=tiles_url,
                PORTAL_TILES_ATTRIBUTION="Test tiles")
     base = f"http://127.0.0.1:{port}"
     with (workdir / "gunicorn.log").open("wb") as log:
@@ -76,6 +80,27 @@ def server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, demo_database):
+    """Serve a fresh demo database with gunicorn; tiles point at a local port that answers nothing."""
+    dead_port = _free_port()
+    yield from _serve(tmp_path_factory.mktemp("browser"), demo_database,
+                      f"http://127.0.0.1:{dead_port}/tiles/{{z}}/{{x}}/{{y}}.png")
+
+
+@pytest.fixture(scope="session")
+def tile_server(tmp_path_factory):
+    """Serve a few small PNG tiles from a temporary folder over HTTP (any z/x/y gets one of them)."""
+    with TileServer(tmp_path_factory.mktemp("tiles")) as tiles:
+        yield tiles
+
+
+@pytest.fixture(scope="session")
+def tiled_server(tmp_path_factory, demo_database, tile_server):
+    """Serve the demo like ``server``, but with the base map from the local tile server."""
+    yield from _serve(tmp_path_factory.mktemp("browser-tiled"), demo_database, tile_server.url)
 
 
 @pytest.fixture(scope="session")
@@ -103,9 +128,8 @@ def offsite():
     assert not attempted, f"requests left the machine: {attempted}"
 
 
-@pytest.fixture
-def open_page(browser, server, offsite):
-    """Return a function that opens a page in a fresh context (size, language, JavaScript on or off)."""
+def _page_opener(browser, base: str, offsite: list[str]):
+    """Return (open, contexts): open a page of ``base`` in a fresh context; nothing leaves the machine."""
     contexts = []
 
     def guard(route):
@@ -117,10 +141,11 @@ def open_page(browser, server, offsite):
             offsite.append(url)
             route.abort()
 
-    def open_(path: str, *, size: str = "desktop", lang: str = "en", js: bool = True, wait: str = "load"):
+    def open_(path: str, *, size: str = "desktop", lang: str = "en", js: bool = True, wait: str = "load",
+              **context_options):
         context = browser.new_context(
-            viewport=SIZES[size], locale=lang, java_script_enabled=js, base_url=server,
-            extra_http_headers={"Accept-Language": lang},
+            viewport=SIZES[size], locale=lang, java_script_enabled=js, base_url=base,
+            extra_http_headers={"Accept-Language": lang}, **context_options,
         )
         contexts.append(context)
         context.route("**/*", guard)
@@ -128,6 +153,23 @@ def open_page(browser, server, offsite):
         page.goto(path, wait_until=wait)
         return page
 
+    return open_, contexts
+
+
+@pytest.fixture
+def open_page(browser, server, offsite):
+    """Return a function that opens a page in a fresh context (size, language, JavaScript on or off, and
+    any other Playwright context option such as ``geolocation``)."""
+    open_, contexts = _page_opener(browser, server, offsite)
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def open_tiled_page(browser, tiled_server, offsite):
+    """Like ``open_page``, on the portal whose base map comes from the local tile server."""
+    open_, contexts = _page_opener(browser, tiled_server, offsite)
     yield open_
     for context in contexts:
         context.close()

@@ -4,14 +4,23 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from portal import answers
 from portal.coverage import geo
 from portal.web import labels, maps
 from portal.web.i18n import lang, town_name
-from portal.web.params import parse_choice, parse_lat_lon, parse_page
+from portal.web.params import parse_choice, parse_lat_lon, parse_page, town_named
 from portal.web.request import get_db, get_snapshot, now
 
 bp = Blueprint("pages", __name__)
@@ -57,6 +66,7 @@ def _region_map(rows: list[dict]) -> dict:
         map_towns.append({
             "geometry": shape, "label": town_name(row), "colour": maps.town_colour(row["best"]),
             "url": url_for("pages.town", slug=row["slug"]), "permanent": (row["population"] or 0) >= 5000,
+            "population": row["population"] or 0,
         })
     settings = _map_settings()
     return maps.coverage_map(
@@ -73,15 +83,22 @@ def index():
     return render_template("index.html", map=_region_map(rows), legend_entries=_legend())
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Serve the site's icon where browsers and feed readers look for it without a link."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon",
+                               max_age=7 * 24 * 3600)
+
+
 @bp.get("/search")
 def search():
     """Search towns without JavaScript; a single match goes straight to its page."""
     q = (request.args.get("q") or "").strip()
     snap = get_snapshot()
     towns = answers.search_towns(snap, q, limit=10) if q else []
-    clear = answers.clear_match(snap, q) if towns else None
-    if clear is not None or len(towns) == 1:
-        return redirect(url_for("pages.town", slug=clear or towns[0]["slug"]))
+    one = town_named(snap.gazetteer, q) if towns else None
+    if one is not None:
+        return redirect(url_for("pages.town", slug=one.slug))
     return render_template("search.html", q=q, towns=towns)
 
 

@@ -18,6 +18,7 @@ from portal.web.params import (
     parse_page,
     parse_service,
     parse_town,
+    parse_town_name,
 )
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.security import external_url
@@ -130,14 +131,16 @@ def incident_json(incident_id: str):
 
 @api.get("/status")
 def status_json():
-    """Answer whether ?lat=&lon= or ?town= is affected right now."""
+    """Answer whether ?lat=&lon= or ?town= (a slug or any name the search takes) is affected right now."""
     # Coordinates, when given, are the place asked about; a town is only the coarser question.
-    lat = lon = None
-    town = parse_town(request.args)
+    lat = lon = town = None
     if "lat" in request.args or "lon" in request.args:
-        (lat, lon), town = parse_lat_lon(request.args), None
-    elif town is None:
-        raise BadParam("town", _("give a place: ?town=SLUG or ?lat=LAT&lon=LON"))
+        lat, lon = parse_lat_lon(request.args)
+    else:
+        # Any name the search box takes: a slug, Печоры or Pechory, a typo it forgives.
+        town = parse_town_name(request.args, get_snapshot().gazetteer)
+        if town is None:
+            raise BadParam("town", _("give a place: ?town=SLUG or ?lat=LAT&lon=LON"))
     return jsonify(answers.place_status(get_snapshot().incidents, now(), lat, lon, town))
 
 

@@ -2,7 +2,12 @@
    written by portal/web/maps.py from folium's description); this file draws them: base tiles, town
    shapes with labels, coverage fetched by bbox, a marker, click to check a point. No inline script
    runs, so the pages keep a Content-Security-Policy without 'unsafe-inline'.
-   Loaded from the portal itself; the only third-party request a map makes is for base tiles. */
+   Loaded deferred from the portal itself; the only third-party request a map makes is for base tiles.
+
+   The text comes first: Leaflet (about 150 KB) is not in the page's <head>. This file fetches it
+   when a map comes near the screen (most maps sit below the answer on a phone), so a visitor who
+   reads the answer and leaves never downloads it. On a connection that asks to save data or is
+   slower than 4G, a "Show the map" button in the map's frame loads it only when tapped. */
 (function () {
   "use strict";
 
@@ -79,7 +84,13 @@
   }
 
   function attach(map, options) {
-    (options.towns || []).forEach(function (t) { townLayer(map, t); });
+    var labelled = [];
+    (options.towns || []).forEach(function (t) {
+      var layer = townLayer(map, t);
+      if (t.label && t.permanent !== false) { labelled.push({ layer: layer, population: t.population || 0 }); }
+    });
+    labelled.sort(function (a, b) { return b.population - a.population; });
+    if (labelled.length > 1) { declutter(map, labelled); }
     // Lets tests (and curious readers of the DOM) see what was drawn: the canvas renderer leaves no paths.
     map.getContainer().setAttribute("data-town-shapes", String((options.towns || []).length));
     (options.incidents || []).forEach(function (g) {
@@ -100,7 +111,8 @@
     try { data = JSON.parse(block.textContent); } catch (e) { return null; }
     var map = L.map(element, L.extend({ center: data.center, crs: L.CRS.EPSG3857 }, data.options || {}));
     element.setAttribute("data-drawn", "true");
-    if (data.scale) { L.control.scale().addTo(map); }
+    element.removeAttribute("data-waiting");
+    if (data.scale) { L.control.scale({ metric: true, imperial: false }).addTo(map); }
     (data.tiles || []).forEach(function (t) { L.tileLayer(t.url, t.options).addTo(map); });
     if (data.bounds) { map.fitBounds(data.bounds); }
     (data.markers || []).forEach(function (m) {
@@ -111,15 +123,95 @@
     return map;
   }
 
-  function drawAll() {
-    if (!window.L) { return; }
-    document.querySelectorAll('script.map-data[type="application/json"]').forEach(draw);
+  // Town labels that would overlap: the bigger town keeps its label, the smaller one's is hidden
+  // until the map is zoomed in far enough to part them (Pechory no longer sits under Pskov).
+  function declutter(map, labelled) {
+    function place() {
+      var kept = [];
+      labelled.forEach(function (item) {
+        var tip = item.layer.getTooltip && item.layer.getTooltip();
+        var el = tip && tip.getElement && tip.getElement();
+        if (!el) { return; }
+        el.classList.remove("town-label-hidden");
+        var r = el.getBoundingClientRect();
+        var clash = kept.some(function (k) {
+          return r.left < k.right + 2 && r.right + 2 > k.left && r.top < k.bottom + 2 && r.bottom + 2 > k.top;
+        });
+        if (clash) { el.classList.add("town-label-hidden"); } else { kept.push(r); }
+      });
+      map.getContainer().setAttribute("data-labels-shown", String(kept.length));
+    }
+    map.on("zoomend moveend resize", place);
+    place();
+  }
+
+  var leafletLoading = null;
+
+  // Load Leaflet's stylesheet and script once per page, from the portal itself.
+  function loadLeaflet(urls) {
+    if (window.L) { return Promise.resolve(); }
+    if (leafletLoading) { return leafletLoading; }
+    leafletLoading = new Promise(function (resolve, reject) {
+      var css = document.createElement("link");
+      css.rel = "stylesheet";
+      css.href = urls.css;
+      document.head.appendChild(css);
+      var script = document.createElement("script");
+      script.src = urls.js;
+      script.onload = function () { resolve(); };
+      script.onerror = function () { leafletLoading = null; reject(new Error("leaflet")); };
+      document.head.appendChild(script);
+    });
+    return leafletLoading;
+  }
+
+  // Save-Data, or a connection slower than 4G: the map waits for a tap.
+  function slowConnection() {
+    var c = navigator.connection;
+    return !!(c && (c.saveData || /(^|-)2g$|^3g$/.test(c.effectiveType || "")));
+  }
+
+  function showButton(element, label, onTap) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "map-show";
+    button.textContent = label;
+    button.addEventListener("click", function () { button.remove(); onTap(); });
+    element.appendChild(button);
+  }
+
+  function prepare(block) {
+    var element = document.getElementById(block.getAttribute("data-map")), data;
+    if (!element || element.getAttribute("data-drawn") || element.getAttribute("data-waiting")) { return; }
+    try { data = JSON.parse(block.textContent); } catch (e) { return; }
+    element.setAttribute("data-waiting", "true");
+    function go() {
+      loadLeaflet(data.leaflet).then(function () { draw(block); }).catch(function () {
+        element.removeAttribute("data-waiting");
+      });
+    }
+    if (!data.leaflet || window.L) { if (window.L) { draw(block); } return; }
+    if (slowConnection()) {
+      showButton(element, (data.text && data.text.show) || "Show the map", go);
+    } else if ("IntersectionObserver" in window) {
+      // Start a little before the map scrolls into view, so it is drawn by the time it is seen.
+      var watcher = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { watcher.disconnect(); go(); }
+      }, { rootMargin: "300px 0px" });
+      watcher.observe(element);
+    } else {
+      go();
+    }
+  }
+
+  function prepareAll() {
+    document.querySelectorAll('script.map-data[type="application/json"]').forEach(prepare);
   }
 
   window.PortalMaps = { attach: attach, draw: draw };
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawAll);
+    document.addEventListener("DOMContentLoaded", prepareAll);
   } else {
-    drawAll();
+    prepareAll();
   }
 })();

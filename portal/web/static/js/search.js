@@ -23,7 +23,14 @@
       var li = document.createElement("li");
       li.id = "town-option-" + i; li.setAttribute("role", "option"); li.setAttribute("aria-selected", "false");
       var primary = ru && t.name_ru ? t.name_ru : t.name, secondary = ru ? t.name : t.name_ru;
-      li.textContent = secondary && secondary !== primary ? primary + " (" + secondary + ")" : primary;
+      li.textContent = primary;
+      if (secondary && secondary !== primary) {
+        // The name in the other language is marked as such, so a screen reader says it in that language.
+        var other = document.createElement("span");
+        other.lang = ru ? "en" : "ru";
+        other.textContent = secondary;
+        li.append(" (", other, ")");
+      }
       li.addEventListener("mousedown", function (e) { e.preventDefault(); go(t); });
       list.appendChild(li);
     });
