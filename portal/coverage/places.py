@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 
 import numpy as np
+import shapely
 from rapidfuzz import fuzz, process
 from unidecode import unidecode
 
+from portal.coverage.geo import GEOD, LocalProjection, azimuth_to_compass
 from portal.data.layers import Town
 
 # Scores are on rapidfuzz's 0-100 scale; see Gazetteer.search for how they combine.
@@ -156,6 +159,9 @@ class Gazetteer:
         ordered = sorted(prefixes.items())
         self._prefix_keys = [k for (k, _), _ in ordered]
         self._prefix_hits = [(i, score) for (_, i), score in ordered]
+        # The extents in metres and their tree, made on the first "which town is nearest".
+        self._extents = None
+        self._extents_lock = threading.Lock()
 
     def get(self, slug: str) -> Town | None:
         """Return the town with exactly this slug, or None."""
@@ -171,6 +177,44 @@ class Gazetteer:
     def unknown(self, name: str) -> UnknownTown:
         """Return the refusal of a name or slug no town has, with the towns it may have meant."""
         return UnknownTown(name, self.suggest(name) if isinstance(name, str) else [])
+
+    def nearest(self, lon: float, lat: float) -> dict | None:
+        """Return the town whose extent holds or lies nearest to a point, with how far and which way.
+
+        ``{"town": Town, "distance_m": int, "direction": "W" | None}``: 0 and None when the point
+        is inside (nested extents: the smallest holding it); else metres on the ground to the
+        nearest point of the extent and the compass direction towards it. None without towns.
+        """
+        tree, metric, towns, projection = self._extent_tree()
+        if not towns:
+            return None
+        x, y = projection.point_to_metric(float(lon), float(lat))
+        point = shapely.Point(x, y)
+        hits = tree.query_nearest(point, all_matches=True)
+        # Of equally near extents (several holding the point), the smallest, then the first.
+        i = min(hits.tolist(), key=lambda k: (shapely.area(metric[k]), k))
+        town = towns[i]
+        if shapely.intersects(metric[i], point):
+            return {"town": town, "distance_m": 0, "direction": None}
+        edge = shapely.shortest_line(point, metric[i])
+        ex, ey = shapely.get_coordinates(edge)[1]
+        elon, elat = projection.metric_to_lonlat(ex, ey)
+        azimuth, _, distance = GEOD.inv(float(lon), float(lat), elon, elat)
+        return {"town": town, "distance_m": int(round(distance)), "direction": azimuth_to_compass(azimuth)}
+
+    def _extent_tree(self):
+        """Return (tree, metric extents, their towns, projection), made once."""
+        if self._extents is None:
+            with self._extents_lock:
+                if self._extents is None:
+                    towns = [t for t in self.towns if t.geometry is not None and not t.geometry.is_empty]
+                    geoms = np.empty(len(towns), dtype=object)
+                    geoms[:] = [t.geometry for t in towns]
+                    bounds = shapely.total_bounds(geoms) if towns else (0.0, 0.0, 0.0, 0.0)
+                    projection = LocalProjection.for_bounds(*(float(v) for v in bounds))
+                    metric = projection.to_metric(geoms) if towns else geoms
+                    self._extents = (shapely.STRtree(metric), metric, towns, projection)
+        return self._extents
 
     def search(self, query: str, limit: int = 10) -> list[Town]:
         """Return up to ``limit`` towns matching ``query``, best first."""

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from portal import answers
 from portal.limits import Budget
+from portal.web.i18n import lang
 from portal.web.params import parse_bbox, parse_float, parse_lat_lon
 from portal.web.request import get_db, get_snapshot, now
 
@@ -30,7 +31,7 @@ def town(slug: str):
 def check():
     """Return what reaches the point ?lat=&lon=."""
     lat, lon = parse_lat_lon(request.args)
-    return jsonify(answers.check_point(get_snapshot(), lat, lon, now()))
+    return jsonify(answers.check_point(get_snapshot(), lat, lon, now(), lang()))
 
 
 @bp.get("/coverage.geojson")
