@@ -136,11 +136,12 @@ def _usefulness(v: dict) -> tuple:
 def verdict_text(v: dict, words: Wording) -> str:
     """Return the sentence of one verdict in the wording's language."""
     _ = words
-    tech = _(vocabulary.TECHNOLOGY[v["technology"]])
-    kind = v["verdict"]
+    # Looked up outside _(): the catalog extractor would take a quoted key inside it for a message.
+    label, kind, towards = vocabulary.TECHNOLOGY[v["technology"]], v["verdict"], v["direction"]
+    tech = _(label)
     where = None
-    if v["distance_m"] is not None and v["direction"] is not None:
-        where = {"distance": words.metres(v["distance_m"]), "direction": _(DIRECTION_OF_YOU[v["direction"]])}
+    if v["distance_m"] is not None and towards is not None:
+        where = {"distance": words.metres(v["distance_m"]), "direction": _(DIRECTION_OF_YOU[towards])}
     if kind == "available" and v["connection"] == "inside":
         if v["max_down_mbps"]:
             speed = _("up to %(down)s / %(up)s Mbit/s", down=words.number(v["max_down_mbps"]),
@@ -169,9 +170,10 @@ def verdict_text(v: dict, words: Wording) -> str:
 def nearest_town_text(near: dict, words: Wording) -> str:
     """Return the sentence naming the nearest town of a point outside every town."""
     _ = words
+    towards = near["direction"]
+    direction = _(DIRECTION_OF_YOU[towards]) if towards else ""
     return _("This point is outside every town we know; the nearest is %(town)s, %(distance)s %(direction)s",
-             town=words.town(near), distance=words.metres(near["distance_m"]),
-             direction=_(DIRECTION_OF_YOU[near["direction"]]) if near["direction"] else "")
+             town=words.town(near), distance=words.metres(near["distance_m"]), direction=direction)
 
 
 def with_texts(verdicts: list[dict], lang: str) -> list[dict]:
