@@ -40,8 +40,8 @@ def test_the_village_reads_extension_needed_first_with_the_nearest_town(client, 
 def test_the_village_json_says_the_same_words(client):
     v = village()
     for lang, sentence in (("en", EN), ("ru", RU)):
-        body = client.get("/api/v1/check", query_string={"lat": v["lat"], "lon": v["lon"]},
-                          headers={"Accept-Language": lang}).get_json()
+        body = client.get("/api/v1/check", query_string={"lat": v["lat"], "lon": v["lon"], "lang": lang},
+                          headers={"Accept-Language": "ru"}).get_json()
         first = body["verdicts"][0]
         assert (first["technology"], first["verdict"], first["distance_m"], first["direction"]) == (
             "fiber", "extension_needed", 1003, "W")
@@ -51,6 +51,13 @@ def test_the_village_json_says_the_same_words(client):
         assert body["nearest"]["fiber"]["distance_m"] == 1003 and body["nearest"]["fiber"]["direction"] == "W"
     assert [x["technology"] for x in body["verdicts"]] == ["fiber", "dsl", "cable", "wireless"]
     assert body["nearest_town"]["slug"] == "lesnoy-cottages"  # the cottages lie nearer than Pechory's edge
+    # Without ?lang= the answer is English whatever the headers say: it is cached and shared as it is.
+    plain = client.get("/api/v1/check", query_string={"lat": v["lat"], "lon": v["lon"]},
+                       headers={"Accept-Language": "ru"})
+    assert plain.get_json()["verdicts"][0]["text"] == EN
+    assert "Accept-Language" not in plain.headers.get("Vary", "")
+    refused = client.get("/api/v1/check", query_string={"lat": v["lat"], "lon": v["lon"], "lang": "de"})
+    assert refused.status_code == 400 and "lang" in refused.get_json()["error"]
 
 
 def test_a_point_within_a_standard_drop_is_available_and_never_called_missing(client):

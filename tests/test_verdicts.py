@@ -69,10 +69,7 @@ def verdicts_at(world, x, y, lang="en"):
     index, gazetteer = world
     lon, lat = ll(x, y)
 
-    def town_near(lon_, lat_):
-        return gazetteer.nearest(lon_, lat_)["town"]
-
-    return with_texts(point_verdicts(index.point_answer(lat, lon), DROP_M, town_near), lang)
+    return with_texts(point_verdicts(index.point_answer(lat, lon), DROP_M, gazetteer.towns_near), lang)
 
 
 def by_tech(verdicts):
@@ -142,7 +139,7 @@ def test_inside_coverage_is_available_with_its_speed(world):
 def test_a_technology_nowhere_live_nor_planned_is_none_without_figures():
     index = CoverageIndex([AREAS[0]], TOWNS, drop_distance_m=DROP_M)
     lon, lat = ll(0, 0)
-    found = point_verdicts(index.point_answer(lat, lon), DROP_M, lambda *_: None)
+    found = point_verdicts(index.point_answer(lat, lon), DROP_M, lambda places: [None] * len(places))
     cable = by_tech(found)["cable"]
     assert cable["verdict"] == "none" and cable["distance_m"] is None
     assert verdict_text(cable, wording("en")) == "Cable (DOCSIS): not available here"

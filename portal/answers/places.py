@@ -50,12 +50,8 @@ def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str
     found = snap.incidents.affecting_point(lat, lon, now, town_slug)
     answer["incidents"] = incident_items(snap.incidents, found, now) if found else []
     answer["as_of"] = snap.as_of
-
-    def town_near(lon_: float, lat_: float):
-        near = snap.gazetteer.nearest(lon_, lat_)
-        return near["town"] if near else None
-
-    answer["verdicts"] = with_texts(point_verdicts(answer, snap.coverage.drop_distance_m, town_near), lang)
+    verdicts = point_verdicts(answer, snap.coverage.drop_distance_m, snap.gazetteer.towns_near)
+    answer["verdicts"] = with_texts(verdicts, lang)
     answer["nearest_town"] = None
     if answer["town"] is None:
         near = snap.gazetteer.nearest(lon, lat)

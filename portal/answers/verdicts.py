@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_decimal
 
@@ -49,6 +50,8 @@ class Wording:
         """Read the language's catalog (English is the source text)."""
         self.lang = lang if lang in ("ru", "en") else "en"
         self._t = translations(self.lang)
+        # Whole numbers are grouped by hand with the locale's symbol: babel's formatter is ~50 µs a call.
+        self._group = Locale.parse(self.lang).number_symbols["latn"]["group"]
 
     def __call__(self, text: str, **values) -> str:
         """Translate and fill in %(name)s values."""
@@ -57,23 +60,31 @@ class Wording:
 
     def metres(self, metres: int) -> str:
         """Return whole metres with the language's thousands separator: '1,003 m' / '1 003 м'."""
-        return self("%(n)s m", n=format_decimal(int(metres), format="#,##0", locale=self.lang))
+        return self("%(n)s m", n=f"{int(metres):,}".replace(",", self._group))
 
     def number(self, value) -> str:
         """Return a number with the language's separators."""
+        if float(value).is_integer():
+            return f"{int(value):,}".replace(",", self._group)
         return format_decimal(value, locale=self.lang)
 
     def date(self, iso: str) -> str:
         """Return an ISO date as day, month and year: '1 March 2027' / '1 марта 2027 г.'."""
-        try:
-            day = date.fromisoformat(iso[:10])
-        except ValueError:
-            return iso  # not a date: show what the data says
-        return format_date(day, "long" if self.lang == "ru" else "d MMMM y", locale=self.lang)
+        return _date(iso, self.lang)
 
     def town(self, town: dict) -> str:
         """Return a town's name in this language."""
         return (town.get("name_ru") or town["name"]) if self.lang == "ru" else town["name"]
+
+
+@lru_cache(maxsize=1024)
+def _date(iso: str, lang: str) -> str:
+    """Return an ISO date in a language (remembered: coverage has a handful of planned dates)."""
+    try:
+        day = date.fromisoformat(iso[:10])
+    except ValueError:
+        return iso  # not a date: show what the data says
+    return format_date(day, "long" if lang == "ru" else "d MMMM y", locale=lang)
 
 
 @lru_cache(maxsize=4)
@@ -88,15 +99,18 @@ def _town_brief(town) -> dict:
 
 
 def point_verdicts(answer: dict, drop_distance_m: float,
-                   town_near: Callable[[float, float], object]) -> list[dict]:
+                   towns_near: Callable[[list[tuple[float, float]]], list]) -> list[dict]:
     """Return one verdict per technology for a point answer (``CoverageIndex.point_answer``), best first.
 
-    ``town_near(lon, lat)`` returns the Town whose extent holds or is nearest to a place (or None):
-    it names where the network an extension would start from lies.
+    ``towns_near([(lon, lat), ...])`` returns for each place the Town whose extent holds or is
+    nearest to it (or None), in one search: it names where the network an extension would start from lies.
     """
     inside = {a["technology"]: a for a in answer["available"]}
     planned = {p["technology"]: p for p in answer["planned"]}
     nearest = answer["nearest"]
+    far = [t for t in TECH_ORDER if t in WIRED and t in nearest and t not in inside and t not in planned
+           and nearest[t]["distance_m"] > drop_distance_m]
+    town_of = dict(zip(far, towns_near([(nearest[t]["lon"], nearest[t]["lat"]) for t in far]))) if far else {}
     verdicts = []
     for technology in TECH_ORDER:
         v = {"technology": technology, "verdict": "none", "distance_m": None, "direction": None,
@@ -113,8 +127,8 @@ def point_verdicts(answer: dict, drop_distance_m: float,
             v.update(verdict="available", connection="standard_drop")
         elif technology in planned:
             v.update(verdict="planned", available_from=planned[technology]["available_from"])
-        elif technology in WIRED and near is not None:
-            town = town_near(near["lon"], near["lat"])
+        elif technology in town_of:
+            town = town_of[technology]
             v.update(verdict="extension_needed", connection="network_extension",
                      town=_town_brief(town) if town is not None else None)
         verdicts.append(v)

@@ -25,6 +25,7 @@ SEARCH_MIN = 70.0
 SUGGEST_MIN = 55.0
 RESOLVE_MIN = 80.0
 RESOLVE_MARGIN = 5.0
+NEAR_CACHE_SIZE = 8192  # places whose nearest town is remembered (see Gazetteer.towns_near)
 MAX_QUERY_CHARS = 100  # longer than any town name; keeps a pasted essay cheap
 MAX_RAW_CHARS = 1000
 
@@ -161,6 +162,7 @@ class Gazetteer:
         self._prefix_hits = [(i, score) for (_, i), score in ordered]
         # The extents in metres and their tree, made on the first "which town is nearest".
         self._extents = None
+        self._near_cache: dict[tuple[float, float], Town | None] = {}
         self._extents_lock = threading.Lock()
 
     def get(self, slug: str) -> Town | None:
@@ -185,25 +187,68 @@ class Gazetteer:
         is inside (nested extents: the smallest holding it); else metres on the ground to the
         nearest point of the extent and the compass direction towards it. None without towns.
         """
-        tree, metric, towns, projection = self._extent_tree()
+        found = self._nearest_indices([(lon, lat)])
+        if found is None:
+            return None
+        _tree, metric, towns, projection, _areas = self._extent_tree()
+        i, inside = found[0]
+        if inside:
+            return {"town": towns[i], "distance_m": 0, "direction": None}
+        point = shapely.Point(projection.point_to_metric(float(lon), float(lat)))
+        ex, ey = shapely.get_coordinates(shapely.shortest_line(point, metric[i]))[1]
+        elon, elat = projection.metric_to_lonlat(float(ex), float(ey))
+        azimuth, _, distance = GEOD.inv(float(lon), float(lat), elon, elat)
+        return {"town": towns[i], "distance_m": int(round(distance)),
+                "direction": azimuth_to_compass(azimuth)}
+
+    def towns_near(self, lonlats) -> list[Town | None]:
+        """Return for each (lon, lat) the town whose extent holds or lies nearest to it, in one search.
+
+        Remembered per place: the places asked are the nearest points of coverage, and the far
+        ones (a network 30 km away) are the same point for every question in a wide area.
+        """
+        keys = [(float(lon), float(lat)) for lon, lat in lonlats]
+        known = self._near_cache
+        todo = [k for k in keys if k not in known]
+        if todo:
+            found = self._nearest_indices(todo)
+            towns = self._extent_tree()[2]
+            if len(known) >= NEAR_CACHE_SIZE:
+                known.clear()  # a bound, not an LRU: refilled from the next questions
+            for k, hit in zip(todo, found or [None] * len(todo)):
+                known[k] = towns[hit[0]] if hit is not None else None
+        return [known.get(k) for k in keys]
+
+    def _nearest_indices(self, lonlats) -> list[tuple[int, bool]] | None:
+        """Return (extent index, whether it holds the point) per (lon, lat); None without towns."""
+        tree, metric, towns, projection, areas = self._extent_tree()
         if not towns:
             return None
-        x, y = projection.point_to_metric(float(lon), float(lat))
-        point = shapely.Point(x, y)
-        hits = tree.query_nearest(point, all_matches=True)
-        # Of equally near extents (several holding the point), the smallest, then the first.
-        i = min(hits.tolist(), key=lambda k: (shapely.area(metric[k]), k))
-        town = towns[i]
-        if shapely.intersects(metric[i], point):
-            return {"town": town, "distance_m": 0, "direction": None}
-        edge = shapely.shortest_line(point, metric[i])
-        ex, ey = shapely.get_coordinates(edge)[1]
-        elon, elat = projection.metric_to_lonlat(ex, ey)
-        azimuth, _, distance = GEOD.inv(float(lon), float(lat), elon, elat)
-        return {"town": town, "distance_m": int(round(distance)), "direction": azimuth_to_compass(azimuth)}
+        if not len(lonlats):
+            return []
+        xy = np.array([projection.point_to_metric(float(lon), float(lat)) for lon, lat in lonlats])
+        points = shapely.points(xy)
+        best: dict[int, tuple] = {}
+        # Most places asked about lie in a town: the containment test on prepared extents is many
+        # times cheaper than a nearest search, which is left for the places outside every town.
+        point_i, extent_i = tree.query(points, predicate="intersects")
+        for p, e in zip(point_i.tolist(), extent_i.tolist()):
+            # Nested extents: the smallest holds the most specific answer (then the first).
+            key = (0.0, float(areas[e]), e)
+            if p not in best or key < best[p]:
+                best[p] = key
+        outside = [p for p in range(len(xy)) if p not in best]
+        if outside:
+            (point_i, extent_i), gap = tree.query_nearest(points[outside], all_matches=True,
+                                                          return_distance=True)
+            for p, e, d in zip(point_i.tolist(), extent_i.tolist(), gap.tolist()):
+                key = (d, float(areas[e]), e)
+                if outside[p] not in best or key < best[outside[p]]:
+                    best[outside[p]] = key
+        return [(best[p][2], best[p][0] == 0) for p in range(len(xy))]
 
     def _extent_tree(self):
-        """Return (tree, metric extents, their towns, projection), made once."""
+        """Return (tree, metric extents, their towns, projection, their areas), made once."""
         if self._extents is None:
             with self._extents_lock:
                 if self._extents is None:
@@ -213,7 +258,8 @@ class Gazetteer:
                     bounds = shapely.total_bounds(geoms) if towns else (0.0, 0.0, 0.0, 0.0)
                     projection = LocalProjection.for_bounds(*(float(v) for v in bounds))
                     metric = projection.to_metric(geoms) if towns else geoms
-                    self._extents = (shapely.STRtree(metric), metric, towns, projection)
+                    shapely.prepare(metric)
+                    self._extents = (shapely.STRtree(metric), metric, towns, projection, shapely.area(metric))
         return self._extents
 
     def search(self, query: str, limit: int = 10) -> list[Town]:
