@@ -12,12 +12,14 @@ coverage it is measured to, so each expected figure is a subtraction.
 """
 import re
 
+import numpy as np
 import pyproj
 import pytest
 import shapely
 
 from portal.answers.verdicts import nearest_town_text, point_verdicts, verdict_text, with_texts, wording
 from portal.coverage.index import CoverageIndex
+from portal.coverage.nearest import BoundaryIndex
 from portal.coverage.places import Gazetteer
 from portal.data.layers import Area, Town
 
@@ -177,3 +179,13 @@ def test_nested_extents_name_the_smallest():
 
 def test_no_towns_no_nearest_town():
     assert Gazetteer([]).nearest(*ll(0, 0)) is None
+
+
+def test_boundary_index_says_which_polygon_the_nearest_point_lies_on():
+    # Three squares on a metric plane: 0..10 and 100..110 along x, and one 500 m up.
+    squares = np.empty(3, dtype=object)
+    squares[:] = [shapely.box(0, 0, 10, 10), shapely.box(100, 0, 110, 10), shapely.box(0, 500, 10, 510)]
+    edges = BoundaryIndex(squares)
+    assert edges.nearest_polygon(40, 5) == (10.0, 5.0, 30.0, 0)    # 30 m from the first, 60 m from the second
+    assert edges.nearest_polygon(80, 5) == (100.0, 5.0, 20.0, 1)
+    assert edges.nearest_polygon(5, 300) == (5.0, 500.0, 200.0, 2)  # 200 m below the third, 290 m above

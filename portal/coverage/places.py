@@ -12,6 +12,7 @@ from rapidfuzz import fuzz, process
 from unidecode import unidecode
 
 from portal.coverage.geo import GEOD, LocalProjection, azimuth_to_compass
+from portal.coverage.nearest import BoundaryIndex
 from portal.data.layers import Town
 
 # Scores are on rapidfuzz's 0-100 scale; see Gazetteer.search for how they combine.
@@ -190,14 +191,11 @@ class Gazetteer:
         found = self._nearest_indices([(lon, lat)])
         if found is None:
             return None
-        _tree, metric, towns, projection, _areas = self._extent_tree()
-        i, inside = found[0]
+        i, inside, edge = found[0]
+        towns = self._extent_tree()[2]
         if inside:
             return {"town": towns[i], "distance_m": 0, "direction": None}
-        point = shapely.Point(projection.point_to_metric(float(lon), float(lat)))
-        ex, ey = shapely.get_coordinates(shapely.shortest_line(point, metric[i]))[1]
-        elon, elat = projection.metric_to_lonlat(float(ex), float(ey))
-        azimuth, _, distance = GEOD.inv(float(lon), float(lat), elon, elat)
+        azimuth, _, distance = GEOD.inv(float(lon), float(lat), *edge)
         return {"town": towns[i], "distance_m": int(round(distance)),
                 "direction": azimuth_to_compass(azimuth)}
 
@@ -219,36 +217,32 @@ class Gazetteer:
                 known[k] = towns[hit[0]] if hit is not None else None
         return [known.get(k) for k in keys]
 
-    def _nearest_indices(self, lonlats) -> list[tuple[int, bool]] | None:
-        """Return (extent index, whether it holds the point) per (lon, lat); None without towns."""
-        tree, metric, towns, projection, areas = self._extent_tree()
+    def _nearest_indices(self, lonlats) -> list[tuple[int, bool, tuple | None]] | None:
+        """Return (extent index, whether it holds the place, nearest (lon, lat) of its edge if not)
+        per (lon, lat); None without towns.
+        """
+        tree, _metric, towns, projection, areas, edges = self._extent_tree()
         if not towns:
             return None
         if not len(lonlats):
             return []
-        xy = np.array([projection.point_to_metric(float(lon), float(lat)) for lon, lat in lonlats])
-        points = shapely.points(xy)
-        best: dict[int, tuple] = {}
-        # Most places asked about lie in a town: the containment test on prepared extents is many
-        # times cheaper than a nearest search, which is left for the places outside every town.
-        point_i, extent_i = tree.query(points, predicate="intersects")
+        xy = [projection.point_to_metric(float(lon), float(lat)) for lon, lat in lonlats]
+        found: list = [None] * len(xy)
+        # Most places asked about lie in a town: a containment test on prepared extents, then
+        # the compiled nearest-edge search for the places outside every town.
+        point_i, extent_i = tree.query(shapely.points(xy), predicate="intersects")
         for p, e in zip(point_i.tolist(), extent_i.tolist()):
             # Nested extents: the smallest holds the most specific answer (then the first).
-            key = (0.0, float(areas[e]), e)
-            if p not in best or key < best[p]:
-                best[p] = key
-        outside = [p for p in range(len(xy)) if p not in best]
-        if outside:
-            (point_i, extent_i), gap = tree.query_nearest(points[outside], all_matches=True,
-                                                          return_distance=True)
-            for p, e, d in zip(point_i.tolist(), extent_i.tolist(), gap.tolist()):
-                key = (d, float(areas[e]), e)
-                if outside[p] not in best or key < best[outside[p]]:
-                    best[outside[p]] = key
-        return [(best[p][2], best[p][0] == 0) for p in range(len(xy))]
+            if found[p] is None or (areas[e], e) < (areas[found[p][0]], found[p][0]):
+                found[p] = (e, True, None)
+        for p, (x, y) in enumerate(xy):
+            if found[p] is None:
+                qx, qy, _d, e = edges.nearest_polygon(x, y)
+                found[p] = (e, False, projection.metric_to_lonlat(float(qx), float(qy)))
+        return found
 
     def _extent_tree(self):
-        """Return (tree, metric extents, their towns, projection, their areas), made once."""
+        """Return (tree, metric extents, their towns, projection, their areas, their edges), made once."""
         if self._extents is None:
             with self._extents_lock:
                 if self._extents is None:
@@ -259,7 +253,9 @@ class Gazetteer:
                     projection = LocalProjection.for_bounds(*(float(v) for v in bounds))
                     metric = projection.to_metric(geoms) if towns else geoms
                     shapely.prepare(metric)
-                    self._extents = (shapely.STRtree(metric), metric, towns, projection, shapely.area(metric))
+                    edges = BoundaryIndex(metric) if towns else None
+                    self._extents = (shapely.STRtree(metric), metric, towns, projection,
+                                     shapely.area(metric).tolist(), edges)
         return self._extents
 
     def search(self, query: str, limit: int = 10) -> list[Town]:
