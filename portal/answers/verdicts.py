@@ -50,12 +50,15 @@ class Wording:
         """Read the language's catalog (English is the source text)."""
         self.lang = lang if lang in ("ru", "en") else "en"
         self._t = translations(self.lang)
+        self._known: dict[str, str] = {}  # translations already looked up (the catalog never changes)
         # Whole numbers are grouped by hand with the locale's symbol: babel's formatter is ~50 µs a call.
         self._group = Locale.parse(self.lang).number_symbols["latn"]["group"]
 
     def __call__(self, text: str, **values) -> str:
         """Translate and fill in %(name)s values."""
-        found = self._t.gettext(text)
+        found = self._known.get(text)
+        if found is None:
+            found = self._known[text] = self._t.gettext(text)
         return found % values if values else found
 
     def metres(self, metres: int) -> str:
