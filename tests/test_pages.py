@@ -60,9 +60,10 @@ def test_pages_load_nothing_from_third_parties(client):
 def test_check_page_for_the_cottage_settlement_says_network_extension(client):
     cottage = client.get("/api/v1/towns?q=Lesnoy").get_json()["towns"][0]
     html = client.get(f"/check?lat={cottage['lat']}&lon={cottage['lon']}").get_data(as_text=True)
-    assert "No coverage at this point." in html
-    assert re.search(r"Fiber: [\d.,]+ (m|km) to the [a-z-]+\.", html)
-    assert "network extension" in html
+    # The first thing said is the nearest useful option, with its town: not "no coverage".
+    verdict = re.search(r'<p class="verdict no" id="verdict">([^<]+)</p>', html).group(1)
+    assert re.fullmatch(r"Fiber: \d,\d{3} m west of you, beyond a standard drop, network extension needed;"
+                        r" nearest town Pechory\.", verdict), verdict
 
 
 def test_towns_overview_is_sortable_and_downloadable(client):

@@ -8,7 +8,9 @@ import shapely
 
 from portal.answers.incidents import incident_items
 from portal.answers.towns import town_brief
+from portal.answers.verdicts import nearest_town_text, point_verdicts, with_texts, wording
 from portal.coverage.snapshot import Snapshot
+from portal.incidents.availability import offered_services
 from portal.listening import feedback, interest
 
 
@@ -28,6 +30,9 @@ def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connecti
         "best": summary["best"],
         "fiber_share": summary["fiber_share"],
         "technologies": summary["technologies"],
+        # Entries are only made for coverage with a share above zero (a sliver rounding to 0.000 included).
+        "services_offered": offered_services(
+            t["technology"] for t in summary["technologies"] if t["status"] == "live"),
         "incidents": incident_items(snap.incidents, snap.incidents.affecting_town(town.slug, now), now),
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
@@ -36,12 +41,23 @@ def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connecti
     }
 
 
-def check_point(snap: Snapshot, lat: float, lon: float, now: datetime) -> dict:
-    """Return what reaches a point: coverage there, nearest coverage, incidents."""
+def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str = "en") -> dict:
+    """Return what reaches a point: a verdict per technology (worded in ``lang``), coverage there,
+    nearest coverage, the nearest town when the point is in none, incidents.
+    """
     answer = snap.coverage.point_answer(lat, lon)
     town_slug = answer["town"]["slug"] if answer["town"] else None
     found = snap.incidents.affecting_point(lat, lon, now, town_slug)
     answer["incidents"] = incident_items(snap.incidents, found, now) if found else []
     answer["as_of"] = snap.as_of
+    verdicts = point_verdicts(answer, snap.coverage.drop_distance_m, snap.gazetteer.towns_near)
+    answer["verdicts"] = with_texts(verdicts, lang)
+    answer["nearest_town"] = None
+    if answer["town"] is None:
+        near = snap.gazetteer.nearest(lon, lat)
+        if near is not None:
+            answer["nearest_town"] = {**town_brief(near["town"]), "distance_m": near["distance_m"],
+                                      "direction": near["direction"]}
+            answer["nearest_town"]["text"] = nearest_town_text(answer["nearest_town"], wording(lang))
     return answer
 

@@ -126,11 +126,11 @@ def _box_distance2(box, node, x, y):
 
 @numba.njit(cache=True)
 def _nearest(x, y, root, xy, run_start, run_len, run_box, start, end, left, box):
-    """Return (qx, qy, squared distance) of the nearest point on the segments of the tree at ``root``.
+    """Return (qx, qy, squared distance, run) of the nearest point on the segments of the tree at ``root``.
 
     Run k is the segments from vertex ``run_start[k]`` to ``run_start[k] + run_len[k]`` of ``xy``.
     """
-    best, bx, by = np.inf, np.nan, np.nan
+    best, bx, by, bk = np.inf, np.nan, np.nan, -1
     stack = np.empty(_STACK, np.int32)
     stack[0] = root
     top = 1
@@ -163,8 +163,8 @@ def _nearest(x, y, root, xy, run_start, run_len, run_box, start, end, left, box)
                 qx, qy = ax + t * dx, ay + t * dy
                 d2 = (x - qx) * (x - qx) + (y - qy) * (y - qy)
                 if d2 < best:
-                    best, bx, by = d2, qx, qy
-    return bx, by, best
+                    best, bx, by, bk = d2, qx, qy, k
+    return bx, by, best, bk
 
 
 @numba.njit(cache=True)
@@ -173,7 +173,7 @@ def _nearest_groups(x, y, wanted, roots, xy, run_start, run_len, run_box, start,
     out = np.full((len(roots), 3), np.nan)
     for g in range(len(roots)):
         if (wanted >> g) & 1 and roots[g] >= 0:
-            qx, qy, d2 = _nearest(x, y, roots[g], xy, run_start, run_len, run_box, start, end, left, box)
+            qx, qy, d2, _ = _nearest(x, y, roots[g], xy, run_start, run_len, run_box, start, end, left, box)
             out[g, 0], out[g, 1], out[g, 2] = qx, qy, math.sqrt(d2)
     return out
 
@@ -187,8 +187,8 @@ def _gather(xy, first, length, start_at, out):
             out[start_at[k] + j, 1] = xy[first[k] + j, 1]
 
 
-def _runs(ring_start: np.ndarray, ring_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (first vertex, segments, group) of every run of at most RUN segments, by group."""
+def _runs(ring_start: np.ndarray, ring_group: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return (first vertex, segments, group, ring) of every run of at most RUN segments, by group."""
     segments = np.maximum(np.diff(ring_start) - 1, 0)
     per_ring = -(-segments // RUN)
     ring = np.repeat(np.arange(len(segments)), per_ring)
@@ -197,7 +197,7 @@ def _runs(ring_start: np.ndarray, ring_group: np.ndarray) -> tuple[np.ndarray, n
     length = np.minimum(RUN, segments[ring] - nth * RUN).astype(np.uint8)
     group = ring_group[ring]
     order = np.argsort(group, kind="stable")
-    return first[order], length[order], group[order]
+    return first[order], length[order], group[order], ring[order]
 
 
 class BoundaryIndex:
@@ -211,6 +211,7 @@ class BoundaryIndex:
         xy, ring_of = shapely.get_coordinates(rings, return_index=True)
         ring_start = np.searchsorted(ring_of, np.arange(len(rings) + 1))
         n_groups = int(groups.max()) + 1 if len(groups) else 0
+        self.ring_polygon = ring_polygon
         self._index(np.ascontiguousarray(xy, dtype=np.float64), ring_start, groups[ring_polygon], n_groups)
 
     @classmethod
@@ -220,6 +221,7 @@ class BoundaryIndex:
         The index keeps its own copy of them, in its order: the caller may let ``xy`` go.
         """
         index = cls.__new__(cls)
+        index.ring_polygon = np.arange(max(len(ring_start) - 1, 0))  # each ring its own "polygon"
         index._index(xy, np.asarray(ring_start, dtype=np.int64), np.asarray(ring_group, dtype=np.int64),
                       n_groups)
         return index
@@ -228,7 +230,7 @@ class BoundaryIndex:
         """Cut the rings into runs and build one tree per group over them."""
         self.n_groups = n_groups
         self._n = int(ring_start[-1]) if len(ring_start) else 0
-        first, length, group = _runs(ring_start, ring_group)
+        first, length, group, ring = _runs(ring_start, ring_group)
         boxes = _run_boxes(xy, first, length)
         cuts = np.searchsorted(group, np.arange(n_groups + 1))
         self._roots = np.full(n_groups, -1, np.int64)
@@ -248,6 +250,8 @@ class BoundaryIndex:
             # vertex is the next run's first: stored twice): a leaf's segments are then read
             # from one stretch of memory, not from a place in the rings per run.
             first, length = first[perm], length[perm]
+            # The ring of each run, in tree order: which polygon a nearest point lies on.
+            self._run_ring = ring[perm]
             start_at = np.zeros(len(first) + 1, np.int64)
             np.cumsum(length.astype(np.int64) + 1, out=start_at[1:])
             # Allocated by numpy, which asks for huge pages (the search reads it at random).
@@ -269,6 +273,17 @@ class BoundaryIndex:
             return None
         qx, qy, d = self.nearest_groups(x, y, 1 << group)[group]
         return qx, qy, d
+
+    def nearest_polygon(self, x: float, y: float, group: int = 0) -> tuple[float, float, float, int] | None:
+        """Return (qx, qy, distance, polygon) of the group's boundary point nearest to (x, y), or None.
+
+        ``polygon`` is the position, among those the index was made of (``BoundaryIndex(polygons)``),
+        of the polygon that point lies on.
+        """
+        if not self.has_rings(group):
+            return None
+        qx, qy, d2, run = _nearest(float(x), float(y), self._roots[group], *self._tree)
+        return qx, qy, math.sqrt(d2), int(self.ring_polygon[self._run_ring[run]])
 
     def nearest_groups(self, x: float, y: float, wanted: int) -> list[list[float]]:
         """Return [qx, qy, distance] per group, searched where bit g of ``wanted`` is set (NaN elsewhere)."""

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 
 import numpy as np
+import shapely
 from rapidfuzz import fuzz, process
 from unidecode import unidecode
 
+from portal.coverage.geo import GEOD, LocalProjection, azimuth_to_compass
+from portal.coverage.nearest import BoundaryIndex
 from portal.data.layers import Town
 
 # Scores are on rapidfuzz's 0-100 scale; see Gazetteer.search for how they combine.
@@ -22,6 +26,7 @@ SEARCH_MIN = 70.0
 SUGGEST_MIN = 55.0
 RESOLVE_MIN = 80.0
 RESOLVE_MARGIN = 5.0
+NEAR_CACHE_SIZE = 8192  # places whose nearest town is remembered (see Gazetteer.towns_near)
 MAX_QUERY_CHARS = 100  # longer than any town name; keeps a pasted essay cheap
 MAX_RAW_CHARS = 1000
 
@@ -156,6 +161,10 @@ class Gazetteer:
         ordered = sorted(prefixes.items())
         self._prefix_keys = [k for (k, _), _ in ordered]
         self._prefix_hits = [(i, score) for (_, i), score in ordered]
+        # The extents in metres and their tree, made on the first "which town is nearest".
+        self._extents = None
+        self._near_cache: dict[tuple[float, float], Town | None] = {}
+        self._extents_lock = threading.Lock()
 
     def get(self, slug: str) -> Town | None:
         """Return the town with exactly this slug, or None."""
@@ -171,6 +180,83 @@ class Gazetteer:
     def unknown(self, name: str) -> UnknownTown:
         """Return the refusal of a name or slug no town has, with the towns it may have meant."""
         return UnknownTown(name, self.suggest(name) if isinstance(name, str) else [])
+
+    def nearest(self, lon: float, lat: float) -> dict | None:
+        """Return the town whose extent holds or lies nearest to a point, with how far and which way.
+
+        ``{"town": Town, "distance_m": int, "direction": "W" | None}``: 0 and None when the point
+        is inside (nested extents: the smallest holding it); else metres on the ground to the
+        nearest point of the extent and the compass direction towards it. None without towns.
+        """
+        found = self._nearest_indices([(lon, lat)])
+        if found is None:
+            return None
+        i, inside, edge = found[0]
+        towns = self._extent_tree()[2]
+        if inside:
+            return {"town": towns[i], "distance_m": 0, "direction": None}
+        azimuth, _, distance = GEOD.inv(float(lon), float(lat), *edge)
+        return {"town": towns[i], "distance_m": int(round(distance)),
+                "direction": azimuth_to_compass(azimuth)}
+
+    def towns_near(self, lonlats) -> list[Town | None]:
+        """Return for each (lon, lat) the town whose extent holds or lies nearest to it, in one search.
+
+        Remembered per place: the places asked are the nearest points of coverage, and the far
+        ones (a network 30 km away) are the same point for every question in a wide area.
+        """
+        keys = [(float(lon), float(lat)) for lon, lat in lonlats]
+        known = self._near_cache
+        todo = [k for k in keys if k not in known]
+        if todo:
+            found = self._nearest_indices(todo)
+            towns = self._extent_tree()[2]
+            if len(known) >= NEAR_CACHE_SIZE:
+                known.clear()  # a bound, not an LRU: refilled from the next questions
+            for k, hit in zip(todo, found or [None] * len(todo)):
+                known[k] = towns[hit[0]] if hit is not None else None
+        return [known.get(k) for k in keys]
+
+    def _nearest_indices(self, lonlats) -> list[tuple[int, bool, tuple | None]] | None:
+        """Return (extent index, whether it holds the place, nearest (lon, lat) of its edge if not)
+        per (lon, lat); None without towns.
+        """
+        tree, _metric, towns, projection, areas, edges = self._extent_tree()
+        if not towns:
+            return None
+        if not len(lonlats):
+            return []
+        xy = [projection.point_to_metric(float(lon), float(lat)) for lon, lat in lonlats]
+        found: list = [None] * len(xy)
+        # Most places asked about lie in a town: a containment test on prepared extents, then
+        # the compiled nearest-edge search for the places outside every town.
+        point_i, extent_i = tree.query(shapely.points(xy), predicate="intersects")
+        for p, e in zip(point_i.tolist(), extent_i.tolist()):
+            # Nested extents: the smallest holds the most specific answer (then the first).
+            if found[p] is None or (areas[e], e) < (areas[found[p][0]], found[p][0]):
+                found[p] = (e, True, None)
+        for p, (x, y) in enumerate(xy):
+            if found[p] is None:
+                qx, qy, _d, e = edges.nearest_polygon(x, y)
+                found[p] = (e, False, projection.metric_to_lonlat(float(qx), float(qy)))
+        return found
+
+    def _extent_tree(self):
+        """Return (tree, metric extents, their towns, projection, their areas, their edges), made once."""
+        if self._extents is None:
+            with self._extents_lock:
+                if self._extents is None:
+                    towns = [t for t in self.towns if t.geometry is not None and not t.geometry.is_empty]
+                    geoms = np.empty(len(towns), dtype=object)
+                    geoms[:] = [t.geometry for t in towns]
+                    bounds = shapely.total_bounds(geoms) if towns else (0.0, 0.0, 0.0, 0.0)
+                    projection = LocalProjection.for_bounds(*(float(v) for v in bounds))
+                    metric = projection.to_metric(geoms) if towns else geoms
+                    shapely.prepare(metric)
+                    edges = BoundaryIndex(metric) if towns else None
+                    self._extents = (shapely.STRtree(metric), metric, towns, projection,
+                                     shapely.area(metric).tolist(), edges)
+        return self._extents
 
     def search(self, query: str, limit: int = 10) -> list[Town]:
         """Return up to ``limit`` towns matching ``query``, best first."""

@@ -19,6 +19,9 @@ Availability rule (published on the pages):
   date monitoring began (``since``).
 - ``percent`` = 100 × (1 − downtime ÷ period), where the period is the last
   N × 24 hours up to now (from ``since`` if that is later).
+- Availability is published only for a service offered in the town: one that live
+  coverage of any technology reaches (every service is sold over every technology).
+  Where no live coverage reaches the town, the page says "no service here" instead.
 """
 from __future__ import annotations
 
@@ -26,8 +29,14 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from portal.data import db
+from portal.incidents.records import SERVICES
 
 AVAILABILITY_RULE = __doc__[__doc__.index("Availability rule"):].strip()
+
+
+def offered_services(live_technologies) -> list[str]:
+    """Return the services a place has, given the technologies whose live coverage reaches it (the rule)."""
+    return list(SERVICES) if any(True for _ in live_technologies) else []
 
 
 def day_strip(down: list, partial: list, maintenance: list, now: datetime, days: int, zone: ZoneInfo,

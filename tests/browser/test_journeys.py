@@ -81,7 +81,7 @@ def test_clicking_the_map_checks_that_point(open_page):
     with page.expect_navigation(url=re.compile(r"/check\?lat=")):
         frame.click(position={"x": box["width"] * 0.6, "y": box["height"] * 0.4})
     verdict = page.locator("#verdict").inner_text()
-    assert re.match(r"(Yes: fiber is available|No fiber at this point|No coverage at this point)", verdict)
+    assert re.match(r"(Fiber|Cable \(DOCSIS\)|DSL \(phone line\)|Fixed wireless): ", verdict), verdict
     assert page.get_by_role("heading", level=1).inner_text().startswith("What reaches 57.")
     assert_map_drawn(page)
 
@@ -92,6 +92,8 @@ def test_active_outage_is_in_the_banner_and_its_page(open_page, server):
     page = open_page("/", size="phone")
     banner = page.locator("#status-banner")
     assert "down" in banner.get_attribute("class")
+    # Folded to one line; it opens on demand.
+    banner.locator("summary").click()
     assert "Velikiye Luki" in banner.inner_text()
     with page.expect_navigation():
         banner.get_by_role("link", name=active[0]["title"]).first.click()
@@ -132,11 +134,11 @@ def test_numbers_dates_and_names_are_localised(open_page):
     assert re.search(r"\b\d{1,2} [A-Z][a-z]{2} 20\d\d\b", en.locator("#ongoing").inner_text())
     assert re.search(r"\d{1,2} (янв|февр|мар|апр|мая|июн|июл|авг|сент|окт|нояб|дек)\. 20\d\d\sг\.",
                      ru.locator("#ongoing").inner_text())
-    # Russian needs the dative after "к" in the nearest-coverage sentence.
+    # Russian needs the dative after "к" in the nearest-coverage sentence; whole metres, grouped.
     ru = open_page("/check?lat=57.79&lon=27.56", lang="ru")
-    nearest = ru.locator("ul.nearest").inner_text()
-    assert re.search(r"Оптика: [\d,\u00a0]+ (м|км) к (северу|югу|востоку|западу|северо-востоку|северо-западу|"
-                     r"юго-востоку|юго-западу)\.", nearest), nearest
+    nearest = ru.locator("#verdict-fiber").inner_text()
+    assert re.search(r"Оптика: \d{1,3}(\u00a0\d{3})* м к (северу|югу|востоку|западу|северо-востоку|"
+                     r"северо-западу|юго-востоку|юго-западу) от вас", nearest), nearest
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])

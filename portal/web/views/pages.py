@@ -173,7 +173,7 @@ def check():
     """Answer what reaches one point."""
     lat, lon = parse_lat_lon(request.args)
     snap = get_snapshot()
-    answer = answers.check_point(snap, lat, lon, now())
+    answer = answers.check_point(snap, lat, lon, now(), lang())
     settings = _map_settings()
     the_map = maps.coverage_map(
         geo.bounds_around(lon, lat, CHECK_MAP_RADIUS_M), tiles_url=settings["tiles_url"],
