@@ -58,6 +58,10 @@ LOCALIZED = {"title_by_lang": "title", "message_by_lang": "message", "cause_by_l
              "hours_by_lang": "hours"}
 
 
+# Parts of answers that never hold incident texts (shapes can be long): not walked.
+_NO_TEXTS = frozenset({"geometry", "coordinates", "features", "technologies", "nearest"})
+
+
 def in_language(found, lang: str):
     """Set, in every dict of an answer (nested too), each text to the reader's language; return it.
 
@@ -66,12 +70,12 @@ def in_language(found, lang: str):
     """
     if isinstance(found, dict):
         for key, value in found.items():
-            if key not in LOCALIZED and isinstance(value, (dict, list)):
+            if key not in LOCALIZED and key not in _NO_TEXTS and isinstance(value, (dict, list)):
                 in_language(value, lang)
         for key, field in LOCALIZED.items():
             if key in found:
                 found[field], found[f"{field}_lang"] = pick(found[key], lang)
-    elif isinstance(found, list):
+    elif isinstance(found, list) and found and isinstance(found[0], (dict, list)):
         for item in found:
             in_language(item, lang)
     return found
