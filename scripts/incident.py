@@ -276,8 +276,8 @@ def resolve_command(db_path, incident_id, message, message_en, at, author):
 @click.option("--message", help="Public text (default: the title)." + LANG_HELP)
 @click.option("--message-en", help="The public text in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def maintenance_command(db_path, title, title_en, services, towns, areas, where, where_en, start, end, message,
-                        message_en, author):
+def maintenance_command(db_path, title, title_en, services, towns, areas, where, where_en, start, end,
+                        message, message_en, author):
     """Announce a maintenance window; print its id on the last line."""
     with _reader(db_path) as conn:
         zone, found = _zone(conn), _towns(conn, towns)

@@ -120,7 +120,8 @@ def claim(incident: dict, service: str, now: datetime, fees: dict) -> dict | Non
 def provider(settings: dict) -> dict:
     """Return the provider's name, contacts and opening hours from the settings (``PROVIDER_*``)."""
     def pair(key: str) -> dict:
-        return {"ru": settings.get(f"PROVIDER_{key}") or None, "en": settings.get(f"PROVIDER_{key}_EN") or None}
+        return {"ru": settings.get(f"PROVIDER_{key}") or None,
+                "en": settings.get(f"PROVIDER_{key}_EN") or None}
 
     return {"name_by_lang": pair("NAME"), "address_by_lang": pair("ADDRESS"), "hours_by_lang": pair("HOURS"),
             "phone": settings.get("PROVIDER_PHONE"), "email": settings.get("PROVIDER_EMAIL"),

@@ -43,7 +43,7 @@ def first(found: dict) -> str | None:
 
 
 def pick(by_lang: dict | None, lang: str) -> tuple[str | None, str | None]:
-    """Return (text, its language): the reader's language when written, else the other; (None, None) if none."""
+    """Return (text, its language): the reader's language when written, else the other; else (None, None)."""
     by_lang = by_lang or {}
     order = [lang] + [code for code in (PRIMARY, *LANGUAGES) if code != lang]
     for code in order:

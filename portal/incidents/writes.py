@@ -167,7 +167,8 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, 
         **_said("cause", cause)})
 
 
-def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message_en=None, cause_en=None) -> None:
+def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message_en=None,
+             cause_en=None) -> None:
     """Validate and close an incident or maintenance (``message`` may be texts already checked)."""
     rec = _record(conn, incident_id)
     author = _text("author", author)
@@ -313,8 +314,8 @@ def _insert(conn, *, title, kind, cause, started, end, services, towns, area, pl
 def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
     """Insert one timeline entry."""
     conn.execute(
-        "INSERT INTO incident_updates (incident_id, at, status, message, message_en, eta, author, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO incident_updates (incident_id, at, status, message, message_en, eta, author,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (incident_id, db.iso(at), status, *_columns(message), db.iso(eta), author, db.iso(now)),
     )
 
@@ -376,7 +377,7 @@ def _message(message, message_en, title: dict) -> dict:
 
 
 def _columns(found: dict | None) -> tuple[str | None, str | None]:
-    """Return what the two columns of a text hold: the first text (Russian if given), the English beside it."""
+    """Return what the two columns of a text hold: the first text (Russian if given), English beside it."""
     if found is None:
         return None, None
     return language.first(found), found["en"] if found["ru"] else None

@@ -1,4 +1,4 @@
-"""The provider on every page, and the written claim a subscriber prints when a restoration deadline is missed.
+"""The provider on every page, and the written claim a subscriber prints when a deadline is missed.
 
 The claim is filled in from the incident (``answers.claim``): provider, service, dates, how long it
 lasted and what the contract owes. The subscriber's name, contract number and address are blank
@@ -28,7 +28,8 @@ def claim(incident_id: str, service: str):
     number = parse_id(incident_id)
     incident = None if number is None else answers.incident_report(
         get_snapshot().incidents, number, now(), fees=current_app.config["MONTHLY_FEES"])
-    found = None if incident is None else next((c for c in incident["claims"] if c["service"] == service), None)
+    claims = incident["claims"] if incident is not None else []
+    found = next((c for c in claims if c["service"] == service), None)
     if found is None:
         abort(404)
     return render_template("incidents/claim.html", incident=incident, claim=found,

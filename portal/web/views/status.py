@@ -10,6 +10,7 @@ from portal.coverage import geo
 from portal.incidents.availability import AVAILABILITY_RULE
 from portal.incidents.records import SERVICES
 from portal.web import labels, maps
+from portal.web.i18n import lang
 from portal.web.params import (
     BadParam,
     parse_id,
@@ -19,7 +20,6 @@ from portal.web.params import (
     parse_service,
     parse_town,
 )
-from portal.web.i18n import lang
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.security import external_url
 
@@ -36,8 +36,8 @@ HISTORY_PAGE_SIZE = 50
 def _incident(incident_id: str) -> dict:
     """Return the incident report for a path id, or answer 404 (a non-number cannot exist either)."""
     number = parse_id(incident_id)
-    found = None if number is None else answers.incident_report(get_snapshot().incidents, number, now(),
-                                                                     get_db(), current_app.config["MONTHLY_FEES"])
+    found = None if number is None else answers.incident_report(
+        get_snapshot().incidents, number, now(), get_db(), current_app.config["MONTHLY_FEES"])
     if found is None:
         abort(404)
     return found
@@ -47,7 +47,8 @@ def _banner():
     """Return the banner's facts, computed once per request; None if they cannot be read."""
     if "status_banner" not in g:
         try:
-            g.status_banner = answers.in_language(answers.status_banner(get_snapshot().incidents, now()), lang())
+            found = answers.status_banner(get_snapshot().incidents, now())
+            g.status_banner = answers.in_language(found, lang())
         except Exception:  # noqa: BLE001 -- the page itself must still render during trouble
             current_app.logger.exception("status banner unavailable")
             g.status_banner = None
