@@ -38,7 +38,10 @@ def in_lang(text, text_lang: str | None, note: bool = True) -> Markup:
 
 def money(value, currency: str = "RUB") -> str:
     """Format an amount of money in the page's language (600,00 ₽ / RUB 600.00)."""
-    return "—" if value is None else format_currency(value, currency)
+    if value is None:
+        return "—"
+    # English's own pattern glues the code to the number (RUB600.00): the code, a space, the amount.
+    return format_currency(value, currency, format=None if lang() == "ru" else "¤¤\xa0#,##0.00")
 
 
 def _localize_context(sender, template, context, **extra) -> None:
