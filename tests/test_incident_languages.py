@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
-from conftest import DEMO_NOW
 from dbtools import database_with_towns, square_town
 from shapely.geometry import box, mapping
 
 from portal import create_app
 from portal.data import db
+from tests.conftest import DEMO_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("incident_script_lang", ROOT / "scripts" / "incident.py")
