@@ -59,8 +59,8 @@ def test_thirty_hours_into_an_internet_outage_the_24_hour_deadline_passed_6_hour
     assert found["claims"] == [{
         "service": "internet", "incident_id": incident_id, "hours": 24, "due_at": "2026-03-10T03:00:00Z",
         "started_at": "2026-03-09T03:00:00Z", "ended_at": None, "ongoing": True,
-        "as_of": "2026-03-10T09:00:00Z", "lasted_s": 30 * 3600, "late_s": 6 * 3600, "days": 2,
-        "monthly_fee": 600, "owed": 40.0, "currency": "RUB",
+        "as_of": "2026-03-10T09:00:00Z", "lasted_s": 30 * 3600, "late_s": 6 * 3600, "days": 1,
+        "monthly_fee": 600, "owed": 20.0, "currency": "RUB",
         "url": f"/incidents/{incident_id}/claim/internet"}]
     page = words(client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True))
     assert ("The contract's restoration deadline for Internet passed 6 h ago (Mar 10, 2026, 6:00 AM (MSK)):"
@@ -85,7 +85,7 @@ def test_the_phone_deadline_is_72_hours(db_path):
     incident_id = outage(db_path, NOW - 73 * H, services=("internet", "phone"))
     found = client(db_path).get(f"/api/v1/incidents/{incident_id}").get_json()
     assert [(c["service"], c["late_s"], c["days"], c["owed"]) for c in found["claims"]] == [
-        ("internet", 49 * 3600, 4, 80.0), ("phone", 3600, 4, 33.33)]
+        ("internet", 49 * 3600, 3, 60.0), ("phone", 3600, 1, 8.33)]
 
 
 def test_a_resolved_outage_that_missed_its_deadline_still_has_its_claim(db_path):
@@ -94,7 +94,7 @@ def test_a_resolved_outage_that_missed_its_deadline_still_has_its_claim(db_path)
         found = answers.incident_report(IncidentReads.read(conn), incident_id, NOW)
     (claim,) = found["claims"]
     assert (claim["ongoing"], claim["ended_at"], claim["lasted_s"], claim["late_s"], claim["days"],
-            claim["owed"]) == (False, "2026-03-09T23:00:00Z", 40 * 3600, 16 * 3600, 2, 40.0)
+            claim["owed"]) == (False, "2026-03-09T23:00:00Z", 40 * 3600, 16 * 3600, 1, 20.0)
     page = client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)
     assert 'id="deadline-passed"' not in page  # not ongoing: no alarm, but the claim is offered
     assert f"/incidents/{incident_id}/claim/internet" in page
@@ -103,7 +103,7 @@ def test_a_resolved_outage_that_missed_its_deadline_still_has_its_claim(db_path)
 def test_monthly_fees_are_a_setting(db_path):
     incident_id = outage(db_path, NOW - 30 * H)
     found = client(db_path, MONTHLY_FEES={"internet": 900}).get(f"/api/v1/incidents/{incident_id}").get_json()
-    assert (found["claims"][0]["monthly_fee"], found["claims"][0]["owed"]) == (900, 60.0)
+    assert (found["claims"][0]["monthly_fee"], found["claims"][0]["owed"]) == (900, 30.0)
 
 
 # --- the written claim ----------------------------------------------------------------------------------
@@ -122,8 +122,8 @@ def test_the_claim_is_filled_in_from_the_incident_in_english(db_path):
     assert "by Mar 10, 2026, 12:00 PM (MSK) that is 1 d 6 h" in page
     assert ("within 24 hours of the outage's start, that is by Mar 10, 2026, 6:00 AM (MSK). That deadline was"
             " missed by 6 h.") in page
-    assert "RUB 600.00 a month) for the 2 days, full or partial, without the service: RUB 600.00 × 2 / 30 =" \
-        " RUB 40.00" in page
+    assert ("RUB 600.00 a month) for each day, full or partial, without the service after that deadline"
+            " (1 so far): RUB 600.00 × 1 / 30 = RUB 20.00") in page
     # Blank lines for what the portal never asks: nothing here can send them anywhere.
     assert "From:" in page and "Contract number:" in page and "Address where the service is provided:" in page
     assert html.count('class="blank') == 7
@@ -138,7 +138,7 @@ def test_the_claim_in_russian(db_path):
     assert "Кому: Альфа Телеком Альфа, ул. Первая, 1" in page
     assert "Претензия о перерасчёте абонентской платы" in page
     assert "Номер договора:" in page
-    assert "600,00 ₽ × 2 / 30 = 40,00 ₽" in page
+    assert "600,00 ₽ × 1 / 30 = 20,00 ₽" in page
 
 
 def test_a_claim_for_a_service_the_incident_does_not_hit_or_an_unknown_incident_is_404(db_path):

@@ -99,15 +99,16 @@ def claim(incident: dict, service: str, now: datetime, fees: dict) -> dict | Non
     """Return what a subscriber may claim for one service of an incident whose deadline was missed, or None.
 
     The contract recalculates the monthly fee (``fees[service]``) for every day, full or partial,
-    without the service, a month counted as 30 days: ``owed = fee × days / 30``, in roubles to the
-    kopeck. The days run from the start to the restoration (or to ``now`` while it lasts).
+    without the service after the deadline (as the deadline e-mail tells subscribers), a month
+    counted as 30 days: ``owed = fee × days / 30``, in roubles to the kopeck. The days run from the
+    deadline to the restoration (or to ``now`` while it lasts).
     """
     clock = next((c for c in incident.get("clock", ()) if c["service"] == service), None)
     if clock is None or not clock["missed"]:
         return None
     started, ended = db.parse_iso(incident["started_at"]), db.parse_iso(incident["resolved_at"])
     lasted_s = int(((ended or now) - started).total_seconds())
-    days = -(-lasted_s // 86400)
+    days = -(-clock["late_s"] // 86400)
     fee = fees.get(service)
     owed = None if fee is None else round(fee * days / 30, 2)
     return {"service": service, "incident_id": incident["id"], "hours": clock["hours"],
