@@ -229,3 +229,22 @@ def test_demo_incidents_are_russian_on_russian_pages_and_english_on_english_ones
     assert "lang-note" not in ru and "lang-note" not in en  # nothing fell back to the other language
     found = client.get("/api/v1/incidents/2?lang=en").get_json()
     assert found["where"] == "Lenina St, houses 1–25 (demo)" and found["where_lang"] == "en"
+
+
+# --- notifications ------------------------------------------------------------------------------------
+
+
+def test_each_subscriber_is_told_in_their_language(db_path):
+    from portal.listening import messages
+
+    incident_id = opened(db_path, "--title", "Нет интернета в Альфе", "--title-en", "No internet in Alpha",
+                         "--message", "Бригада выехала", "--message-en", "A crew is on the way")
+    with db.connect_readonly(db_path) as conn:
+        payload = json.loads(conn.execute("SELECT payload FROM outbox WHERE incident_id = ?",
+                                          (incident_id,)).fetchone()[0])
+    told = {lang: messages.content("opened", payload, [], messages.Words(lang, "Europe/Moscow"), "Alpha", {})
+            for lang in ("ru", "en")}
+    assert told["en"]["title"] == "No internet in Alpha" and "No internet in Alpha" in told["en"]["subject"]
+    assert told["ru"]["title"] == "Нет интернета в Альфе"
+    assert (told["en"]["latest"]["message"], told["ru"]["latest"]["message"]) == (
+        "A crew is on the way", "Бригада выехала")
