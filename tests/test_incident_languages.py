@@ -248,3 +248,14 @@ def test_each_subscriber_is_told_in_their_language(db_path):
     assert told["ru"]["title"] == "Нет интернета в Альфе"
     assert (told["en"]["latest"]["message"], told["ru"]["latest"]["message"]) == (
         "A crew is on the way", "Бригада выехала")
+
+
+def test_statuspage_answers_follow_lang_too(db_path):
+    opened(db_path, "--title", "Нет интернета в Альфе", "--title-en", "No internet in Alpha",
+           "--message", "Бригада выехала", "--message-en", "A crew is on the way")
+    web = client(db_path)
+    en = web.get("/api/v2/incidents/unresolved.json?lang=en").get_json()["incidents"][0]
+    ru = web.get("/api/v2/incidents/unresolved.json").get_json()["incidents"][0]
+    assert (en["name"], en["name_lang"], ru["name"]) == ("No internet in Alpha", "en", "Нет интернета в Альфе")
+    assert (en["incident_updates"][0]["body"], ru["incident_updates"][0]["body"]) == (
+        "A crew is on the way", "Бригада выехала")

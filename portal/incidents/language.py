@@ -55,7 +55,7 @@ def pick(by_lang: dict | None, lang: str) -> tuple[str | None, str | None]:
 # Keys of an answer that hold texts per language, and the fields the reader's text goes to.
 LOCALIZED = {"title_by_lang": "title", "message_by_lang": "message", "cause_by_lang": "cause",
              "where_by_lang": "where", "name_by_lang": "name", "address_by_lang": "address",
-             "hours_by_lang": "hours"}
+             "hours_by_lang": "hours", "body_by_lang": "body"}
 
 
 # Parts of answers that never hold incident texts (shapes can be long): not walked.
