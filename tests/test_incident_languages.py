@@ -256,6 +256,7 @@ def test_statuspage_answers_follow_lang_too(db_path):
     web = client(db_path)
     en = web.get("/api/v2/incidents/unresolved.json?lang=en").get_json()["incidents"][0]
     ru = web.get("/api/v2/incidents/unresolved.json").get_json()["incidents"][0]
-    assert (en["name"], en["name_lang"], ru["name"]) == ("No internet in Alpha", "en", "Нет интернета в Альфе")
+    assert (en["name"], en["name_lang"]) == ("No internet in Alpha", "en")
+    assert ru["name"] == "Нет интернета в Альфе"
     assert (en["incident_updates"][0]["body"], ru["incident_updates"][0]["body"]) == (
         "A crew is on the way", "Бригада выехала")
