@@ -389,13 +389,6 @@ def _said(name: str, found: dict | None) -> dict:
     return {name: first, **({f"{name}_en": english} if english else {})}
 
 
-def _optional_text(value, name: str = "cause") -> str | None:
-    """Return the normalised text, or None when empty; refuse a control character."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return _text(name, value)
-
-
 def _services(services) -> list[str]:
     """Return the services in canonical order, refusing unknown ones."""
     if isinstance(services, str):
