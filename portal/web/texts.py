@@ -9,7 +9,7 @@ the region's: never from ``Accept-Language``, since JSON answers are cached by U
 """
 from __future__ import annotations
 
-from flask import Flask, before_render_template, current_app, request
+from flask import Flask, before_render_template, current_app, has_request_context, request
 from flask_babel import format_currency
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
@@ -21,6 +21,8 @@ from portal.web.i18n import lang
 
 def json_lang() -> str:
     """Return the language JSON answers are in: ``?lang=`` when it names one, else the region's."""
+    if not has_request_context():
+        return language.PRIMARY
     asked = request.args.get("lang")
     return asked if asked in current_app.config["LANGUAGES"] else language.PRIMARY
 
