@@ -11,6 +11,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import click
 import shapely
+import sqlite_utils
 from cli import Refused, author_default, db_option, example, migrated_database
 
 from portal import answers
@@ -66,7 +67,18 @@ def _zone(conn) -> ZoneInfo:
 
 def _reader(db_path: Path):
     """Open the database read-only (``--db`` was checked to be an existing portal database)."""
-    return closing(db.connect_readonly(migrated_database(db_path)))
+    return closing(db.connect_readonly(_migrated(db_path)))
+
+
+def _migrated(db_path: Path) -> Path:
+    """Apply the migrations a database made by an older version lacks; return its path.
+
+    Asked read-only first: an up-to-date database is not opened for writing at all (closing a
+    writer would checkpoint its write-ahead log, and a refused command must leave every byte).
+    """
+    with closing(db.connect_readonly(db_path)) as conn:
+        pending = db.migrations.pending(sqlite_utils.Database(conn))
+    return migrated_database(db_path) if pending else Path(db_path)
 
 
 def _time(option: str, text: str | None, zone: ZoneInfo) -> datetime | None:
@@ -132,7 +144,7 @@ def _area(files) -> shapely.Geometry | None:
 
 def _write(action, *args, **kwargs):
     """Run a write; an IncidentError becomes a refusal with nothing written; then wake the notifier."""
-    migrated_database(args[0])  # a database made before the latest migration gets it first
+    _migrated(args[0])  # a database made before the latest migration gets it first
     try:
         found = action(*args, **kwargs)
     except incidents.IncidentError as exc:

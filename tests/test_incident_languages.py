@@ -260,3 +260,17 @@ def test_statuspage_answers_follow_lang_too(db_path):
     assert ru["name"] == "Нет интернета в Альфе"
     assert (en["incident_updates"][0]["body"], ru["incident_updates"][0]["body"]) == (
         "A crew is on the way", "Бригада выехала")
+
+
+def test_the_script_brings_an_older_database_up_to_date_before_writing(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite_utils.Database(str(path))
+    db.migrations.apply(conn, stop_before="m015_incident_languages")
+    conn.close()
+    from portal.data import layers
+
+    with db.writing(path) as conn:
+        layers.store_layer(conn, "towns", TOWNS, source="test", author="test")
+    incident_id = opened(path, "--title", "Нет интернета", "--title-en", "No internet")
+    found = client(path).get(f"/api/v1/incidents/{incident_id}?lang=en").get_json()
+    assert found["title_by_lang"] == {"ru": "Нет интернета", "en": "No internet"}
