@@ -274,3 +274,23 @@ def test_the_script_brings_an_older_database_up_to_date_before_writing(tmp_path)
     incident_id = opened(path, "--title", "Нет интернета", "--title-en", "No internet")
     found = client(path).get(f"/api/v1/incidents/{incident_id}?lang=en").get_json()
     assert found["title_by_lang"] == {"ru": "Нет интернета", "en": "No internet"}
+
+
+def test_maintenance_and_its_cancellation_in_both_languages_and_edit_of_the_place(db_path):
+    start, end = (db.iso(db.utcnow() + timedelta(hours=h)) for h in (48, 52))
+    made = cli("maintenance", "--db", db_path, "--title", "Замена узла", "--title-en", "Node replacement",
+               "--service", "tv", "--town", "alpha", "--start", start, "--end", end,
+               "--where", "ул. Садовая", "--where-en", "Sadovaya St")
+    assert made.exit_code == 0, made.output
+    window = int(made.output.strip().splitlines()[-1])
+    edited = cli("edit", window, "--db", db_path, "--where-en", "Sadovaya St, houses 2–10")
+    assert edited.exit_code == 0 and "where_en: 'Sadovaya St' -> 'Sadovaya St, houses 2–10'" in edited.output
+    assert cli("cancel", window, "--db", db_path, "--message", "Работы перенесены",
+               "--message-en", "Postponed").exit_code == 0
+    shown = cli("show", window, "--db", db_path)
+    assert "in English: Node replacement" in shown.output
+    assert "where (en): Sadovaya St, houses 2–10" in shown.output
+    en = client(db_path).get(f"/api/v1/incidents/{window}?lang=en").get_json()
+    assert (en["title"], en["where"]) == ("Node replacement", "Sadovaya St, houses 2–10")
+    assert en["status"] == "cancelled"
+    assert [u["message"] for u in en["updates"]] == ["Node replacement", "Postponed"]
