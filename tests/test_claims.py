@@ -172,6 +172,11 @@ def test_every_footer_names_the_provider_and_how_to_reach_it(db_path, path):
     assert 'href="tel:+78112223344"' in en and 'href="mailto:help@alpha.example"' in en
 
 
+def test_a_phone_written_with_brackets_still_dials(db_path):
+    page = client(db_path, PROVIDER_PHONE="+7 (8112) 22-33-44").get("/?lang=en").get_data(as_text=True)
+    assert '<a href="tel:+78112223344">+7 (8112) 22-33-44</a>' in page
+
+
 def test_every_incident_page_says_how_to_reach_a_person(db_path):
     incident_id = outage(db_path, NOW - 2 * H)
     page = client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)

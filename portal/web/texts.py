@@ -9,6 +9,8 @@ the region's: never from ``Accept-Language``, since JSON answers are cached by U
 """
 from __future__ import annotations
 
+import re
+
 from flask import Flask, before_render_template, current_app, has_request_context, request
 from flask_babel import format_currency
 from flask_babel import gettext as _
@@ -38,6 +40,11 @@ def in_lang(text, text_lang: str | None, note: bool = True) -> Markup:
     return shown + (Markup(' <span class="lang-note">(%s)</span>') % said if note else Markup(""))
 
 
+def tel(phone: str) -> str:
+    """Return a phone number as a ``tel:`` link wants it: a leading plus and digits only."""
+    return "tel:" + ("+" if phone.strip().startswith("+") else "") + re.sub(r"\D", "", phone)
+
+
 def money(value, currency: str = "RUB") -> str:
     """Format an amount of money in the page's language (600,00 ₽ / RUB 600.00)."""
     if value is None:
@@ -57,7 +64,7 @@ def _localize_context(sender, template, context, **extra) -> None:
 def init_app(app: Flask) -> None:
     """Localize pages (before each template renders) and JSON answers; give templates ``in_lang``."""
     before_render_template.connect(_localize_context, app)
-    app.jinja_env.globals.update(in_lang=in_lang, money=money)
+    app.jinja_env.globals.update(in_lang=in_lang, money=money, tel=tel)
     provider = app.json
     plain = provider.response
 
