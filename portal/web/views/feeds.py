@@ -12,6 +12,7 @@ from portal.web import labels
 from portal.web.i18n import lang, town_name, zone_name
 from portal.web.request import get_snapshot, now
 from portal.web.security import external_url, public_url
+from portal.web.views.claims import provider_info
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -29,7 +30,10 @@ def _words() -> dict:
 
 
 def _provider() -> str:
-    """Return the provider's name, or the site's."""
+    """Return the provider's name (the ``PROVIDER_NAME`` setting, else the data's), or the site's."""
+    name = provider_info()["name"]
+    if name:
+        return name
     info = get_snapshot().region
     return info.get("provider_ru" if lang() == "ru" else "provider") or info.get("provider") or _(
         "Coverage and outages")

@@ -22,6 +22,7 @@ from portal.web.params import (
 )
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.security import external_url
+from portal.web.texts import json_lang
 
 bp = Blueprint("incidents", __name__)
 api = Blueprint("incidents_api", __name__, url_prefix="/api/v1")
@@ -155,7 +156,8 @@ def summary_json():
 def _page() -> dict:
     """Return Statuspage's page object for this portal."""
     info = get_snapshot().region
-    name = info.get("provider") or _("Coverage and outages")
+    name = (answers.in_language(answers.provider(current_app.config), json_lang())["name"]
+            or info.get("provider") or _("Coverage and outages"))
     return {"id": "portal", "name": name, "url": external_url("pages.index"),
             "time_zone": current_app.config["TIMEZONE"]}
 
