@@ -19,10 +19,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE"] = str(default_database_path())
 
     from portal.data import build
-    from portal.web import caching, i18n, openapi, security
+    from portal.web import caching, i18n, openapi, security, texts
     from portal.web import request as web
     from portal.web.json_provider import FastJSONProvider
-    from portal.web.views import api, context, errors, feeds, interest, listening, pages, status
+    from portal.web.views import api, claims, context, errors, feeds, interest, listening, pages, status
 
     app.json = FastJSONProvider(app)
     build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Before i18n: after-request hooks run in reverse, so the caching headers see its cookie.
     caching.init_app(app)
     i18n.init_app(app)
+    texts.init_app(app)
     errors.init_app(app)
     context.init_app(app)
     app.register_blueprint(pages.bp)
@@ -40,4 +41,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     listening.init_app(app)
     interest.init_app(app)
+    claims.init_app(app)
     return app

@@ -50,6 +50,19 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "STAFF_WEBHOOK": (str, None),
     # Days within which staff promise to answer a "this answer is wrong here" report (shown per town).
     "FEEDBACK_RESPONSE_DAYS": (int, 30),
+    # The provider: shown in the footer of every page, on every incident and on a written claim.
+    # The defaults are the demo's fictional provider; set the real ones in production. Texts come
+    # in Russian (the region's language) and English (``_EN``).
+    "PROVIDER_NAME": (str, "Плесков Линк (демо)"),
+    "PROVIDER_NAME_EN": (str, "Pleskov Link (demo)"),
+    "PROVIDER_PHONE": (str, "+7 800 000-00-00"),
+    "PROVIDER_EMAIL": (str, "support@pleskov-link.example"),
+    "PROVIDER_ADDRESS": (str, "180000, Псков, Демонстрационная ул., 1 (вымышленный адрес)"),
+    "PROVIDER_ADDRESS_EN": (str, "1 Demonstration St, Pskov 180000 (a fictional address)"),
+    "PROVIDER_HOURS": (str, "Поддержка по телефону круглосуточно; офис пн–пт 9:00–18:00"),
+    "PROVIDER_HOURS_EN": (str, "Phone support 24/7; office Mon–Fri 9:00–18:00"),
+    # Days within which the provider answers a written claim (shown on the claim).
+    "CLAIM_ANSWER_DAYS": (int, 30),
 }
 
 
@@ -92,6 +105,10 @@ DEFAULTS = {
     "DROP_DISTANCE_M": 150,
     # Restoration deadlines from the subscriber contract, hours per service.
     "RESTORE_DEADLINE_HOURS": {"internet": 24, "tv": 24, "phone": 72},
+    # The monthly fee per service (roubles; demo values). When a restoration deadline is missed
+    # the contract recalculates the fee: every day, full or partial, without the service is not
+    # paid for (docs/contract.md); a written claim asks for it.
+    "MONTHLY_FEES": {"internet": 600, "tv": 350, "phone": 250},
     # Rows per page of the town overview (the CSV and ?page=all have every town).
     "OVERVIEW_PAGE_SIZE": 100,
     "LANGUAGES": ["ru", "en"],

@@ -11,7 +11,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import click
 import shapely
-from cli import Refused, author_default, db_option, example
+import sqlite_utils
+from cli import Refused, author_default, db_option, example, migrated_database
 
 from portal import answers
 from portal.config import DEFAULTS
@@ -21,6 +22,10 @@ from portal.incidents import writes as incidents
 from portal.incidents.reads import IncidentReads
 from portal.vocabulary import duration
 
+# Which language the text options are in: the region's (Russian) for --title, --message, --cause and
+# --where, English for their -en twins (portal.incidents.language).
+LANG_HELP = " In Russian, the region's language (a text without a Cyrillic letter is taken as English)."
+
 TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time without a zone is local "
               "time of the region (Europe/Moscow).")
 
@@ -28,8 +33,10 @@ TIMES_HELP = ("ISO 8601, e.g. 2026-11-22T19:40 or 2026-11-22T16:40Z; a time with
 EXAMPLES = {
     "group": 'python scripts/incident.py open --title "No internet in Pechory" --service internet'
              " --town Pechory",
-    "open": 'python scripts/incident.py open --title "No cable TV in one building" --service tv'
-            ' --area building.geojson --at 2026-11-01T19:40 --message "A technician is on the way"',
+    "open": 'python scripts/incident.py open --title "Нет кабельного ТВ в одном доме" --title-en "No cable TV'
+            ' in one building" --service tv --area building.geojson --where "ул. Ленина, 5"'
+            ' --where-en "5 Lenina St" --at 2026-11-01T19:40 --message "Мастер уже едет"'
+            ' --message-en "A technician is on the way"',
     "update": 'python scripts/incident.py update 12 --status identified --message "Fibre burned'
               ' through on the roof; replacing it" --at 2026-11-02T11:00 --eta 2026-11-02T16:00'
               ' --cause "Roofers working with a torch"',
@@ -60,7 +67,18 @@ def _zone(conn) -> ZoneInfo:
 
 def _reader(db_path: Path):
     """Open the database read-only (``--db`` was checked to be an existing portal database)."""
-    return closing(db.connect_readonly(db_path))
+    return closing(db.connect_readonly(_migrated(db_path)))
+
+
+def _migrated(db_path: Path) -> Path:
+    """Apply the migrations a database made by an older version lacks; return its path.
+
+    Asked read-only first: an up-to-date database is not opened for writing at all (closing a
+    writer would checkpoint its write-ahead log, and a refused command must leave every byte).
+    """
+    with closing(db.connect_readonly(db_path)) as conn:
+        pending = db.migrations.pending(sqlite_utils.Database(conn))
+    return migrated_database(db_path) if pending else Path(db_path)
 
 
 def _time(option: str, text: str | None, zone: ZoneInfo) -> datetime | None:
@@ -99,6 +117,19 @@ def _say_towns(towns) -> None:
         click.echo("towns: " + ", ".join(f"{t.name} ({t.slug})" for t in towns))
 
 
+def _where(where, where_en, files) -> dict:
+    """Return the place in words: --where/--where-en, else the names column of the area files."""
+    if where is not None or where_en is not None or not files:
+        return {"where": where, "where_en": where_en}
+    from portal.incidents.area_names import area_names
+
+    try:
+        found = area_names(files)
+    except Exception as exc:  # GDAL raises several error types; _area already named an unreadable file
+        raise Refused(f"--area: the names of {', '.join(map(str, files))} cannot be read ({exc})") from None
+    return {"where": (found or {}).get("ru"), "where_en": (found or {}).get("en")}
+
+
 def _area(files) -> shapely.Geometry | None:
     """Read polygons from GIS files into one WGS 84 area; refuse unreadable or invalid ones."""
     if not files:
@@ -113,6 +144,7 @@ def _area(files) -> shapely.Geometry | None:
 
 def _write(action, *args, **kwargs):
     """Run a write; an IncidentError becomes a refusal with nothing written; then wake the notifier."""
+    _migrated(args[0])  # a database made before the latest migration gets it first
     try:
         found = action(*args, **kwargs)
     except incidents.IncidentError as exc:
@@ -153,6 +185,17 @@ def _what_and_where(func):
     return func
 
 
+def _place_in_words(func):
+    """Add --where and --where-en: the affected place in words (streets, buildings)."""
+    for option in reversed([
+        click.option("--where", help="The affected place in words, e.g. streets and houses (default: the"
+                                     " names column of the --area file, if it has one)." + LANG_HELP),
+        click.option("--where-en", help="The affected place in words, in English."),
+    ]):
+        func = option(func)
+    return func
+
+
 @click.group(epilog=_example("group"))
 def main() -> None:
     """Run incidents and maintenance: what the public status pages, feeds and API show.
@@ -164,22 +207,33 @@ def main() -> None:
 
 @main.command("open", epilog=_example("open"))
 @db_option
-@click.option("--title", required=True, help="Public headline.")
+@click.option("--title", required=True, help="Public headline." + LANG_HELP)
+@click.option("--title-en", help="The headline in English.")
 @_what_and_where
+@_place_in_words
 @click.option("--kind", type=click.Choice(["outage", "degraded"]), default="outage", show_default=True)
 @click.option("--at", help="When it started. " + TIMES_HELP + " Default: now.")
 @click.option("--eta", help="Expected restoration. " + TIMES_HELP)
-@click.option("--message", help="First public update (default: the title).")
-@click.option("--cause", help="Cause, when already known.")
+@click.option("--message", help="First public update (default: the title)." + LANG_HELP)
+@click.option("--message-en", help="The first update in English.")
+@click.option("--cause", help="Cause, when already known." + LANG_HELP)
+@click.option("--cause-en", help="The cause in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def open_command(db_path, title, services, towns, areas, kind, at, eta, message, cause, author):
-    """Open an incident for towns and/or an area; print its id on the last line."""
+def open_command(db_path, title, title_en, services, towns, areas, where, where_en, kind, at, eta, message,
+                 message_en, cause, cause_en, author):
+    """Open an incident for towns and/or an area; print its id on the last line.
+
+    Public texts are Russian (the region's language) with English twins (--title-en ...); a page
+    in a language staff did not write shows the other one, marked as such.
+    """
     with _reader(db_path) as conn:
         zone, found = _zone(conn), _towns(conn, towns)
+    area = _area(areas)
     incident_id = _write(
         incidents.open_incident, db_path, title=title, services=services, towns=[t.slug for t in found],
-        area=_area(areas), kind=kind, at=_time("--at", at, zone), eta=_time("--eta", eta, zone),
-        message=message, cause=cause, author=author)
+        area=area, kind=kind, at=_time("--at", at, zone), eta=_time("--eta", eta, zone),
+        message=message, cause=cause, author=author, title_en=title_en, message_en=message_en,
+        cause_en=cause_en, **_where(where, where_en, areas))
     _say_towns(found)
     click.echo(f"opened incident {incident_id}: /incidents/{incident_id}")
     click.echo(incident_id)
@@ -190,52 +244,62 @@ def open_command(db_path, title, services, towns, areas, kind, at, eta, message,
 @click.argument("incident_id", type=int)
 @click.option("--status", required=True,
               help="investigating, identified, monitoring or resolved (maintenance: as its window says).")
-@click.option("--message", required=True, help="Public text of the update.")
+@click.option("--message", required=True, help="Public text of the update." + LANG_HELP)
+@click.option("--message-en", help="The update in English.")
 @click.option("--at", help="When it happened. " + TIMES_HELP + " Default: now.")
 @click.option("--eta", help="New expected restoration (the old one is kept in the history). " + TIMES_HELP)
-@click.option("--cause", help="Cause, once found.")
+@click.option("--cause", help="Cause, once found." + LANG_HELP)
+@click.option("--cause-en", help="The cause in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def update_command(db_path, incident_id, status, message, at, eta, cause, author):
+def update_command(db_path, incident_id, status, message, message_en, at, eta, cause, cause_en, author):
     """Add a public update to an incident: new status, message, ETA or cause."""
     with _reader(db_path) as conn:
         zone = _zone(conn)
     _write(incidents.update_incident, db_path, incident_id, status=status, message=message,
-           at=_time("--at", at, zone), eta=_time("--eta", eta, zone), cause=cause, author=author)
+           at=_time("--at", at, zone), eta=_time("--eta", eta, zone), cause=cause, author=author,
+           message_en=message_en, cause_en=cause_en)
     click.echo(f"updated incident {incident_id}: {status}")
 
 
 @main.command("resolve", epilog=_example("resolve"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--message", required=True, help="Closing public text.")
+@click.option("--message", required=True, help="Closing public text." + LANG_HELP)
+@click.option("--message-en", help="The closing text in English.")
 @click.option("--at", help="When service was restored. " + TIMES_HELP + " Default: now.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def resolve_command(db_path, incident_id, message, at, author):
+def resolve_command(db_path, incident_id, message, message_en, at, author):
     """Resolve an incident (or end a maintenance early)."""
     with _reader(db_path) as conn:
         zone = _zone(conn)
     _write(incidents.resolve_incident, db_path, incident_id, message=message,
-           at=_time("--at", at, zone), author=author)
+           at=_time("--at", at, zone), author=author, message_en=message_en)
     click.echo(f"resolved incident {incident_id}")
 
 
 @main.command("maintenance", epilog=_example("maintenance"))
 @db_option
-@click.option("--title", required=True, help="Public headline.")
+@click.option("--title", required=True, help="Public headline." + LANG_HELP)
+@click.option("--title-en", help="The headline in English.")
 @_what_and_where
+@_place_in_words
 @click.option("--start", required=True, help="Window start. " + TIMES_HELP)
 @click.option("--end", required=True, help="Window end. " + TIMES_HELP)
-@click.option("--message", help="Public text (default: the title).")
+@click.option("--message", help="Public text (default: the title)." + LANG_HELP)
+@click.option("--message-en", help="The public text in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def maintenance_command(db_path, title, services, towns, areas, start, end, message, author):
+def maintenance_command(db_path, title, title_en, services, towns, areas, where, where_en, start, end,
+                        message, message_en, author):
     """Announce a maintenance window; print its id on the last line."""
     with _reader(db_path) as conn:
         zone, found = _zone(conn), _towns(conn, towns)
+    area = _area(areas)
     incident_id = _write(
         incidents.schedule_maintenance, db_path, title=title, services=services,
         towns=[t.slug for t in found],
-        area=_area(areas), start=_time("--start", start, zone), end=_time("--end", end, zone),
-        message=message, author=author)
+        area=area, start=_time("--start", start, zone), end=_time("--end", end, zone),
+        message=message, author=author, title_en=title_en, message_en=message_en,
+        **_where(where, where_en, areas))
     _say_towns(found)
     click.echo(f"scheduled maintenance {incident_id}: /incidents/{incident_id}")
     click.echo(incident_id)
@@ -244,19 +308,26 @@ def maintenance_command(db_path, title, services, towns, areas, start, end, mess
 @main.command("edit", epilog=_example("edit"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--title", help="Corrected public headline.")
-@click.option("--message", help="Corrected text of an update (the latest unless --update says which).")
+@click.option("--title", help="Corrected public headline." + LANG_HELP)
+@click.option("--title-en", help="Corrected (or first) English headline.")
+@click.option("--message", help="Corrected text of an update (the latest unless --update says which)."
+              + LANG_HELP)
+@click.option("--message-en", help="Corrected (or first) English text of that update.")
 @click.option("--update", "update_number", type=int,
               help="Which update --message corrects: its number in `show` (1 is the first).")
-@click.option("--cause", help="Corrected cause.")
+@click.option("--cause", help="Corrected cause." + LANG_HELP)
+@click.option("--cause-en", help="Corrected (or first) English cause.")
+@_place_in_words
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def edit_command(db_path, incident_id, title, message, update_number, cause, author):
+def edit_command(db_path, incident_id, title, title_en, message, message_en, update_number, cause, cause_en,
+                 where, where_en, author):
     """Correct a published title, an update's message or the cause; the audit log keeps both texts.
 
     Times and statuses stay as published: a new development is an update, not an edit.
     """
     changes = _write(incidents.edit_incident, db_path, incident_id, title=title, message=message,
-                     update=update_number, cause=cause, author=author)
+                     update=update_number, cause=cause, author=author, title_en=title_en,
+                     message_en=message_en, cause_en=cause_en, where=where, where_en=where_en)
     for field, change in changes.items():
         where = f" (update {change['update']})" if "update" in change else ""
         click.echo(f"{field}{where}: {change['before']!r} -> {change['after']!r}")
@@ -266,11 +337,14 @@ def edit_command(db_path, incident_id, title, message, update_number, cause, aut
 @main.command("cancel", epilog=_example("cancel"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--message", required=True, help="Public text: why the work is called off, what comes next.")
+@click.option("--message", required=True, help="Public text: why the work is called off, what comes next."
+              + LANG_HELP)
+@click.option("--message-en", help="The same in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def cancel_command(db_path, incident_id, message, author):
+def cancel_command(db_path, incident_id, message, message_en, author):
     """Call off a planned maintenance window that has not begun (it stays in the history as cancelled)."""
-    _write(incidents.cancel_maintenance, db_path, incident_id, message=message, author=author)
+    _write(incidents.cancel_maintenance, db_path, incident_id, message=message, author=author,
+           message_en=message_en)
     click.echo(f"cancelled maintenance {incident_id}")
 
 
@@ -306,6 +380,11 @@ def show_command(db_path, incident_id):
     if i is None:
         raise Refused(f"no incident #{incident_id}; see: python scripts/incident.py list --all")
     click.echo(f"#{i['id']} {i['title']}")
+    if i["title_by_lang"]["en"] and i["title_by_lang"]["en"] != i["title"]:
+        click.echo(f"  in English: {i['title_by_lang']['en']}")
+    for code, text in i["where_by_lang"].items():
+        if text:
+            click.echo(f"  where ({code}): {text}")
     click.echo(f"  {i['kind']}, {i['status']}; services: {', '.join(i['services'])}")
     click.echo(f"  towns: {', '.join(i['towns']) or '-'}; area: {'yes' if i['has_area'] else 'no'}; "
                f"affected towns: {', '.join(i['affected_towns']) or '-'}")

@@ -15,6 +15,7 @@ import shapely
 from portal.answers.towns import town_brief
 from portal.config import DEFAULTS
 from portal.data import db
+from portal.incidents import language
 from portal.incidents.reads import IncidentReads
 from portal.incidents.records import SERVICES, Record
 from portal.listening import reports
@@ -30,7 +31,7 @@ def incident_item(incidents: IncidentReads, rec: Record, now: datetime) -> dict:
     else:
         eta = etas[-1]["eta"] if active and etas else None
     updates = [{**u, "at": db.iso(u["at"])} for u in rec.timeline(now)]
-    return {
+    found = {
         "id": rec.id, "title": rec.title, "kind": rec.kind, "status": status,
         "services": list(rec.services), "started_at": db.iso(rec.started_at),
         "resolved_at": db.iso(end), "eta": eta, "towns": list(rec.towns),
@@ -43,7 +44,20 @@ def incident_item(incidents: IncidentReads, rec: Record, now: datetime) -> dict:
         "changed_at": db.iso(rec.changed_at()), "sequence": rec.sequence(),
         "scheduled_start": db.iso(rec.started_at) if maintenance else None,
         "scheduled_end": db.iso(rec.scheduled_end) if maintenance else None,
+        # Each text in both languages (None where staff wrote none); ``in_language`` sets ``title``,
+        # ``cause``, ``where`` and each update's ``message`` to the reader's, with ``*_lang``.
+        "title_by_lang": dict(rec.title_by_lang), "cause_by_lang": dict(rec.cause_by_lang),
+        "where_by_lang": dict(rec.where_by_lang),
     }
+    return language.in_language(found, language.PRIMARY)
+
+
+def in_language(found, lang: str):
+    """Return an answer (dict or list, nested) with every incident text in ``lang`` where written.
+
+    A text written only in the other language is kept, its ``*_lang`` field saying which.
+    """
+    return language.in_language(found, lang)
 
 
 def incident_items(incidents: IncidentReads, recs: list[Record], now: datetime) -> list[dict]:
@@ -65,13 +79,54 @@ def with_reported(conn: sqlite3.Connection | None, items: list[dict]) -> list[di
 
 
 def incident_report(incidents: IncidentReads, incident_id: int, now: datetime,
-                    conn: sqlite3.Connection | None = None) -> dict | None:
-    """Return one incident with its timeline, affected area and towns and deadline clock, or None.
+                    conn: sqlite3.Connection | None = None, fees: dict | None = None) -> dict | None:
+    """Return one incident with its timeline, affected area and towns, deadline clock and claims, or None.
 
-    With ``conn``, also how many people reported it (``with_reported``).
+    With ``conn``, also how many people reported it (``with_reported``). ``claims`` lists, per
+    service whose restoration deadline was missed, what a written claim asks for (``claim``);
+    ``fees`` are the monthly fees per service (``MONTHLY_FEES``).
     """
     rec = incidents.get(incident_id)
-    return None if rec is None else with_reported(conn, [_report(incidents, rec, now)])[0]
+    if rec is None:
+        return None
+    found = with_reported(conn, [_report(incidents, rec, now)])[0]
+    fees = DEFAULTS["MONTHLY_FEES"] if fees is None else fees
+    found["claims"] = [claim(found, c["service"], now, fees) for c in found["clock"] if c["missed"]]
+    return found
+
+
+def claim(incident: dict, service: str, now: datetime, fees: dict) -> dict | None:
+    """Return what a subscriber may claim for one service of an incident whose deadline was missed, or None.
+
+    The contract recalculates the monthly fee (``fees[service]``) for every day, full or partial,
+    without the service after the deadline (as the deadline e-mail tells subscribers), a month
+    counted as 30 days: ``owed = fee × days / 30``, in roubles to the kopeck. The days run from the
+    deadline to the restoration (or to ``now`` while it lasts).
+    """
+    clock = next((c for c in incident.get("clock", ()) if c["service"] == service), None)
+    if clock is None or not clock["missed"]:
+        return None
+    started, ended = db.parse_iso(incident["started_at"]), db.parse_iso(incident["resolved_at"])
+    lasted_s = int(((ended or now) - started).total_seconds())
+    days = -(-clock["late_s"] // 86400)
+    fee = fees.get(service)
+    owed = None if fee is None else round(fee * days / 30, 2)
+    return {"service": service, "incident_id": incident["id"], "hours": clock["hours"],
+            "due_at": clock["due_at"], "started_at": incident["started_at"], "ended_at": db.iso(ended),
+            "ongoing": ended is None, "as_of": db.iso(now), "lasted_s": lasted_s, "late_s": clock["late_s"],
+            "days": days, "monthly_fee": fee, "owed": owed, "currency": "RUB",
+            "url": f"/incidents/{incident['id']}/claim/{service}"}
+
+
+def provider(settings: dict) -> dict:
+    """Return the provider's name, contacts and opening hours from the settings (``PROVIDER_*``)."""
+    def pair(key: str) -> dict:
+        return {"ru": settings.get(f"PROVIDER_{key}") or None,
+                "en": settings.get(f"PROVIDER_{key}_EN") or None}
+
+    return {"name_by_lang": pair("NAME"), "address_by_lang": pair("ADDRESS"), "hours_by_lang": pair("HOURS"),
+            "phone": settings.get("PROVIDER_PHONE"), "email": settings.get("PROVIDER_EMAIL"),
+            "claim_answer_days": settings.get("CLAIM_ANSWER_DAYS")}
 
 
 def _report(incidents: IncidentReads, rec: Record, now: datetime) -> dict:

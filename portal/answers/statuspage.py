@@ -132,6 +132,8 @@ def _incident(incidents: IncidentReads, rec: Record, now: datetime, page: dict,
     ended = rec.end(now)
     out = {
         "id": str(rec.id), "name": rec.title, "status": status, "impact": impact,
+        # Both languages; the JSON gives ``name`` in ``?lang=``'s (``answers.in_language``).
+        "name_by_lang": dict(rec.title_by_lang),
         # Created when announced (its first update); updated at its last change by ``now``.
         "created_at": updates[0]["created_at"] if updates else db.iso(rec.created_at or rec.started_at),
         "updated_at": db.iso(rec.last_change(now)),
@@ -157,6 +159,7 @@ def _updates(rec: Record, now: datetime, severity: str) -> list[dict]:
         at = db.iso(item["at"])
         found.append({
             "id": f"{rec.id}-{n}", "status": status, "body": item["message"], "incident_id": str(rec.id),
+            "body_by_lang": item["message_by_lang"],
             "created_at": at, "updated_at": at, "display_at": at,
             "affected_components": [{"code": s, "name": SERVICE_NAMES.get(s, s), "old_status": current,
                                      "new_status": new} for s in rec.services],

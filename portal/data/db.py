@@ -209,6 +209,21 @@ def m014_feedback(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE interest ADD COLUMN told TEXT")
 
 
+@migrations()
+def m015_incident_languages(db: sqlite_utils.Database) -> None:
+    """Add the English texts of incidents and the affected place in words (Russian and English).
+
+    ``title``, ``cause`` and ``message`` keep the text staff give first, in the region's language
+    (Russian); a text there without a Cyrillic letter is English (``portal.incidents.language``).
+    The ``*_en`` columns hold the English text beside a Russian one.
+    """
+    db.execute("ALTER TABLE incidents ADD COLUMN title_en TEXT")
+    db.execute("ALTER TABLE incidents ADD COLUMN cause_en TEXT")
+    db.execute("ALTER TABLE incidents ADD COLUMN place TEXT")
+    db.execute("ALTER TABLE incidents ADD COLUMN place_en TEXT")
+    db.execute("ALTER TABLE incident_updates ADD COLUMN message_en TEXT")
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(timezone.utc)

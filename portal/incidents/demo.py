@@ -29,25 +29,39 @@ def load_demo(conn: sqlite3.Connection, path, now: datetime) -> list[int]:
     ids = []
     for item in data["incidents"]:
         when = lambda text, base=None: demo_time(text, now, zone, base)  # noqa: E731
-        common = {"title": item["title"], "services": item["services"], "towns": item.get("towns", ()),
+        common = {**_texts(item, "title"), **_texts(item, "where"), "services": item["services"],
+                  "towns": item.get("towns", ()),
                   "area": shapely.geometry.shape(item["area"]) if item.get("area") else None,
                   "author": DEMO_AUTHOR, "now": now}
         if item["kind"] == "maintenance":
             ids.append(_schedule(conn, start=when(item["start"]), end=when(item["end"]),
-                                 message=item.get("message"), **common))
+                                 **_texts(item, "message"), **common))
             continue
         first, *rest = item["updates"]
         start = when(first["at"])
         incident_id = _open(conn, kind=item["kind"], at=start, eta=when(first.get("eta"), start),
-                            message=first["message"], cause=first.get("cause"), **common)
+                            **_texts(first, "message"), **_texts(first, "cause"), **common)
         for u in rest:
-            _update(conn, incident_id, status=u["status"], message=u["message"], at=when(u["at"], start),
-                    eta=when(u.get("eta"), start), cause=u.get("cause"), author=DEMO_AUTHOR, now=now)
+            _update(conn, incident_id, status=u["status"], at=when(u["at"], start),
+                    eta=when(u.get("eta"), start), author=DEMO_AUTHOR, now=now,
+                    **_texts(u, "message"), **_texts(u, "cause"))
         if item.get("resolved"):
-            _resolve(conn, incident_id, message=item["resolved"]["message"],
-                     at=when(item["resolved"]["at"], start), author=DEMO_AUTHOR, now=now)
+            _resolve(conn, incident_id, at=when(item["resolved"]["at"], start), author=DEMO_AUTHOR, now=now,
+                     **_texts(item["resolved"], "message"))
         ids.append(incident_id)
     return ids
+
+
+def _texts(item: dict, name: str) -> dict:
+    """Return a text of the demo file as the writes take it: Russian ``name``, English ``name_en``.
+
+    The file holds the English text as ``name`` and the Russian one as ``name_ru``; a text given in
+    English only stays English.
+    """
+    english, russian = item.get(name), item.get(f"{name}_ru")
+    if russian:
+        return {name: russian, f"{name}_en": english}
+    return {name: english}
 
 
 def demo_time(text: str | None, now: datetime, zone: ZoneInfo, base: datetime | None = None):

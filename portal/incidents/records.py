@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import shapely
 
 from portal.data import db
+from portal.incidents.language import by_lang
 
 SERVICES = ("internet", "tv", "phone")
 KINDS = ("outage", "degraded", "maintenance")
@@ -61,6 +62,12 @@ class Record:
     # ``recorded_at`` these are the changes calendars and feeds count.
     created_at: datetime | None = None
     edits: list[datetime] = field(default_factory=list)
+    # The texts per language ({"ru": ..., "en": ...}, either may be None; ``portal.incidents.language``);
+    # ``title`` and ``cause`` above are the text staff gave first, as before both were kept.
+    title_by_lang: dict = field(default_factory=dict)
+    cause_by_lang: dict = field(default_factory=dict)
+    # The affected place in words (streets, buildings), so the answer does not depend on the map.
+    where_by_lang: dict = field(default_factory=dict)
 
     def end(self, now: datetime) -> datetime | None:
         """Return when the incident ended (None while it lasts at ``now``)."""
@@ -127,15 +134,18 @@ class Record:
 
     def timeline(self, now: datetime) -> list[dict]:
         """Return the public updates made by ``now``, oldest first, with a maintenance window's start, end."""
-        items = [{"at": u["at"], "status": u["status"], "message": u["message"]}
+        items = [{"at": u["at"], "status": u["status"], "message": u["message"],
+                  "message_by_lang": u.get("message_by_lang") or by_lang(u["message"], None)}
                  for u in self.updates if u["at"] <= now]
         if self.kind == "maintenance" and not self.cancelled:  # a cancelled window never began nor ended
             if now >= self.started_at:
                 items.append({"at": self.started_at, "status": "in_progress",
-                              "message": "The maintenance window began."})
+                              "message": "The maintenance window began.",
+                              "message_by_lang": {"ru": None, "en": "The maintenance window began."}})
             end = self.end(now)
             if end and not any(i["status"] == "completed" for i in items):
-                items.append({"at": end, "status": "completed", "message": "The maintenance window ended."})
+                items.append({"at": end, "status": "completed", "message": "The maintenance window ended.",
+                              "message_by_lang": {"ru": None, "en": "The maintenance window ended."}})
         rank = {s: n for n, s in enumerate(MAINTENANCE_STATUSES)}
         items.sort(key=lambda i: (i["at"], rank.get(i["status"], 0)))
         return items
@@ -195,7 +205,9 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
         id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
         started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
         scheduled_end=db.parse_iso(r["scheduled_end"]), services=(), towns=(),
-        created_at=db.parse_iso(r["created_at"])) for r in rows}
+        created_at=db.parse_iso(r["created_at"]), title_by_lang=by_lang(r["title"], r["title_en"]),
+        cause_by_lang=by_lang(r["cause"], r["cause_en"]), where_by_lang=by_lang(r["place"], r["place_en"]),
+    ) for r in rows}
     if not recs:
         return []
     sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
@@ -206,10 +218,11 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
         recs[r[0]].towns += (r[1],)
     for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
         recs[r[0]].areas.append(shapely.from_wkb(r[1]))
-    for r in conn.execute("SELECT incident_id, at, status, message, eta, recorded_at"
+    for r in conn.execute("SELECT incident_id, at, status, message, eta, recorded_at, message_en"
                           f" FROM incident_updates{sub} ORDER BY at, id", keys):
         recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
-                                   "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5])})
+                                   "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5]),
+                                   "message_by_lang": by_lang(r[3], r[6])})
     # Text corrections live only in the audit log (``writes.edit_incident``).
     for r in conn.execute("SELECT subject, at FROM audit WHERE action = 'incident.edit' ORDER BY at, id"):
         rec = recs.get(_subject_id(r[0]))

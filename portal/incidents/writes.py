@@ -11,6 +11,7 @@ demo incidents are written by ``portal.incidents.demo``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import shapely
@@ -19,6 +20,7 @@ import shapely.geometry
 from portal.coverage.places import Gazetteer
 from portal.data import db, layers
 from portal.data.text import BadText, check_text
+from portal.incidents import language
 from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part of this module's interface
     KINDS,
     MAINTENANCE_STATUSES,
@@ -33,68 +35,79 @@ from portal.listening import outbox
 
 # Staff and server clocks disagree by a little; beyond this, an event has not happened yet.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+_LATIN = re.compile("[A-Za-z]")
 
 
 # --- writes -----------------------------------------------------------------
 
 
 def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
-                  message=None, cause=None, author, now=None) -> int:
-    """Open an outage or degraded-service incident; return its id."""
+                  message=None, cause=None, author, now=None, **english) -> int:
+    """Open an outage or degraded-service incident; return its id.
+
+    ``title``, ``message``, ``cause`` and ``where`` (the place in words) are the Russian texts (a
+    text without a Cyrillic letter is English); ``title_en``, ``message_en``, ``cause_en`` and
+    ``where_en`` the English ones (``ENGLISH``).
+    """
     with db.writing(db_path) as conn:
         incident_id = _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
-                            eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow())
+                            eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow(),
+                            **english)
         outbox.incident_changed(conn, incident_id)
         return incident_id
 
 
 def update_incident(db_path, incident_id, *, status, message, at=None, eta=None, cause=None, author,
-                    now=None) -> None:
+                    now=None, message_en=None, cause_en=None) -> None:
     """Add a public update (status, message, optional new ETA or cause) to an incident."""
     with db.writing(db_path) as conn:
         _update(conn, incident_id, status=status, message=message, at=at, eta=eta, cause=cause,
-                author=author, now=now or db.utcnow())
+                author=author, now=now or db.utcnow(), message_en=message_en, cause_en=cause_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None) -> None:
+def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None, message_en=None) -> None:
     """Resolve an incident (or end a maintenance early) with a closing message."""
     with db.writing(db_path) as conn:
-        _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow())
+        _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow(),
+                 message_en=message_en)
         outbox.incident_changed(conn, incident_id)
 
 
 def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start, end, message=None,
-                         author, now=None) -> int:
-    """Announce a maintenance window; return its id."""
+                         author, now=None, **english) -> int:
+    """Announce a maintenance window; return its id (texts as ``open_incident`` takes them)."""
     with db.writing(db_path) as conn:
         incident_id = _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
-                                end=end, message=message, author=author, now=now or db.utcnow())
+                                end=end, message=message, author=author, now=now or db.utcnow(), **english)
         outbox.incident_changed(conn, incident_id)
         return incident_id
 
 
 def edit_incident(db_path, incident_id, *, title=None, message=None, update=None, cause=None, author,
-                  now=None) -> dict:
+                  now=None, **english) -> dict:
     """Correct a published title, an update's message (default: the latest) or the cause; return the changes.
 
     The public timeline keeps its times and statuses; the audit log keeps the old and the new text.
     """
     with db.writing(db_path) as conn:
         return _edit(conn, incident_id, title=title, message=message, update=update, cause=cause,
-                     author=author, now=now or db.utcnow())
+                     author=author, now=now or db.utcnow(), **english)
 
 
-def cancel_maintenance(db_path, incident_id, *, message, author, now=None) -> None:
+def cancel_maintenance(db_path, incident_id, *, message, author, now=None, message_en=None) -> None:
     """Call off a maintenance window that has not begun, with a public message saying so."""
     with db.writing(db_path) as conn:
-        _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow())
+        _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow(),
+                message_en=message_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now) -> int:
+def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now, title_en=None,
+          message_en=None, cause_en=None, where=None, where_en=None) -> int:
     """Validate and insert an outage or degraded incident with its first update."""
-    title, author = _text("title", title), _text("author", author)
+    title, author = _texts("title", title, title_en, required=True), _text("author", author)
+    cause, place = _texts("cause", cause, cause_en), _texts("where", where, where_en)
     services = _services(services)
     if kind not in ("outage", "degraded"):
         hint = "; use schedule_maintenance for maintenance" if kind == "maintenance" else ""
@@ -106,25 +119,29 @@ def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, 
     eta = _time("eta", eta)
     if eta is not None and eta < at:
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(at)}")
-    message = _text("message", message, multiline=True) if message is not None else title
-    incident_id = _insert(conn, title=title, kind=kind, cause=_optional_text(cause), started=at, end=None,
-                          services=services, towns=slugs, area=area, author=author, now=now)
+    message = _message(message, message_en, title)
+    incident_id = _insert(conn, title=title, kind=kind, cause=cause, started=at, end=None, services=services,
+                          towns=slugs, area=area, place=place, author=author, now=now)
     _add_update(conn, incident_id, at, "investigating", message, eta, author, now)
     _audit(conn, now, author, "open", incident_id, {
-        "title": title, "kind": kind, "services": services, "towns": slugs, "at": db.iso(at),
-        "eta": db.iso(eta), "cause": cause, "message": message, "area": _wkt(area)})
+        **_said("title", title), "kind": kind, "services": services, "towns": slugs, "at": db.iso(at),
+        "eta": db.iso(eta), **_said("cause", cause), **_said("message", message), **_said("where", place),
+        "area": _wkt(area)})
     return incident_id
 
 
-def _update(conn, incident_id, *, status, message, at, eta, cause, author, now) -> None:
+def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, message_en=None,
+            cause_en=None) -> None:
     """Validate and add one update (a status 'resolved' resolves)."""
     rec = _record(conn, incident_id)
-    author, message = _text("author", author), _text("message", message, multiline=True)
+    author = _text("author", author)
+    message = _texts("message", message, message_en, multiline=True, required=True)
     if rec.kind != "maintenance" and status == "resolved":
         if eta is not None:
             raise IncidentError(f"eta {db.iso(_time('eta', eta))} given with status 'resolved'; "
                                 "a resolved incident has no ETA")
-        return _resolve(conn, incident_id, message=message, at=at, author=author, now=now, cause=cause)
+        return _resolve(conn, incident_id, message=message, at=at, author=author, now=now, cause=cause,
+                        cause_en=cause_en)
     at = _after_timeline(rec, _past("at", at, now), now)
     eta = _time("eta", eta)
     if rec.kind == "maintenance":
@@ -141,33 +158,41 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now) 
                             f"{', '.join(STATUSES)}")
     if eta is not None and eta < rec.started_at:
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
-    cause = _optional_text(cause)
+    cause = _texts("cause", cause, cause_en)
     if cause is not None:
-        conn.execute("UPDATE incidents SET cause = ? WHERE id = ?", (cause, rec.id))
+        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
     _add_update(conn, rec.id, at, status, message, eta, author, now)
     _audit(conn, now, author, "update", rec.id, {
-        "status": status, "message": message, "at": db.iso(at), "eta": db.iso(eta), "cause": cause})
+        "status": status, **_said("message", message), "at": db.iso(at), "eta": db.iso(eta),
+        **_said("cause", cause)})
 
 
-def _resolve(conn, incident_id, *, message, at, author, now, cause=None) -> None:
-    """Validate and close an incident or maintenance."""
+def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message_en=None,
+             cause_en=None) -> None:
+    """Validate and close an incident or maintenance (``message`` may be texts already checked)."""
     rec = _record(conn, incident_id)
-    author, message = _text("author", author), _text("message", message, multiline=True)
+    author = _text("author", author)
+    if not isinstance(message, dict):
+        message = _texts("message", message, message_en, multiline=True, required=True)
     at = _after_timeline(rec, _past("at", at, now), now)
     closing = "completed" if rec.kind == "maintenance" else "resolved"
     if rec.kind == "maintenance" and at < rec.started_at:
         raise IncidentError(f"maintenance #{rec.id} starts at {db.iso(rec.started_at)}; it cannot be "
                             f"completed at {db.iso(at)} before it began")
-    cause = _optional_text(cause)
-    conn.execute("UPDATE incidents SET resolved_at = ?, cause = coalesce(?, cause) WHERE id = ?",
-                 (db.iso(at), cause, rec.id))
+    cause = _texts("cause", cause, cause_en)
+    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(at), rec.id))
+    if cause is not None:
+        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
     _add_update(conn, rec.id, at, closing, message, None, author, now)
-    _audit(conn, now, author, "resolve", rec.id, {"message": message, "at": db.iso(at), "cause": cause})
+    _audit(conn, now, author, "resolve", rec.id, {**_said("message", message), "at": db.iso(at),
+                                                  **_said("cause", cause)})
 
 
-def _schedule(conn, *, title, services, towns, area, start, end, message, author, now) -> int:
+def _schedule(conn, *, title, services, towns, area, start, end, message, author, now, title_en=None,
+              message_en=None, where=None, where_en=None) -> int:
     """Validate and insert a maintenance window with its announcement."""
-    title, author = _text("title", title), _text("author", author)
+    title, author = _texts("title", title, title_en, required=True), _text("author", author)
+    place = _texts("where", where, where_en)
     services = _services(services)
     slugs, area = _towns(conn, towns), _area(area)
     if not slugs and area is None:
@@ -178,64 +203,80 @@ def _schedule(conn, *, title, services, towns, area, start, end, message, author
     if end <= start:
         raise IncidentError(f"end {db.iso(end)} is not after start {db.iso(start)}; a maintenance must "
                             "end after it starts")
-    message = _text("message", message, multiline=True) if message is not None else title
+    message = _message(message, message_en, title)
     incident_id = _insert(conn, title=title, kind="maintenance", cause=None, started=start, end=end,
-                          services=services, towns=slugs, area=area, author=author, now=now)
+                          services=services, towns=slugs, area=area, place=place, author=author, now=now)
     # The announcement is stamped when it is made, or at the start when recording a past window.
     _add_update(conn, incident_id, min(now, start), "scheduled", message, None, author, now)
     _audit(conn, now, author, "maintenance", incident_id, {
-        "title": title, "services": services, "towns": slugs, "start": db.iso(start),
-        "end": db.iso(end), "message": message, "area": _wkt(area)})
+        **_said("title", title), "services": services, "towns": slugs, "start": db.iso(start),
+        "end": db.iso(end), **_said("message", message), **_said("where", place), "area": _wkt(area)})
     return incident_id
 
 
-def _edit(conn, incident_id, *, title, message, update, cause, author, now) -> dict:
-    """Validate and apply corrections to an incident's published text."""
+def _edit(conn, incident_id, *, title, message, update, cause, author, now, title_en=None, message_en=None,
+          cause_en=None, where=None, where_en=None) -> dict:
+    """Validate and apply corrections to an incident's published text (either language, or the place)."""
     rec = _record(conn, incident_id)
     author = _text("author", author)
-    if title is None and message is None and cause is None:
+    if all(v is None for v in (title, message, cause, title_en, message_en, cause_en, where, where_en)):
         raise IncidentError("nothing to correct; give a new title, a new message or a new cause")
-    if update is not None and message is None:
+    if update is not None and message is None and message_en is None:
         raise IncidentError(f"update {update!r} given without a message; give the corrected message too")
     changes: dict = {}
-    if title is not None:
-        title = _text("title", title)
-        stored = conn.execute("SELECT title FROM incidents WHERE id = ?", (rec.id,)).fetchone()[0]
-        if title == stored:
-            raise IncidentError(f"title {title!r} is already the title of #{rec.id}; give the corrected"
-                                " title")
-        conn.execute("UPDATE incidents SET title = ? WHERE id = ?", (title, rec.id))
-        changes["title"] = {"before": stored, "after": title}
-    if message is not None:
-        message = _text("message", message, multiline=True)
-        rows = conn.execute("SELECT id, message FROM incident_updates WHERE incident_id = ? ORDER BY at, id",
-                            (rec.id,)).fetchall()
+    row = conn.execute("SELECT title, title_en, cause, cause_en, place, place_en FROM incidents WHERE id = ?",
+                       (rec.id,)).fetchone()
+    for name, text, english in (("title", title, title_en), ("cause", cause, cause_en),
+                                ("where", where, where_en)):
+        column = "place" if name == "where" else name
+        _correct(conn, "incidents", rec.id, column, name, row, text, english, changes, f"of #{rec.id}")
+    if message is not None or message_en is not None:
+        rows = conn.execute("SELECT id, message, message_en FROM incident_updates WHERE incident_id = ?"
+                            " ORDER BY at, id", (rec.id,)).fetchall()
         number = len(rows) if update is None else update
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
             raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1"
                                 " to"
                                 f" {len(rows)} (as `show` numbers them)")
-        row = rows[number - 1]
-        if message == row["message"]:
-            raise IncidentError(f"message {message!r} is already the text of update {number} of #{rec.id};"
-                                " give the corrected message")
-        conn.execute("UPDATE incident_updates SET message = ? WHERE id = ?", (message, row["id"]))
-        changes["message"] = {"update": number, "before": row["message"], "after": message}
-    if cause is not None:
-        cause = _text("cause", cause)
-        if cause == rec.cause:
-            raise IncidentError(f"cause {cause!r} is already the cause of #{rec.id}; give the corrected"
-                                " cause")
-        conn.execute("UPDATE incidents SET cause = ? WHERE id = ?", (cause, rec.id))
-        changes["cause"] = {"before": rec.cause, "after": cause}
+        found: dict = {}
+        _correct(conn, "incident_updates", rows[number - 1]["id"], "message", "message", rows[number - 1],
+                 message, message_en, found, f"of update {number} of #{rec.id}", multiline=True)
+        changes.update({key: {"update": number, **change} for key, change in found.items()})
     _audit(conn, now, author, "edit", rec.id, changes)
     return changes
 
 
-def _cancel(conn, incident_id, *, message, author, now) -> None:
+def _correct(conn, table, row_id, column, name, row, text, english, changes, whose, multiline=False) -> None:
+    """Replace a stored text (its first column) and/or its English column; note each change in ``changes``.
+
+    Refuses a text already stored: a correction that changes nothing is a mistake in the command.
+    """
+    if text is None and english is None:
+        return
+    if text is not None:
+        text = _text(name, text, multiline)
+    if english is not None:
+        if text is not None and language.text_language(text) == "en":
+            raise IncidentError(f"{name} {text!r} has no Cyrillic letter, so it is taken as English, and"
+                                f" {name}-en gives English too; give the Russian text as {name} and the"
+                                f" English one as {name}-en")
+        english = _texts(name, None, english, multiline=multiline)["en"]
+    word = "the title" if name == "title" else f"the {name}" if name != "message" else "the text"
+    for key, value, col in ((name, text, column), (f"{name}_en", english, f"{column}_en")):
+        if value is None:
+            continue
+        if value == row[col]:
+            raise IncidentError(f"{name}{'-en' if col.endswith('_en') else ''} {value!r} is already {word}"
+                                f" {whose}; give the corrected {name}")
+        conn.execute(f"UPDATE {table} SET {col} = ? WHERE id = ?", (value, row_id))
+        changes[key] = {"before": row[col], "after": value}
+
+
+def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None:
     """Validate and call off a maintenance window before it begins."""
     rec = _record(conn, incident_id)
-    author, message = _text("author", author), _text("message", message, multiline=True)
+    author = _text("author", author)
+    message = _texts("message", message, message_en, multiline=True, required=True)
     if rec.kind != "maintenance":
         raise IncidentError(f"#{rec.id} is an {rec.kind}, not a maintenance; only planned work can be"
                             " cancelled (resolve an outage instead)")
@@ -249,16 +290,17 @@ def _cancel(conn, incident_id, *, message, author, now) -> None:
                             " window that has not begun can be cancelled (end it early with resolve)")
     conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(now), rec.id))
     _add_update(conn, rec.id, now, "cancelled", message, None, author, now)
-    _audit(conn, now, author, "cancel", rec.id, {"message": message, "start": db.iso(rec.started_at),
+    _audit(conn, now, author, "cancel", rec.id, {**_said("message", message), "start": db.iso(rec.started_at),
                                                  "end": db.iso(rec.scheduled_end)})
 
 
-def _insert(conn, *, title, kind, cause, started, end, services, towns, area, author, now) -> int:
+def _insert(conn, *, title, kind, cause, started, end, services, towns, area, place, author, now) -> int:
     """Insert the incident row, its services, towns and area; return its id."""
     cur = conn.execute(
-        "INSERT INTO incidents (title, kind, cause, started_at, scheduled_end, created_at, author)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (title, kind, cause, db.iso(started), db.iso(end), db.iso(now), author),
+        "INSERT INTO incidents (title, title_en, kind, cause, cause_en, place, place_en, started_at,"
+        " scheduled_end, created_at, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*_columns(title), kind, *_columns(cause), *_columns(place), db.iso(started), db.iso(end),
+         db.iso(now), author),
     )
     incident_id = cur.lastrowid
     conn.executemany("INSERT INTO incident_services VALUES (?, ?)", [(incident_id, s) for s in services])
@@ -272,9 +314,9 @@ def _insert(conn, *, title, kind, cause, started, end, services, towns, area, au
 def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
     """Insert one timeline entry."""
     conn.execute(
-        "INSERT INTO incident_updates (incident_id, at, status, message, eta, author, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (incident_id, db.iso(at), status, message, db.iso(eta), author, db.iso(now)),
+        "INSERT INTO incident_updates (incident_id, at, status, message, message_en, eta, author,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (incident_id, db.iso(at), status, *_columns(message), db.iso(eta), author, db.iso(now)),
     )
 
 
@@ -303,11 +345,48 @@ def _text(name, value, multiline: bool = False) -> str:
     return value
 
 
-def _optional_text(value, name: str = "cause") -> str | None:
-    """Return the normalised text, or None when empty; refuse a control character."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return _text(name, value)
+def _texts(name, text, english=None, *, multiline: bool = False, required: bool = False) -> dict | None:
+    """Return ``{"ru": ..., "en": ...}`` from the text in the region's language and the English one.
+
+    ``text`` without a Cyrillic letter is English (``language.text_language``); then an English
+    text given beside it is refused, naming both. None when neither is given (and not required).
+    """
+    found = {"ru": None, "en": None}
+    if required or (isinstance(text, str) and text.strip()):
+        text = _text(name, text, multiline)
+        found[language.text_language(text)] = text
+    if english is not None:
+        english = _text(f"{name}-en", english, multiline)
+        if language.text_language(english) == "ru" and not _LATIN.search(english):
+            raise IncidentError(f"{name}-en {english!r} is written in Cyrillic; give the English text as"
+                                f" {name}-en and the Russian one as {name}")
+        if found["en"] is not None:
+            raise IncidentError(f"{name} {found['en']!r} has no Cyrillic letter, so it is taken as English,"
+                                f" and {name}-en gives English too; give the Russian text as {name} and the"
+                                f" English one as {name}-en")
+        found["en"] = english
+    return found if found["ru"] or found["en"] else None
+
+
+def _message(message, message_en, title: dict) -> dict:
+    """Return the first update's texts: the messages given, else the title's."""
+    if message is None and message_en is None:
+        return dict(title)
+    return _texts("message", message, message_en, multiline=True, required=message is not None or not
+                  message_en)
+
+
+def _columns(found: dict | None) -> tuple[str | None, str | None]:
+    """Return what the two columns of a text hold: the first text (Russian if given), English beside it."""
+    if found is None:
+        return None, None
+    return language.first(found), found["en"] if found["ru"] else None
+
+
+def _said(name: str, found: dict | None) -> dict:
+    """Return a text for the audit log: ``{name: first}``, and ``{name}_en`` beside a Russian one."""
+    first, english = _columns(found)
+    return {name: first, **({f"{name}_en": english} if english else {})}
 
 
 def _services(services) -> list[str]:

@@ -29,6 +29,7 @@ from babel.support import NullTranslations, Translations
 
 from portal import vocabulary
 from portal.data import db
+from portal.incidents import language
 
 CATALOGS = Path(__file__).resolve().parent.parent / "web" / "translations"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -98,11 +99,16 @@ def place_name(words: Words, sub, towns: dict) -> str:
     return _("point %(lat)s, %(lon)s (±100 m)", lat=f"{sub['lat']:.4f}", lon=f"{sub['lon']:.4f}")
 
 
+def _in_lang(found: dict, key: str, lang: str) -> str | None:
+    """Return an incident text in the subscriber's language when staff wrote it, else as stored."""
+    return language.pick(found.get(f"{key}_by_lang"), lang)[0] or found.get(key)
+
+
 def content(kind: str, payload: dict, folded: list[dict], words: Words, place: str, links: dict) -> dict:
     """Return the subject, opening line, facts and paragraphs of a notification."""
     _ = words
     inc, update = payload["incident"], payload.get("update") or {}
-    title, kind_label = inc["title"], _(KIND.get(inc["kind"], inc["kind"]))
+    title, kind_label = _in_lang(inc, "title", words.lang), _(KIND.get(inc["kind"], inc["kind"]))
     status = _(STATUS.get(inc["status"], inc["status"]))
     maintenance = inc["kind"] == "maintenance"
     if kind == "opened":
@@ -142,7 +148,7 @@ def content(kind: str, payload: dict, folded: list[dict], words: Words, place: s
         elif inc.get("eta"):
             facts.append((_("Expected restoration"), _.time(inc["eta"])))
     if inc.get("cause"):
-        facts.append((_("Cause"), inc["cause"]))
+        facts.append((_("Cause"), _in_lang(inc, "cause", words.lang)))
     paragraphs = []
     if kind == "deadline_passed":
         d = payload["deadline"]
@@ -153,11 +159,11 @@ def content(kind: str, payload: dict, folded: list[dict], words: Words, place: s
             "bill without a request.", service=_(SERVICE.get(d["service"], d["service"])),
             hours=f"{d['hours']:g}", due=_.time(d["due_at"])))
     earlier = [{"when": _.time(u["at"]), "status": _(STATUS.get(u["status"], u["status"])),
-                "message": u["message"]} for u in folded]
+                "message": _in_lang(u, "message", words.lang)} for u in folded]
     latest = None
     if update:
         latest = {"when": _.time(update["at"]), "status": _(STATUS.get(update["status"], update["status"])),
-                  "message": update["message"]}
+                  "message": _in_lang(update, "message", words.lang)}
     return {"subject": subject, "intro": intro, "title": title, "facts": facts, "paragraphs": paragraphs,
             "latest": latest, "earlier": earlier, "place": place, **links}
 

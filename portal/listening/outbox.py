@@ -41,10 +41,12 @@ def _payload(rec, now: datetime, **extra) -> str:
             "started_at": db.iso(rec.started_at), "resolved_at": db.iso(rec.resolved_at),
             "scheduled_end": db.iso(rec.scheduled_end), "eta": db.iso(etas[-1]) if etas else None,
             "cause": rec.cause,
+            # Both languages: each subscriber's message is written in theirs (``messages.content``).
+            "title_by_lang": rec.title_by_lang, "cause_by_lang": rec.cause_by_lang,
         },
         "update": None if latest is None else {
             "at": db.iso(latest["at"]), "status": latest["status"], "message": latest["message"],
-            "eta": db.iso(latest["eta"])},
+            "message_by_lang": latest.get("message_by_lang"), "eta": db.iso(latest["eta"])},
         **extra,
     }
     return json.dumps(body, ensure_ascii=False)

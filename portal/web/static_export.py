@@ -64,6 +64,7 @@ def site_paths(app: Flask) -> list[str]:
     try:
         slugs = [t.slug for t in layers.load_towns(conn)]
         ids = [r[0] for r in conn.execute("SELECT id FROM incidents ORDER BY id")]
+        claims = _claim_paths(app, conn)
     finally:
         conn.close()
     paths = ["/", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson", "/api/v1/demand.geojson",
@@ -75,8 +76,20 @@ def site_paths(app: Flask) -> list[str]:
     for slug in slugs:
         paths += [f"/towns/{slug}", f"/api/v1/towns/{slug}", f"/feeds/towns/{slug}.atom",
                   f"/feeds/towns/{slug}.ics"]
-    paths += [f"/incidents/{i}" for i in ids] + [f"/api/v1/incidents/{i}" for i in ids]
+    paths += [f"/incidents/{i}" for i in ids] + [f"/api/v1/incidents/{i}" for i in ids] + claims
     return [p for p in paths if _routable(app, p)]
+
+
+def _claim_paths(app: Flask, conn) -> list[str]:
+    """Return the written claims incident pages link to: one per service whose deadline was missed."""
+    from portal.data import db
+    from portal.incidents.reads import IncidentReads
+
+    pinned = app.config.get("NOW")
+    now = db.parse_iso(pinned) if isinstance(pinned, str) else (pinned or db.utcnow())
+    reads = IncidentReads.read(conn, deadline_hours=app.config["RESTORE_DEADLINE_HOURS"])
+    return [f"/incidents/{r.id}/claim/{service}" for r in reads.records
+            for service, d in reads.deadlines(r, now).items() if d["missed"]]
 
 
 def _routable(app: Flask, path: str) -> bool:

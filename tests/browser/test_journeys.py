@@ -87,7 +87,8 @@ def test_clicking_the_map_checks_that_point(open_page):
 
 
 def test_active_outage_is_in_the_banner_and_its_page(open_page, server):
-    active = _json(server, "/api/v1/incidents?town=velikiye-luki")["incidents"]
+    # The page is English: its title in English (JSON answers in the language ?lang= names).
+    active = _json(server, "/api/v1/incidents?town=velikiye-luki&lang=en")["incidents"]
     assert active, "the demo database built now should have an active outage in Velikiye Luki"
     page = open_page("/", size="phone")
     banner = page.locator("#status-banner")

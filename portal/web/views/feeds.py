@@ -12,6 +12,7 @@ from portal.web import labels
 from portal.web.i18n import lang, town_name, zone_name
 from portal.web.request import get_snapshot, now
 from portal.web.security import external_url, public_url
+from portal.web.views.claims import provider_info
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
@@ -29,7 +30,10 @@ def _words() -> dict:
 
 
 def _provider() -> str:
-    """Return the provider's name, or the site's."""
+    """Return the provider's name (the ``PROVIDER_NAME`` setting, else the data's), or the site's."""
+    name = provider_info()["name"]
+    if name:
+        return name
     info = get_snapshot().region
     return info.get("provider_ru" if lang() == "ru" else "provider") or info.get("provider") or _(
         "Coverage and outages")
@@ -48,7 +52,7 @@ def _atom(found: list[dict], title: str, site_url: str) -> Response:
 @bp.get("/incidents.atom")
 def incidents_atom():
     """Return every incident, most recently updated first."""
-    found = answers.incident_feed(get_snapshot().incidents, now())
+    found = answers.in_language(answers.incident_feed(get_snapshot().incidents, now()), lang())
     return _atom(found["incidents"], _("Outages and maintenance: %(provider)s", provider=_provider()),
                  external_url("incidents.index"))
 
@@ -56,7 +60,7 @@ def incidents_atom():
 @bp.get("/towns/<slug>.atom")
 def town_atom(slug: str):
     """Return the incidents affecting one town."""
-    found = answers.incident_feed(get_snapshot().incidents, now(), town=slug)
+    found = answers.in_language(answers.incident_feed(get_snapshot().incidents, now(), town=slug), lang())
     return _atom(found["incidents"], _("Outages and maintenance in %(town)s", town=town_name(found["town"])),
                  external_url("incidents.index", town=found["town"]["slug"]))
 
@@ -65,7 +69,7 @@ def town_atom(slug: str):
 def maintenance_ics():
     """Return every maintenance window as a calendar event."""
     snap = get_snapshot()
-    items = answers.maintenance_items(snap.incidents, now())
+    items = answers.in_language(answers.maintenance_items(snap.incidents, now()), lang())
     body = feeds.maintenance_calendar(
         items, name=_("Planned maintenance: %(provider)s", provider=_provider()),
         prodid=f"-//{_provider()}//Coverage and outages//{lang().upper()}",
@@ -80,7 +84,7 @@ def maintenance_ics():
 def town_ics(slug: str):
     """Return the maintenance windows affecting one town as a calendar."""
     snap = get_snapshot()
-    found = answers.town_calendar(snap.incidents, now(), slug)
+    found = answers.in_language(answers.town_calendar(snap.incidents, now(), slug), lang())
     slug = found["town"]["slug"]
     body = feeds.maintenance_calendar(
         found["items"], name=_("Planned maintenance in %(town)s", town=town_name(found["town"])),

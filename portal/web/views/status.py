@@ -10,6 +10,7 @@ from portal.coverage import geo
 from portal.incidents.availability import AVAILABILITY_RULE
 from portal.incidents.records import SERVICES
 from portal.web import labels, maps
+from portal.web.i18n import lang
 from portal.web.params import (
     BadParam,
     parse_id,
@@ -22,6 +23,7 @@ from portal.web.params import (
 )
 from portal.web.request import get_db, get_snapshot, now
 from portal.web.security import external_url
+from portal.web.texts import json_lang
 
 bp = Blueprint("incidents", __name__)
 api = Blueprint("incidents_api", __name__, url_prefix="/api/v1")
@@ -36,8 +38,8 @@ HISTORY_PAGE_SIZE = 50
 def _incident(incident_id: str) -> dict:
     """Return the incident report for a path id, or answer 404 (a non-number cannot exist either)."""
     number = parse_id(incident_id)
-    found = None if number is None else answers.incident_report(get_snapshot().incidents, number, now(),
-                                                                     get_db())
+    found = None if number is None else answers.incident_report(
+        get_snapshot().incidents, number, now(), get_db(), current_app.config["MONTHLY_FEES"])
     if found is None:
         abort(404)
     return found
@@ -47,7 +49,8 @@ def _banner():
     """Return the banner's facts, computed once per request; None if they cannot be read."""
     if "status_banner" not in g:
         try:
-            g.status_banner = answers.status_banner(get_snapshot().incidents, now())
+            found = answers.status_banner(get_snapshot().incidents, now())
+            g.status_banner = answers.in_language(found, lang())
         except Exception:  # noqa: BLE001 -- the page itself must still render during trouble
             current_app.logger.exception("status banner unavailable")
             g.status_banner = None
@@ -156,7 +159,8 @@ def summary_json():
 def _page() -> dict:
     """Return Statuspage's page object for this portal."""
     info = get_snapshot().region
-    name = info.get("provider") or _("Coverage and outages")
+    name = (answers.in_language(answers.provider(current_app.config), json_lang())["name"]
+            or info.get("provider") or _("Coverage and outages"))
     return {"id": "portal", "name": name, "url": external_url("pages.index"),
             "time_zone": current_app.config["TIMEZONE"]}
 
