@@ -445,17 +445,22 @@ def drafts_command(db_path, show_all):
 @main.command("confirm", epilog=_example("confirm"))
 @db_option
 @click.argument("draft_id", type=int)
-@click.option("--title", help="Public headline (default: 'No SERVICE in TOWN (reported by customers)').")
-@click.option("--message", help="First public update (default: how many reported it).")
+@click.option("--title", help="Public headline (default, in both languages: 'Internet down in TOWN (reported by"
+                               " customers)')." + LANG_HELP)
+@click.option("--title-en", help="The headline in English.")
+@click.option("--message", help="First public update (default, in both languages: how many reported it)."
+                                + LANG_HELP)
+@click.option("--message-en", help="The first update in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
-def confirm_command(db_path, draft_id, title, message, author):
+def confirm_command(db_path, draft_id, title, title_en, message, message_en, author):
     """Publish a draft as a normal incident; its id alone on the last line."""
     from portal.listening import reports
 
     try:
         with _reader(db_path) as conn:
             reports.get_draft(conn, draft_id)  # refused before any write connection is opened
-        incident_id = _write(reports.confirm, db_path, draft_id, author=author, title=title, message=message)
+        incident_id = _write(reports.confirm, db_path, draft_id, author=author, title=title, message=message,
+                             title_en=title_en, message_en=message_en)
     except reports.Refused as exc:
         raise Refused(str(exc)) from None
     click.echo(f"draft {draft_id} confirmed as incident:")

@@ -57,6 +57,14 @@ def test_forty_reports_draft_staff_confirm_and_it_is_public(app, db_path):
     client = app.test_client()
     public = client.get("/api/v1/incidents?town=pskov&service=internet").json["incidents"]
     assert incident_id in [i["id"] for i in public]
+    # Its headline and first update are in both languages, naming the town as people do.
+    english = client.get(f"/api/v1/incidents/{incident_id}?lang=en").json
+    russian = client.get(f"/api/v1/incidents/{incident_id}?lang=ru").json
+    assert english["title"] == "Internet down in Pskov (reported by customers)"
+    assert russian["title"] == "Сбой: Интернет — Псков (по сообщениям абонентов)"
+    assert english["title_lang"] == "en" and russian["title_lang"] == "ru"
+    assert english["updates"][0]["message"] == "40 customers reported problems with internet; we are checking."
+    assert russian["updates"][0]["message"] == "Абонентов, сообщивших о проблеме (Интернет): 40; мы проверяем."
     # A reporter now sees the incident and how many reported it, not the bare count.
     later = tap(app, 77).json
     assert later["incident"]["id"] == incident_id and later["reported"] == 41

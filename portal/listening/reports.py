@@ -254,11 +254,13 @@ def mark(conn, draft_id: int, *, state: str, at: float, by: str, incident_id: in
 
 
 def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, message: str | None = None,
-            now: datetime | None = None) -> int:
+            title_en: str | None = None, message_en: str | None = None, now: datetime | None = None) -> int:
     """Publish a draft: open a normal incident for its place and service; return the incident's id.
 
     The incident is made by ``open_incident`` (the staff write every other incident goes
-    through), so public pages, feeds and subscribers' notifications need nothing new.
+    through), so public pages, feeds and subscribers' notifications need nothing new. Texts not
+    given are written in both languages: "No internet in Pechory (reported by customers)" and
+    how many reported it.
     """
     import shapely
 
@@ -268,17 +270,26 @@ def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, me
 
     with store.transaction(db_path) as conn:
         draft = get_draft(conn, draft_id)
-    place = draft["town"] or "one neighbourhood"
-    title = title or f"No {draft['service']} in {place} (reported by customers)"
-    message = message or (f"{draft['reporters']} customers reported problems with {draft['service']}; "
-                          "we are checking.")
+        names = _town_names(conn, draft["town"])
+    defaults = {lang: _draft_texts(draft, names, lang) for lang in ("ru", "en")}
+    given_en = title_en is not None or message_en is not None
+    if title is None:
+        title = defaults["ru"][0]
+        title_en = title_en if title_en is not None else defaults["en"][0]
+    if message is None:
+        message = defaults["ru"][1]
+        message_en = message_en if message_en is not None else defaults["en"][1]
+    elif not given_en:
+        message_en = None  # staff wrote the first update themselves: no English default beside it
     area = None if draft["town"] else shapely.box(*cells.cell_bounds(draft["cell"]))
     opened = now or db.utcnow()
     incident_id = writes.open_incident(db_path, title=title, services=[draft["service"]],
                                        towns=[draft["town"]] if draft["town"] else (), area=area,
                                        at=datetime.fromtimestamp(min(draft["opened_at"], opened.timestamp()),
                                                                  timezone.utc),
-                                       message=message, author=author, now=opened)
+                                       message=message, author=author, now=opened,
+                                       **{k: v for k, v in (("title_en", title_en), ("message_en", message_en))
+                                          if v is not None})
     with store.transaction(db_path) as conn:
         mark(conn, draft_id, state="confirmed", at=opened.timestamp(), by=author, incident_id=incident_id)
         # Reports that made the draft count towards "N people reported this".
@@ -288,6 +299,31 @@ def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, me
                      (incident_id, draft["service"], draft["town"] or "", draft["cell"] or "",
                       draft["cell"] or "", draft["opened_at"] - SPIKE_WINDOW_S))
     return incident_id
+
+
+def _town_names(conn, slug: str | None) -> dict:
+    """Return a town's names by language (the slug when the live layer lacks it)."""
+    from portal.data import layers
+
+    if slug is None:
+        return {}
+    live = layers.live_layer_ids(conn)["towns"]
+    row = conn.execute("SELECT name, name_ru FROM towns WHERE layer_id = ? AND slug = ?", (live, slug)).fetchone()
+    return {"en": row[0], "ru": row[1] or row[0]} if row else {"en": slug, "ru": slug}
+
+
+def _draft_texts(draft, names: dict, lang: str) -> tuple[str, str]:
+    """Return the default title and first update of a confirmed draft in a language."""
+    from portal import vocabulary
+    from portal.listening.messages import translations
+
+    _ = translations(lang).gettext
+    service = _(vocabulary.SERVICE[draft["service"]])
+    place = names.get(lang) or _("one neighbourhood")
+    title = _("%(service)s down in %(place)s (reported by customers)") % {"service": service, "place": place}
+    message = _("%(n)s customers reported problems with %(service)s; we are checking.") % {
+        "n": draft["reporters"], "service": service.lower() if lang == "en" else service}
+    return title, message
 
 
 def dismiss(db_path, draft_id: int, *, reason: str, author: str, at: float) -> None:
