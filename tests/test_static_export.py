@@ -114,6 +114,8 @@ def test_pages_json_and_feeds_are_where_static_hosts_find_them(exported):
     assert _get(base + "api/v2/status.json")[0] == 200
     assert _get(base + "feeds/incidents.atom")[2].startswith(b"<?xml")
     assert (folder / "static" / "vendor" / "leaflet" / "leaflet.js").exists()
+    # Browsers ask the site root for its icon whatever the page links.
+    assert (folder / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
     # Incidents pages exist for every incident of the API list.
     listed = json.loads(_get(base + "api/v1/incidents.json")[2])["incidents"]
     for item in listed:

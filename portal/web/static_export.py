@@ -67,7 +67,8 @@ def site_paths(app: Flask) -> list[str]:
         claims = _claim_paths(app, conn)
     finally:
         conn.close()
-    paths = ["/", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson", "/api/v1/demand.geojson",
+    paths = ["/", "/favicon.ico", "/towns", "/towns.csv", "/incidents", "/api/v1/towns", "/api/v1/coverage.geojson",
+             "/api/v1/demand.geojson",
              "/api/v1/incidents", "/api/v1/summary", "/api/v2/summary.json", "/api/v2/status.json",
              "/api/v2/components.json", "/api/v2/incidents.json", "/api/v2/incidents/unresolved.json",
              "/api/v2/scheduled-maintenances.json", "/api/v2/scheduled-maintenances/upcoming.json",
