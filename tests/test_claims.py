@@ -63,7 +63,7 @@ def test_thirty_hours_into_an_internet_outage_the_24_hour_deadline_passed_6_hour
         "monthly_fee": 600, "owed": 20.0, "currency": "RUB",
         "url": f"/incidents/{incident_id}/claim/internet"}]
     page = words(client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True))
-    assert ("The contract's restoration deadline for Internet passed 6 h ago (Mar 10, 2026, 6:00 AM (MSK)):"
+    assert ("The contract's restoration deadline for Internet passed 6 h ago (10 Mar 2026, 6:00 AM (MSK)):"
             " you are owed a recalculation of the fee.") in page
     assert "Print a written claim for Internet" in page
     ru = words(client(db_path).get(f"/incidents/{incident_id}?lang=ru").get_data(as_text=True))
@@ -117,10 +117,10 @@ def test_the_claim_is_filled_in_from_the_incident_in_english(db_path):
     page = words(html)
     assert "To: Alpha Telecom 1 First St, Alpha" in page
     assert "Claim for a recalculation of the fee" in page
-    assert ("the Internet service has not been provided since Mar 9, 2026, 6:00 AM (MSK)"
+    assert ("the Internet service has not been provided since 9 Mar 2026, 6:00 AM (MSK)"
             f" (incident {incident_id}") in page
-    assert "by Mar 10, 2026, 12:00 PM (MSK) that is 1 d 6 h" in page
-    assert ("within 24 hours of the outage's start, that is by Mar 10, 2026, 6:00 AM (MSK). That deadline was"
+    assert "by 10 Mar 2026, 12:00 PM (MSK) that is 1 d 6 h" in page
+    assert ("within 24 hours of the outage's start, that is by 10 Mar 2026, 6:00 AM (MSK). That deadline was"
             " missed by 6 h.") in page
     assert ("RUB 600.00 a month) for each day, full or partial, without the service after that deadline"
             " (1 so far): RUB 600.00 × 1 / 30 = RUB 20.00") in page

@@ -11,6 +11,7 @@ PAGES = {
     "home": ("/", False),
     "town": ("/towns/pechory", True),
     "check": ("/check?lat=57.8150&lon=27.6060", True),
+    "village": ("/check?lat=57.818659&lon=27.6517", True),  # 1 km outside Pechory: extension needed
     "incidents": ("/incidents", None),
 }
 
