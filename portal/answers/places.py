@@ -41,6 +41,15 @@ def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connecti
     }
 
 
+def _towns_near(snap: Snapshot, lonlats) -> list:
+    """Return for each (lon, lat) the town holding it (the compiled search), else the nearest town."""
+    found = [snap.coverage.town_at(lon, lat) for lon, lat in lonlats]
+    if None in found:
+        rest = snap.gazetteer.towns_near([p for p, town in zip(lonlats, found) if town is None])
+        found = [town if town is not None else rest.pop(0) for town in found]
+    return found
+
+
 def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str = "en") -> dict:
     """Return what reaches a point: a verdict per technology (worded in ``lang``), coverage there,
     nearest coverage, the nearest town when the point is in none, incidents.
@@ -50,11 +59,11 @@ def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str
     found = snap.incidents.affecting_point(lat, lon, now, town_slug)
     answer["incidents"] = incident_items(snap.incidents, found, now) if found else []
     answer["as_of"] = snap.as_of
-    verdicts = point_verdicts(answer, snap.coverage.drop_distance_m, snap.gazetteer.towns_near)
+    verdicts = point_verdicts(answer, snap.coverage.drop_distance_m, lambda places: _towns_near(snap, places))
     answer["verdicts"] = with_texts(verdicts, lang)
     answer["nearest_town"] = None
     if answer["town"] is None:
-        near = snap.gazetteer.nearest(lon, lat)
+        near = snap.gazetteer.nearest(lon, lat, outside=True)  # the index found it in no town
         if near is not None:
             answer["nearest_town"] = {**town_brief(near["town"]), "distance_m": near["distance_m"],
                                       "direction": near["direction"]}

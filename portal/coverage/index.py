@@ -356,6 +356,11 @@ class CoverageIndex:
             "nearest": self._nearest_entries(missing, lon, lat) if missing else {},
         }
 
+    def town_at(self, lon: float, lat: float):
+        """Return the town whose extent holds a point (the smallest of nested ones), or None; compiled."""
+        found = self._point_summary.at(float(lon), float(lat))[-1]
+        return self.towns[found] if found >= 0 else None
+
     def bulk_point_answers(self, lats, lons) -> list[dict]:
         """Return ``point_answer`` for each pair of coordinates."""
         return [self.point_answer(lat, lon) for lat, lon in zip(lats, lons)]

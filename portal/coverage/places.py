@@ -181,14 +181,15 @@ class Gazetteer:
         """Return the refusal of a name or slug no town has, with the towns it may have meant."""
         return UnknownTown(name, self.suggest(name) if isinstance(name, str) else [])
 
-    def nearest(self, lon: float, lat: float) -> dict | None:
+    def nearest(self, lon: float, lat: float, outside: bool = False) -> dict | None:
         """Return the town whose extent holds or lies nearest to a point, with how far and which way.
 
         ``{"town": Town, "distance_m": int, "direction": "W" | None}``: 0 and None when the point
         is inside (nested extents: the smallest holding it); else metres on the ground to the
         nearest point of the extent and the compass direction towards it. None without towns.
+        ``outside``: the caller knows the point lies in no extent (the containment test is skipped).
         """
-        found = self._nearest_indices([(lon, lat)])
+        found = self._nearest_indices([(lon, lat)], outside)
         if found is None:
             return None
         i, inside, edge = found[0]
@@ -217,7 +218,7 @@ class Gazetteer:
                 known[k] = towns[hit[0]] if hit is not None else None
         return [known.get(k) for k in keys]
 
-    def _nearest_indices(self, lonlats) -> list[tuple[int, bool, tuple | None]] | None:
+    def _nearest_indices(self, lonlats, outside: bool = False) -> list[tuple[int, bool, tuple | None]] | None:
         """Return (extent index, whether it holds the place, nearest (lon, lat) of its edge if not)
         per (lon, lat); None without towns.
         """
@@ -230,7 +231,8 @@ class Gazetteer:
         found: list = [None] * len(xy)
         # Most places asked about lie in a town: a containment test on prepared extents, then
         # the compiled nearest-edge search for the places outside every town.
-        point_i, extent_i = tree.query(shapely.points(xy), predicate="intersects")
+        none = np.empty(0, dtype=np.intp)
+        point_i, extent_i = tree.query(shapely.points(xy), predicate="intersects") if not outside else (none, none)
         for p, e in zip(point_i.tolist(), extent_i.tolist()):
             # Nested extents: the smallest holds the most specific answer (then the first).
             if found[p] is None or (areas[e], e) < (areas[found[p][0]], found[p][0]):

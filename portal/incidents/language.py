@@ -59,7 +59,8 @@ LOCALIZED = {"title_by_lang": "title", "message_by_lang": "message", "cause_by_l
 
 
 # Parts of answers that never hold incident texts (shapes can be long): not walked.
-_NO_TEXTS = frozenset({"geometry", "coordinates", "features", "technologies", "nearest"})
+_NO_TEXTS = frozenset({"geometry", "coordinates", "features", "technologies", "nearest", "available", "planned",
+                       "verdicts", "nearest_town"})
 
 
 def in_language(found, lang: str):
@@ -72,9 +73,9 @@ def in_language(found, lang: str):
         for key, value in found.items():
             if key not in LOCALIZED and key not in _NO_TEXTS and isinstance(value, (dict, list)):
                 in_language(value, lang)
-        for key, field in LOCALIZED.items():
-            if key in found:
-                found[field], found[f"{field}_lang"] = pick(found[key], lang)
+        for key in LOCALIZED.keys() & found.keys():
+            field = LOCALIZED[key]
+            found[field], found[f"{field}_lang"] = pick(found[key], lang)
     elif isinstance(found, list) and found and isinstance(found[0], (dict, list)):
         for item in found:
             in_language(item, lang)
