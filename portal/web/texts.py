@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from portal import answers
 from portal.incidents import language
 from portal.web.i18n import lang
+from portal.web.params import parse_choice
 
 
 def json_lang() -> str:
@@ -27,6 +28,14 @@ def json_lang() -> str:
         return language.PRIMARY
     asked = request.args.get("lang")
     return asked if asked in current_app.config["LANGUAGES"] else language.PRIMARY
+
+
+def asked_json_lang() -> str:
+    """Return ``?lang=`` for a JSON answer that words sentences itself (400 naming it when unknown).
+
+    The default is the one every JSON answer has (``json_lang``): the region's language.
+    """
+    return parse_choice(request.args, "lang", tuple(current_app.config["LANGUAGES"]), language.PRIMARY)
 
 
 def in_lang(text, text_lang: str | None, note: bool = True) -> Markup:

@@ -5,8 +5,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from portal import answers
 from portal.limits import Budget
-from portal.web.params import parse_bbox, parse_choice, parse_float, parse_lat_lon
+from portal.web.params import parse_bbox, parse_float, parse_lat_lon
 from portal.web.request import get_db, get_snapshot, now
+from portal.web.texts import asked_json_lang
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -32,8 +33,7 @@ def check():
     lat, lon = parse_lat_lon(request.args)
     # The sentences' language comes from the address alone (?lang=), never from a header or a
     # cookie: API answers are cached and shared without Vary (portal/web/caching.py).
-    words = parse_choice(request.args, "lang", ("en", "ru"), "en")
-    return jsonify(answers.check_point(get_snapshot(), lat, lon, now(), words))
+    return jsonify(answers.check_point(get_snapshot(), lat, lon, now(), asked_json_lang()))
 
 
 @bp.get("/coverage.geojson")
