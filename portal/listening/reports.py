@@ -318,7 +318,8 @@ def _draft_texts(draft, names: dict, lang: str) -> tuple[str, str]:
     from portal.listening.messages import translations
 
     _ = translations(lang).gettext
-    service = _(vocabulary.SERVICE[draft["service"]])
+    label = vocabulary.SERVICE[draft["service"]]  # outside _(): the extractor would take the key for a message
+    service = _(label)
     place = names.get(lang) or _("one neighbourhood")
     title = _("%(service)s down in %(place)s (reported by customers)") % {"service": service, "place": place}
     message = _("%(n)s customers reported problems with %(service)s; we are checking.") % {
