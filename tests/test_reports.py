@@ -127,3 +127,24 @@ def test_the_network_of_an_address_is_what_ipaddress_says(address):
     except ValueError:
         expected = address
     assert reports.network_of(address) == expected
+
+
+def test_a_long_write_ahead_log_is_emptied_once_its_readers_let_go(tmp_path):
+    # A reader that never lets go (as when other workers always read) keeps SQLite from starting
+    # the log over: it grows with every write. Once the reader is done, shorten_log empties it.
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()
+    for _ in range(300):
+        conn.execute("INSERT INTO t VALUES (randomblob(8000))")
+    wal = tmp_path / "log.sqlite-wal"
+    assert wal.stat().st_size > 2_000_000
+    assert store.shorten_log(path, limit=10 * 1024 * 1024) is False  # not long yet: nothing done
+    reader.rollback()
+    assert store.shorten_log(path, limit=1_000_000) is True
+    assert wal.stat().st_size == 0
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 300

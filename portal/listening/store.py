@@ -25,6 +25,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+# Past this size the write-ahead log is checkpointed and emptied, waiting a moment for readers.
+LONG_LOG_BYTES = 16 * 1024 * 1024
+SHORTEN_WAIT_MS = 250
+
 _local = threading.local()
 
 
@@ -62,3 +66,26 @@ def transaction(conn_or_path):
     finally:
         if own:
             conn.close()
+
+
+def shorten_log(path: str | Path, limit: int = LONG_LOG_BYTES) -> bool:
+    """Empty the write-ahead log of ``path`` when it has grown past ``limit`` bytes; return whether it did.
+
+    SQLite's own checkpoint after a commit copies what it can but cannot start the log over while
+    any reader still uses it; when public writes and reads never pause (workers reading while
+    others write), the log keeps growing. ``TRUNCATE`` waits (at most SHORTEN_WAIT_MS) for the
+    readers of the moment, which last milliseconds, copies the log into the database and empties it.
+    A stat per write; the checkpoint itself only when the log is long.
+    """
+    try:
+        if os.stat(f"{path}-wal").st_size <= limit:
+            return False
+    except OSError:
+        return False
+    conn = connect(path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={SHORTEN_WAIT_MS}")  # busy: the next write tries again
+        busy, _log, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+    finally:
+        conn.close()

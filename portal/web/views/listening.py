@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -37,17 +38,22 @@ def settings() -> Settings:
     return found
 
 
+@contextmanager
 def writing(conn=None):
-    """Return a write transaction on the listening tables (``store.transaction``) for a view.
+    """Yield a write transaction on the listening tables (``store.transaction``) for a view.
 
     The request's read transaction ends first: a commit made while the writer's own process still
     reads an older version cannot be checkpointed, so under a stream of public writes SQLite's
     write-ahead log would never start over, grow by every write, and every commit pay for a
     checkpoint. A later ``get_db()`` reads afresh (and sees the write). ``conn``: a connection
     to write on (a thread's own, for writes on every request); by default one opened for it.
+    After the commit a log grown long anyway (other workers' reads) is emptied (``store.shorten_log``).
     """
     close_db()
-    return store.transaction(conn if conn is not None else settings().database)
+    path = settings().database
+    with store.transaction(conn if conn is not None else path) as write:
+        yield write
+    store.shorten_log(path)
 
 
 def client_address() -> str:
