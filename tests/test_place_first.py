@@ -120,3 +120,27 @@ def test_availability_only_for_services_the_town_has(client, lang, none_here, no
     assert re.search(r"\d[.,]\d\d\s?%", text_of(pechory, "availability-internet"))
     assert no_percent in text_of(pechory, "availability-internet")
     assert client.get("/api/v1/towns/pechory").get_json()["services_offered"] == ["internet", "tv", "phone"]
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", "The nearest fiber is {} m to the west of the centre (Pechory); a network extension would be needed."),
+    ("ru", "Ближайшая оптика — в {} м к западу от центра (Печоры); нужно расширение сети."),
+])
+def test_a_town_without_fiber_names_where_the_nearest_fiber_is(client, lang, words):
+    # Measured independently: the live fiber polygons' nearest point to the cottages' centre.
+    import shapely
+    from shapely.ops import nearest_points
+
+    town = client.get("/api/v1/towns/lesnoy-cottages").get_json()
+    fiber = [shapely.geometry.shape(f["geometry"]) for f in
+             client.get("/api/v1/coverage.geojson").get_json()["features"]
+             if f["properties"]["technology"] == "fiber" and f["properties"]["status"] == "live"]
+    centre = shapely.Point(town["lon"], town["lat"])
+    edge = nearest_points(shapely.union_all(fiber), centre)[0]
+    azimuth, _, metres = GEOD.inv(town["lon"], town["lat"], edge.x, edge.y)
+    near = town["nearest_fiber"]
+    assert near["town"]["slug"] == "pechory" and near["direction"] == "W" and -112.5 < azimuth < -67.5
+    assert abs(near["distance_m"] - metres) <= 3
+    shown = f"{near['distance_m']:,}".replace(",", "\u00a0" if lang == "ru" else ",")
+    assert words.format(shown) in text_of(page(client, "/towns/lesnoy-cottages", lang), "verdict")
+    assert client.get("/api/v1/towns/pechory").get_json()["nearest_fiber"] is None  # it has fiber

@@ -36,9 +36,22 @@ def town_report(snap: Snapshot, slug: str, now: datetime, conn: sqlite3.Connecti
         "incidents": incident_items(snap.incidents, snap.incidents.affecting_town(town.slug, now), now),
         "as_of": snap.as_of,
         "geometry": shapely.geometry.mapping(town.geometry),
+        "nearest_fiber": None if summary["has_fiber"] else _nearest_fiber(snap, town),
         "demand": interest.demand(conn, town.slug),
         "feedback": feedback.town_stats(conn, town.slug, promised_days),
     }
+
+
+def _nearest_fiber(snap: Snapshot, town) -> dict | None:
+    """Return where the nearest live fiber lies from a town without fiber: metres and direction from
+    its centre, and the town that network is in (None when there is no live fiber anywhere).
+    """
+    near = snap.coverage.point_answer(town.lat, town.lon)["nearest"].get("fiber")
+    if near is None:
+        return None
+    (where,) = _towns_near(snap, [(near["lon"], near["lat"])])
+    return {"distance_m": near["distance_m"], "direction": near["direction"],
+            "town": town_brief(where) if where is not None else None}
 
 
 def _towns_near(snap: Snapshot, lonlats) -> list:
