@@ -288,8 +288,8 @@ def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, me
                                        at=datetime.fromtimestamp(min(draft["opened_at"], opened.timestamp()),
                                                                  timezone.utc),
                                        message=message, author=author, now=opened,
-                                       **{k: v for k, v in (("title_en", title_en), ("message_en", message_en))
-                                          if v is not None})
+                                       **{k: v for k, v in (("title_en", title_en),
+                                                            ("message_en", message_en)) if v is not None})
     with store.transaction(db_path) as conn:
         mark(conn, draft_id, state="confirmed", at=opened.timestamp(), by=author, incident_id=incident_id)
         # Reports that made the draft count towards "N people reported this".
@@ -308,7 +308,8 @@ def _town_names(conn, slug: str | None) -> dict:
     if slug is None:
         return {}
     live = layers.live_layer_ids(conn)["towns"]
-    row = conn.execute("SELECT name, name_ru FROM towns WHERE layer_id = ? AND slug = ?", (live, slug)).fetchone()
+    row = conn.execute("SELECT name, name_ru FROM towns WHERE layer_id = ? AND slug = ?",
+                       (live, slug)).fetchone()
     return {"en": row[0], "ru": row[1] or row[0]} if row else {"en": slug, "ru": slug}
 
 
@@ -318,7 +319,8 @@ def _draft_texts(draft, names: dict, lang: str) -> tuple[str, str]:
     from portal.listening.messages import translations
 
     _ = translations(lang).gettext
-    label = vocabulary.SERVICE[draft["service"]]  # outside _(): the extractor would take the key for a message
+    # Looked up outside _(): the catalogue extractor would take the key for a message.
+    label = vocabulary.SERVICE[draft["service"]]
     service = _(label)
     place = names.get(lang) or _("one neighbourhood")
     title = _("%(service)s down in %(place)s (reported by customers)") % {"service": service, "place": place}

@@ -71,15 +71,6 @@ def _localize_context(sender, template, context, **extra) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Localize pages (before each template renders) and JSON answers; give templates ``in_lang``."""
+    """Localize pages before each template renders (JSON: ``json_provider``); give templates ``in_lang``."""
     before_render_template.connect(_localize_context, app)
     app.jinja_env.globals.update(in_lang=in_lang, money=money, tel=tel)
-    provider = app.json
-    plain = provider.response
-
-    def response(*args, **kwargs):
-        obj = args[0] if len(args) == 1 and not kwargs else (kwargs or list(args))
-        answers.in_language(obj, json_lang())
-        return plain(*args, **kwargs)
-
-    provider.response = response
