@@ -280,3 +280,15 @@ def test_find_takes_a_slug_and_refuses_an_unknown_one_with_suggestions(gazetteer
         gazetteer.find("pechry")
     assert info.value.name == "pechry" and info.value.suggestions[0] is PECHORY
     assert str(info.value).startswith("unknown town 'pechry'; did you mean pechory (Pechory / Печоры, ")
+
+
+def test_a_towns_own_name_ranks_before_a_bigger_towns_old_name():
+    # Opochka is bigger, and one of its historic names is "Pechka": "Pech" is still Pechory,
+    # as on the search page and in /api/v1/status?town=, while its old name still finds Opochka.
+    opochka = town("opochka", "Opochka", "Опочка", 13_548, 56.71, 28.66, ("Opotschka", "Pechka"))
+    pechory = town("pechory", "Pechory", "Печоры", 13_246, 57.815, 27.61)
+    places = Gazetteer([opochka, pechory])
+    assert [t.slug for t in places.search("Pech")] == ["pechory", "opochka"]
+    assert [t.slug for t in places.search("Печ")][0] == "pechory"
+    assert places.search("Pechka")[0].slug == "opochka"
+    assert places.search("Opotsch")[0].slug == "opochka"

@@ -19,6 +19,9 @@ from portal.data.layers import Town
 EXACT = 100.0
 PREFIX = 95.0  # the query starts a whole name: autocomplete
 WORD_PREFIX = 90.0  # the query starts a later word of a name ("луки")
+# A town's alternate names (historic and foreign forms) rank below the names people use for it:
+# "Pech" is Pechory before Opochka, one of whose old names is "Pechka".
+ALTERNATE = 6.0
 PREFIX_TYPO_WEIGHT = 0.9  # a typo inside a prefix counts for less than a whole-name typo
 PREFIX_TYPO_MIN_CHARS = 4  # below this one wrong letter is a different word
 PREFIX_TYPO_MAX_CHARS = 16  # past this the whole-name scores suffice
@@ -144,10 +147,12 @@ class Gazetteer:
         self._exact: dict[str, set[int]] = {}
         prefixes: dict[tuple[str, int], float] = {}
         for i, t in enumerate(self.towns):
-            for raw in (t.name, t.name_ru, *t.alt_names, t.slug):
+            own = (t.name, t.name_ru, t.slug)
+            for k, raw in enumerate((*own, *t.alt_names)):
                 folded = normalize(raw) if raw else ""
                 if not folded:
                     continue
+                lower = ALTERNATE if k >= len(own) else 0.0
                 forms = {folded, _ascii(folded)} - {""}
                 for form in forms:
                     script = "ASCII" if form.isascii() else _script(form)
@@ -156,7 +161,7 @@ class Gazetteer:
                     starts = [0] + [m.end() for m in re.finditer(" ", form)]
                     for pos in starts:
                         key = (form[pos:], i)
-                        prefixes[key] = max(prefixes.get(key, 0.0), WORD_PREFIX if pos else PREFIX)
+                        prefixes[key] = max(prefixes.get(key, 0.0), (WORD_PREFIX if pos else PREFIX) - lower)
         self._forms = {script: _Forms(list(pairs)) for script, pairs in by_script.items()}
         ordered = sorted(prefixes.items())
         self._prefix_keys = [k for (k, _), _ in ordered]
