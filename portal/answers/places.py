@@ -11,6 +11,7 @@ from portal.answers.towns import town_brief
 from portal.answers.verdicts import nearest_town_text, point_verdicts, with_texts, wording
 from portal.coverage.snapshot import Snapshot
 from portal.incidents.availability import offered_services
+from portal.incidents.language import PRIMARY
 from portal.listening import feedback, interest
 
 
@@ -58,12 +59,13 @@ def _towns_near(snap: Snapshot, lonlats) -> list:
     """Return for each (lon, lat) the town holding it (the compiled search), else the nearest town."""
     found = [snap.coverage.town_at(lon, lat) for lon, lat in lonlats]
     if None in found:
-        rest = snap.gazetteer.towns_near([p for p, town in zip(lonlats, found) if town is None])
+        # The index found these in no town: only the nearest-edge search is left to ask.
+        rest = snap.gazetteer.towns_near([p for p, town in zip(lonlats, found) if town is None], outside=True)
         found = [town if town is not None else rest.pop(0) for town in found]
     return found
 
 
-def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str = "en") -> dict:
+def check_point(snap: Snapshot, lat: float, lon: float, now: datetime, lang: str = PRIMARY) -> dict:
     """Return what reaches a point: a verdict per technology (worded in ``lang``), coverage there,
     nearest coverage, the nearest town when the point is in none, incidents.
     """

@@ -205,9 +205,10 @@ class Gazetteer:
         return {"town": towns[i], "distance_m": int(round(distance)),
                 "direction": azimuth_to_compass(azimuth)}
 
-    def towns_near(self, lonlats) -> list[Town | None]:
+    def towns_near(self, lonlats, outside: bool = False) -> list[Town | None]:
         """Return for each (lon, lat) the town whose extent holds or lies nearest to it, in one search.
 
+        ``outside``: the caller knows no extent holds them (the containment test is skipped).
         Remembered per place: the places asked are the nearest points of coverage, and the far
         ones (a network 30 km away) are the same point for every question in a wide area.
         """
@@ -215,7 +216,7 @@ class Gazetteer:
         known = self._near_cache
         todo = [k for k in keys if k not in known]
         if todo:
-            found = self._nearest_indices(todo)
+            found = self._nearest_indices(todo, outside)
             towns = self._extent_tree()[2]
             if len(known) >= NEAR_CACHE_SIZE:
                 known.clear()  # a bound, not an LRU: refilled from the next questions
@@ -223,7 +224,8 @@ class Gazetteer:
                 known[k] = towns[hit[0]] if hit is not None else None
         return [known.get(k) for k in keys]
 
-    def _nearest_indices(self, lonlats, outside: bool = False) -> list[tuple[int, bool, tuple | None]] | None:
+    def _nearest_indices(self, lonlats,
+                         outside: bool = False) -> list[tuple[int, bool, tuple | None]] | None:
         """Return (extent index, whether it holds the place, nearest (lon, lat) of its edge if not)
         per (lon, lat); None without towns.
         """
