@@ -20,9 +20,8 @@ class Failed(click.ClickException):
     exit_code = 1
 
 
-@click.command(epilog="\b\nExamples:\n    python scripts/migrate_db.py instance/portal.sqlite"
-                      " postgresql://portal@/portal?host=/run/postgresql\n"
-                      "    python scripts/migrate_db.py postgresql://portal@db.example/portal copy.sqlite")
+@click.command(epilog="\b\nExample:\n    python scripts/migrate_db.py instance/portal.sqlite"
+                      " postgresql://portal@/portal?host=/run/postgresql")
 @click.argument("source", metavar="FROM")
 @click.argument("target", metavar="TO")
 @click.option("--replace", is_flag=True, help="Replace the portal's tables if TO already holds them.")

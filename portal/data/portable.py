@@ -15,6 +15,10 @@ How SQLite becomes PostgreSQL:
 - A ``BLOB`` column named ``geom`` holds a geometry as WKB (lon/lat): it becomes PostGIS
   ``geometry(Geometry, 4326)`` with a GiST index, written with ``ST_GeomFromWKB`` and read
   back with ``ST_AsBinary``. Any other ``BLOB`` → ``bytea``.
+- A table with SQLite's hidden ``rowid`` (no ``INTEGER PRIMARY KEY``, not ``WITHOUT ROWID``)
+  gets a ``rowid bigint`` identity column holding it: the portal reads some tables ``ORDER
+  BY rowid`` (``town_shares``: the order stored is the entries' order), so the copy keeps the
+  row order, and the very rowids when copied back to SQLite.
 - Primary keys, ``NOT NULL``, defaults, ``UNIQUE`` and ``CHECK`` constraints are kept as
   they are. Foreign keys (with ``ON DELETE``) are added after the rows are copied.
 - Indexes are SQLite's own ``CREATE INDEX`` statements, partial and expression indexes
@@ -37,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import UserDefinedType
 
 GEOMETRY_COLUMN = "geom"
+ROWID = "rowid"
 SRID = 4326
 
 
@@ -74,6 +79,7 @@ class Reference:
     indexes: list[tuple[str, str]]  # (table, CREATE INDEX statement)
     foreign_keys: list[ForeignKey]
     autoincrement: set[str] = field(default_factory=set)  # tables declared AUTOINCREMENT
+    hidden_rowid: set[str] = field(default_factory=set)  # tables whose rowid is no column of theirs
 
     def tables(self) -> list[sa.Table]:
         """Return the tables in an order that puts every referred table before its referrers."""
@@ -136,7 +142,24 @@ def read_schema(path: Path) -> Reference:
         autoincrement = {name for name, sql in tables if sql and re.search(r"\bAUTOINCREMENT\b", sql, re.I)}
     finally:
         conn.close()
-    return Reference(metadata, indexes, keys, autoincrement)
+    without = {name for name, sql in tables if re.search(r"\bWITHOUT\s+ROWID\b", sql or "", re.I)}
+    hidden = {name for name, t in metadata.tables.items() if rowid_key(t) is None and name not in without}
+    return Reference(metadata, indexes, keys, autoincrement, hidden)
+
+
+def sqlite_tables(ref: Reference) -> dict[str, sa.Table]:
+    """Return the reference tables as copies read and write them on SQLite: with ``rowid`` where hidden."""
+    out = sa.MetaData()
+    for table in ref.tables():
+        copy = table.to_metadata(out)
+        if table.name in ref.hidden_rowid:
+            copy.append_column(sa.Column(ROWID, sa.Integer, nullable=False))
+    return out.tables
+
+
+def counter(table: sa.Table) -> str | None:
+    """Return the column that numbers a copied table's rows (its rowid key or hidden rowid), if any."""
+    return rowid_key(table) or (ROWID if ROWID in table.c else None)
 
 
 def _pg_type(column: sa.Column):
@@ -171,6 +194,8 @@ def postgres_metadata(ref: Reference) -> sa.MetaData:
                 constraints.append(sa.UniqueConstraint(*c.columns.keys(), name=c.name))
             elif isinstance(c, sa.CheckConstraint):
                 constraints.append(sa.CheckConstraint(sa.text(str(c.sqltext)), name=c.name))
+        if table.name in ref.hidden_rowid:
+            columns.append(sa.Column(ROWID, sa.BigInteger, sa.Identity(), nullable=False, unique=True))
         sa.Table(table.name, out, *columns, *constraints)
     return out
 

@@ -40,13 +40,15 @@ class TableCopy:
     def __init__(self, ref: Reference, src: sa.Connection, from_postgres: bool, batch: int, progress):
         self.ref, self.src, self.batch, self.progress = ref, src, batch, progress
         self.from_postgres = from_postgres
-        self.tables = portable.postgres_metadata(ref).tables if from_postgres else ref.metadata.tables
+        self.tables = portable.postgres_metadata(ref).tables if from_postgres else portable.sqlite_tables(ref)
 
     def rows(self, conn: sa.Connection, target_tables) -> None:
         """Copy every table's rows into ``conn``, in dependency order, ``batch`` rows at a time."""
         for table in self.ref.tables():
             source, dest = self.tables[table.name], target_tables[table.name]
-            query = sa.select(source).order_by(*source.primary_key.columns)
+            # In the order stored where a hidden rowid keeps it (rows are given new rowids in that order).
+            order = [source.c[portable.ROWID]] if portable.ROWID in source.c else source.primary_key.columns
+            query = sa.select(source).order_by(*order)
             try:
                 result = self.src.execution_options(yield_per=self.batch).execute(query)
                 for part in result.partitions():
@@ -56,8 +58,8 @@ class TableCopy:
                 raise CopyFailed(f"copying table {table.name} failed: {first_line(exc)}") from None
 
     def high_water(self, table: sa.Table) -> int:
-        """Return the highest id the source has given in a table with a rowid key."""
-        key = portable.rowid_key(table)
+        """Return the highest id the source has given in a table's numbering column (``portable.counter``)."""
+        key = portable.counter(self.tables[table.name])
         top = self.src.execute(sa.select(sa.func.max(self.tables[table.name].c[key]))).scalar() or 0
         if self.from_postgres:
             seq = self.src.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"),

@@ -98,12 +98,12 @@ def _connect(engine: sa.Engine, target: str):
         conn.close()  # rolls back whatever was not committed
 
 
-def tables_in(conn: sa.Connection) -> dict[str, int]:
+def tables_in(conn: sa.Connection, target: str) -> dict[str, int]:
     """Return the tables a database holds (not SQLite's or PostGIS's own) and their row counts."""
     try:
         names = sa.inspect(conn).get_table_names()
     except sa.exc.DBAPIError as exc:
-        raise Refusal(f"not a database: {first_line(exc)}") from None
+        raise Refusal(f"{describe(target)} is not a portal database ({first_line(exc)})") from None
     names = [n for n in names if not n.startswith("sqlite_") and n not in POSTGIS_TABLES]
     return {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar_one() for n in sorted(names)}
 
@@ -111,13 +111,14 @@ def tables_in(conn: sa.Connection) -> dict[str, int]:
 def _check_source(conn: sa.Connection, source: str, ref: Reference) -> None:
     """Refuse a source that is not a portal database of this version's schema."""
     name = describe(source)
-    found = tables_in(conn)
+    found = tables_in(conn, source)
     revision = sa.text("SELECT count(*) FROM meta WHERE key = 'revision'")
     if "meta" not in found or conn.execute(revision).scalar_one() != 1:
         raise Refusal(f"{name} is not a portal database (no meta table with a revision)")
     inspector = sa.inspect(conn)
+    expected = portable.postgres_metadata(ref).tables if is_postgres(source) else ref.metadata.tables
     problems = []
-    for table in ref.tables():
+    for table in expected.values():
         if table.name not in found:
             problems.append(f"no table {table.name}")
             continue
@@ -152,7 +153,7 @@ def _to_postgres(copy: TableCopy, target: str, replace: bool) -> list[Count]:
     engine = _engine(target)
     try:
         with _connect(engine, target) as conn:
-            found = tables_in(conn)
+            found = tables_in(conn, target)
             _refuse_nonempty(found, target, replace, copy.ref)
             pg = portable.postgres_metadata(copy.ref)
             with writing(target):
@@ -162,7 +163,7 @@ def _to_postgres(copy: TableCopy, target: str, replace: bool) -> list[Count]:
                 pg.create_all(conn)
                 copy.rows(conn, pg.tables)
                 for table in copy.ref.tables():
-                    key = portable.rowid_key(table)
+                    key = portable.counter(pg.tables[table.name])
                     if key:
                         top = copy.high_water(table)
                         conn.execute(sa.text("SELECT setval(pg_get_serial_sequence(:t, :c), :v, :called)"),
@@ -186,7 +187,7 @@ def _to_sqlite(copy: TableCopy, target: Path, replace: bool) -> list[Count]:
         engine = _engine(str(target), readonly=True)
         try:
             with _connect(engine, str(target)) as conn:
-                _refuse_nonempty(tables_in(conn), str(target), replace, copy.ref)
+                _refuse_nonempty(tables_in(conn, str(target)), str(target), replace, copy.ref)
         finally:
             engine.dispose()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,7 @@ def _to_sqlite(copy: TableCopy, target: Path, replace: bool) -> list[Count]:
         engine = engine_for(tmp)
         try:
             with engine.begin() as conn, writing(tmp):
-                tables = copy.ref.metadata.tables
+                tables = portable.sqlite_tables(copy.ref)
                 for table in reversed(copy.ref.tables()):
                     conn.execute(tables[table.name].delete())  # what the migrations themselves wrote
                 copy.rows(conn, tables)
