@@ -325,3 +325,8 @@ def test_targets_are_told_apart_and_urls_printed_without_passwords(tmp_path):
         assert conn.exec_driver_sql("SELECT x FROM t").scalar() == 1
         with pytest.raises(Exception, match="readonly"):
             conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+
+def test_help_ends_with_an_example():
+    out = migrate("--help").stdout.rstrip().splitlines()
+    assert out[-2].strip() == "Example:" and out[-1].strip().startswith("python scripts/migrate_db.py")
