@@ -296,6 +296,30 @@ def test_a_row_postgresql_refuses_rolls_the_whole_copy_back(original, target, tm
     assert pg_query(target.dsn, "SELECT count(*) FROM pg_extension WHERE extname = 'postgis'") == [(0,)]
 
 
+def test_a_geometry_that_does_not_come_back_byte_for_byte_fails_the_check(original, target, tmp_path):
+    changed = tmp_path / "big-endian.sqlite"
+    shutil.copy(original, changed)
+    with closing(sqlite3.connect(changed)) as conn, conn:
+        wkb = conn.execute("SELECT geom FROM incident_areas WHERE id = 1").fetchone()[0]
+        big_endian = shapely.to_wkb(shapely.from_wkb(wkb), byte_order=0)  # PostGIS gives back little-endian
+        conn.execute("UPDATE incident_areas SET geom = ? WHERE id = 1", (big_endian,))
+    result = migrate(changed, target.url)
+    assert result.returncode == 1
+    assert "incident_areas (2 rows, copied 2, geometries differ)" in result.stderr
+    assert "DIFFERENT  <-- differs" in result.stderr and "left as it was" in result.stderr
+    assert target.tables() == {}
+
+
+def test_replace_refuses_a_database_holding_other_tables(original, target):
+    import psycopg
+
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    result = migrate(original, target.url, "--replace")
+    assert result.returncode == 2 and "tables that are not the portal's (invoices)" in result.stderr
+    assert target.tables() == {"invoices": 0}
+
+
 @pytest.mark.parametrize("to_postgres", [True, False])
 def test_an_interrupted_copy_leaves_the_target_as_it_was(original, target, tmp_path, to_postgres):
     def interrupt(table, rows):
