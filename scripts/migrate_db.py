@@ -45,31 +45,32 @@ def main(source, target, replace, batch, progress):
     GiST indexes). The portal itself still serves from SQLite only.
     """
     shown = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=0, unit="row", file=sys.stderr, disable=not shown, mininterval=0.25, leave=False)
+    bars = []
 
-    def totals(counts):
-        bar.total = sum(counts.values())
-        bar.refresh()
+    def totals(counts):  # the source's rows, counted in its snapshot before the copy starts
+        bars.append(tqdm(total=sum(counts.values()), unit="row", file=sys.stderr, disable=not shown,
+                         mininterval=0.25, leave=False))
 
     def advance(table, rows):
-        bar.set_description(table, refresh=False)
-        bar.update(rows)
+        bars[0].set_description(table, refresh=False)
+        bars[0].update(rows)
 
     try:
-        counts = transfer.move(source, target, replace=replace, batch=batch, progress=advance, totals=totals)
+        try:
+            counts = transfer.move(source, target, replace=replace, batch=batch, progress=advance,
+                                   totals=totals)
+        finally:
+            for bar in bars:
+                bar.close()
     except transfer.Refusal as exc:
         raise Refused(f"{exc}.") from None
     except transfer.CopyFailed as exc:
-        bar.close()
         if exc.counts:
             echo_err(_table(exc.counts))
         raise Failed(f"{exc}; {describe(target)} was left as it was.") from None
     except KeyboardInterrupt:
-        bar.close()
         echo_err(f"Interrupted; {describe(target)} was left as it was.")
         sys.exit(130)
-    finally:
-        bar.close()
     click.echo(_table(counts))
     click.echo(f"Copied {sum(c.source for c in counts)} rows in {len(counts)} tables from {describe(source)}"
                f" to {describe(target)}; every count matches.")
