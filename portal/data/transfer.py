@@ -199,7 +199,7 @@ def _to_sqlite(copy: TableCopy, target: Path, replace: bool) -> list[Count]:
         db.migrate(tmp)  # the same schema a new portal database gets
         engine = engine_for(tmp)
         try:
-            with engine.begin() as conn, writing(tmp):
+            with writing(tmp), engine.begin() as conn:
                 tables = portable.sqlite_tables(copy.ref)
                 for table in reversed(copy.ref.tables()):
                     conn.execute(tables[table.name].delete())  # what the migrations themselves wrote
