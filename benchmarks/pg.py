@@ -103,5 +103,5 @@ def available() -> str | None:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        return "psycopg not installed (requirements-dev.txt)"
+        return "psycopg not installed (requirements.txt)"
     return None

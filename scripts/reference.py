@@ -12,8 +12,8 @@ import click
 SCRIPTS = Path(__file__).resolve().parent
 # In the order staff meet them; every script with a command is here (a test checks it).
 ORDER = ["incident.py", "import_coverage.py", "import_towns.py", "layers.py", "export_layers.py", "backup.py",
-         "restore.py", "audit.py", "notify.py", "subscribers.py", "demand.py", "feedback.py", "export_static.py", "build_db.py",
-         "make_demo_data.py"]
+         "restore.py", "migrate_db.py", "audit.py", "notify.py", "subscribers.py", "demand.py", "feedback.py",
+         "export_static.py", "build_db.py", "make_demo_data.py"]
 WIDTH = 100
 
 
@@ -41,7 +41,9 @@ def render() -> str:
            "Every script runs from a checkout as `python scripts/NAME.py`, takes `--help`, and works on the"
            " database named by `--db` (default `$PORTAL_DB`, else `instance/portal.sqlite`). `--db` must name"
            " an existing portal database: only `build_db.py` makes one where there is none, and"
-           " `import_coverage.py`, `import_towns.py` and `restore.py` do when given `--create`.", "",
+           " `import_coverage.py`, `import_towns.py` and `restore.py` do when given `--create`."
+           " `migrate_db.py` takes the two databases it copies between as arguments instead"
+           " ([deploy.md](deploy.md#6-moving-a-deployment-between-sqlite-and-postgresql)).", "",
            "A refused input prints `Error: ...` on stderr naming the value and what would be right, exits 2"
            " and leaves the database exactly as it was. Staff texts (titles, messages, causes, authors, names"
            " in imported files) may hold tabs and line breaks (spaces in one-line texts, kept in messages)"
