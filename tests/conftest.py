@@ -42,3 +42,65 @@ def client(app):
     c = app.test_client()
     c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     return c
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Start a private PostgreSQL + PostGIS cluster (Debian's packages) for the session; yield its socket folder."""
+    from benchmarks import pg
+
+    if pg.available() is not None:
+        pytest.skip(pg.available())
+    with pg.cluster() as dsn:
+        yield dict(part.split("=", 1) for part in dsn.split())["host"]
+
+
+@pytest.fixture(scope="session")
+def pg_demo_template(pg_server, demo_db_template) -> str:
+    """Copy the demo database to PostgreSQL once (``migrate_db``'s copy); return the database's name."""
+    import psycopg
+
+    from portal.data import transfer
+
+    with psycopg.connect(f"host={pg_server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE portal_demo")
+    transfer.move(str(demo_db_template), f"postgresql://bench@/portal_demo?host={pg_server}")
+    return "portal_demo"
+
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server, pg_demo_template) -> str:
+    """Give the test its own PostgreSQL copy of the demo database; return its URL."""
+    import psycopg
+
+    name = f"portal_test_{next(_pg_databases)}"
+    with psycopg.connect(f"host={pg_server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {pg_demo_template}")
+    return f"postgresql://bench@/{name}?host={pg_server}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request) -> str:
+    """Run the test once on SQLite and once on PostgreSQL: the name of the engine."""
+    return request.param
+
+
+@pytest.fixture
+def write_conn(engine, request):
+    """A driver connection to the test's own copy of the demo database, on the engine under test.
+
+    Autocommit, as ``portal.listening.store.connect`` opens them: a statement is a transaction
+    unless ``store.transaction`` opens one.
+    """
+    from portal.data import statements
+    from portal.listening import store
+
+    if engine == "sqlite":
+        conn = store.connect(request.getfixturevalue("db_path"))
+    else:
+        conn = statements.connect_postgres(request.getfixturevalue("pg_url"))
+    yield conn
+    conn.close()

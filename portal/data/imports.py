@@ -25,7 +25,7 @@ from portal.data.gisfiles import (
     file_checksum,
     load_mapping,
 )
-from portal.data.layer_read import LayerRead, want_progress, read_layer
+from portal.data.layer_read import LayerRead, read_layer, want_progress
 from portal.data.text import BadText, check_text
 
 __all__ = [

@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import numpy as np
 import shapely
+import sqlalchemy as sa
 
 from portal.data import db, layers
+from portal.data import statements as sql
 from portal.incidents.records import load_records
 from portal.listening.schema import SERVICE_BITS, STAFF_CELL
 
@@ -83,8 +86,7 @@ def record_draft(conn, draft_id: int) -> int:
 
 def _draft(conn, draft_id: int) -> dict:
     """Return what staff are told of a draft: place, service, distinct reporters and networks, usual level."""
-    row = conn.execute("SELECT id, town, cell, service, opened_at, reporters, networks, usual"
-                       " FROM report_drafts WHERE id = ?", (draft_id,)).fetchone()
+    row = sql.run(conn, _statements().draft, id=draft_id).fetchone()
     return {"id": row["id"], "town": row["town"], "cell": row["cell"], "service": row["service"],
             "opened_at": db.iso(datetime.fromtimestamp(row["opened_at"], timezone.utc)),
             "reporters": row["reporters"], "networks": row["networks"], "usual": round(row["usual"], 1)}
@@ -93,10 +95,22 @@ def _draft(conn, draft_id: int) -> dict:
 def _insert(conn, kind, payload, *, incident_id=None, subscription_id=None, service=None) -> int:
     """Insert one pending event, due now (the wall clock: the worker's own notion of now)."""
     stamp = time.time()
-    cur = conn.execute(
-        "INSERT INTO outbox (kind, incident_id, subscription_id, service, payload, created_at, due_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, incident_id, subscription_id, service, payload, stamp, stamp))
-    return cur.lastrowid
+    return sql.scalar(conn, _statements().insert, kind=kind, incident_id=incident_id,
+                      subscription_id=subscription_id, service=service, payload=payload, created_at=stamp,
+                      due_at=stamp)
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of the outbox that run on every engine (``portal.data.statements``)."""
+    d, o = sql.table("report_drafts"), sql.table("outbox")
+    return SimpleNamespace(
+        draft=sql.Statement(sa.select(d.c.id, d.c.town, d.c.cell, d.c.service, d.c.opened_at, d.c.reporters,
+                                      d.c.networks, d.c.usual).where(d.c.id == sa.bindparam("id"))),
+        insert=sql.Statement(sa.insert(o).values({c: sa.bindparam(c) for c in (
+            "kind", "incident_id", "subscription_id", "service", "payload", "created_at", "due_at")})
+            .returning(o.c.id)),
+    )
 
 
 def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:

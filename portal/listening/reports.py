@@ -27,8 +27,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import sqlite3
 from datetime import datetime, timezone
+from functools import cache
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+
+from portal.data import statements as sql
 
 SERVICES = ("internet", "tv", "phone")
 SPIKE_WINDOW_S = 1800
@@ -91,7 +96,7 @@ def check_service(value) -> str:
     return value
 
 
-def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | None, cell: str | None,
+def record(conn, *, secret: str, service: str, town: str | None, cell: str | None,
            address: str, cookie: str | None, at: float, incident_id: int | None = None) -> dict:
     """Store one report inside the caller's write transaction; run the spike rule when it counts.
 
@@ -103,27 +108,90 @@ def record(conn: sqlite3.Connection, *, secret: str, service: str, town: str | N
     if not town and not cell:
         raise ReportError("town", "give a town or lat and lon")
     reporter, network = identities(secret, address, cookie, at)
-    hour = int(at // 3600)
-    clause, value = _where(town, cell)
-    seen = conn.execute(
-        f"SELECT 1 FROM reports WHERE reporter = ? AND service = ? AND {clause} AND counted AND at > ?"
-        " LIMIT 1", (reporter, service, value, at - 3600)).fetchone()
-    counted = seen is None
-    network_first = counted and conn.execute(
-        f"SELECT 1 FROM reports WHERE network = ? AND service = ? AND {clause} AND network_first AND at > ?"
-        " LIMIT 1", (network, service, value, at - SPIKE_WINDOW_S)).fetchone() is None
-    conn.execute(
-        "INSERT INTO reports (town, cell, service, at, hour, reporter, network, counted, incident_id,"
-        " network_first) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (town, cell, service, at, hour, reporter, network, int(counted), incident_id, int(network_first)))
+    q = _q(bool(town))
+    place = town or cell
+    counted = sql.scalar(conn, q.seen, reporter=reporter, service=service, place=place, since=at - 3600) is None
+    network_first = counted and sql.scalar(conn, q.network_seen, network=network, service=service, place=place,
+                                           since=at - SPIKE_WINDOW_S) is None
+    sql.run(conn, _q(True).insert, town=town, cell=cell, service=service, at=at, hour=int(at // 3600),
+            reporter=reporter, network=network, counted=int(counted), incident_id=incident_id,
+            network_first=int(network_first))
     draft_id, drafted = None, False
     if counted and incident_id is None:
         draft_id, drafted = _spike(conn, town=town, cell=None if town else cell, service=service, at=at)
     return {"counted": counted, "draft_id": draft_id, "drafted": drafted}
 
 
-def _where(town: str | None, cell: str | None) -> tuple[str, str]:
-    return ("town = ?", town) if town else ("cell = ?", cell)
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module, for places named by town and by cell."""
+    return SimpleNamespace(town=_q(True), cell=_q(False))
+
+
+@cache
+def _q(by_town: bool) -> SimpleNamespace:
+    """Return the statements of this module, for places named by town (or by cell)."""
+    r, d = sql.table("reports"), sql.table("report_drafts")
+    place = r.c.town if by_town else r.c.cell
+    counted = sql.truthy(r.c.counted)
+    first = sql.truthy(r.c.network_first)
+    value = sa.bindparam
+
+    def window(*where):
+        return sa.and_(place == value("place"), r.c.service == value("service"), *where,
+                       r.c.at > value("since"), r.c.at <= value("until"))
+
+    def count(where):
+        return sql.Statement(sa.select(sa.func.count()).select_from(r).where(where))
+
+    return SimpleNamespace(
+        seen=sql.Statement(sa.select(sa.literal(1)).where(
+            r.c.reporter == value("reporter"), r.c.service == value("service"), place == value("place"),
+            counted, r.c.at > value("since")).limit(1)),
+        network_seen=sql.Statement(sa.select(sa.literal(1)).where(
+            r.c.network == value("network"), r.c.service == value("service"), place == value("place"),
+            first, r.c.at > value("since")).limit(1)),
+        insert=sql.Statement(sa.insert(r).values({c: value(c) for c in (
+            "town", "cell", "service", "at", "hour", "reporter", "network", "counted", "incident_id",
+            "network_first")})),
+        reporters=count(window(counted)),
+        networks=count(window(first)),
+        networks_distinct=sql.Statement(sa.select(sa.func.count(sa.distinct(r.c.network))).where(window(counted))),
+        # A reporter counts once in any hour (module docstring): the counted rows of a clock hour
+        # are its distinct reporters.
+        usual=count(sa.and_(place == value("place"), r.c.service == value("service"), counted,
+                            r.c.at >= value("since"), r.c.at < value("until"),
+                            r.c.hour.in_([value(f"h{k}") for k in range(1, BASELINE_WEEKS + 1)]))),
+        open_draft=sql.Statement(sa.select(d.c.id).where(
+            d.c.state == sql.const("draft"), sa.func.coalesce(d.c.town, "") == value("town"),
+            sa.func.coalesce(d.c.cell, "") == value("cell"), d.c.service == value("service"),
+            d.c.opened_at > value("since")).order_by(d.c.id.desc()).limit(1)),
+        raise_draft=sql.Statement(sa.update(d).where(d.c.id == value("id")).values(
+            reporters=sa.case((d.c.reporters < value("reporters"), value("reporters")), else_=d.c.reporters),
+            networks=sa.case((d.c.networks < value("networks"), value("networks")), else_=d.c.networks))),
+        new_draft=sql.Statement(sa.insert(d).values({c: value(c) for c in (
+            "town", "cell", "service", "opened_at", "reporters", "networks", "usual")}).returning(d.c.id)),
+        cells=sql.Statement(
+            sa.select(r.c.cell, r.c.service, sa.func.count(sa.distinct(r.c.reporter)))
+            .where(r.c.cell.is_not(None), counted, r.c.at > value("since"), r.c.at <= value("until"),
+                   sa.or_(sa.cast(value("service"), sa.Text).is_(None), r.c.service == value("service")))
+            .group_by(r.c.cell, r.c.service)
+            .having(sa.func.count(sa.distinct(r.c.reporter)) >= MIN_CELL_COUNT)
+            .order_by(r.c.cell, r.c.service)),
+        attached=sql.Statement(sa.select(sa.func.count(sa.distinct(r.c.reporter))).where(
+            r.c.incident_id == value("incident"), counted)),
+        drafts=sql.Statement(sa.select(d).where(d.c.state == sql.const("draft")).order_by(d.c.id.desc())),
+        all_drafts=sql.Statement(sa.select(d).order_by(d.c.id.desc())),
+        draft=sql.Statement(sa.select(d).where(d.c.id == value("id"))),
+        decide=sql.Statement(sa.update(d).where(d.c.id == value("id")).values({c: value(c) for c in (
+            "state", "incident_id", "reason", "decided_at", "decided_by")})),
+        # Reports that made a confirmed draft count towards "N people reported this".
+        attach=sql.Statement(sa.update(r).where(
+            r.c.incident_id.is_(None), r.c.service == value("service"), counted,
+            sa.func.coalesce(r.c.town, "") == value("town"),
+            sa.or_(value("cell") == "", r.c.cell == value("cell")), r.c.at > value("since"))
+            .values(incident_id=value("incident"))),
+    )
 
 
 def reporters(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float,
@@ -131,38 +199,26 @@ def reporters(conn, *, town: str | None = None, cell: str | None = None, service
     """Return the distinct reporters counted in the window ending at ``at`` (at most an hour long)."""
     if window_s > 3600:
         raise ValueError("windows longer than the counting hour would count a reporter twice")
-    clause, value = _where(town, cell)
-    return conn.execute(f"SELECT count(*) FROM reports WHERE {clause} AND service = ? AND counted"
-                        " AND at > ? AND at <= ?", (value, service, at - window_s, at)).fetchone()[0]
+    return sql.scalar(conn, _q(bool(town)).reporters, place=town or cell, service=service, since=at - window_s,
+                      until=at)
 
 
 def recent(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float,
            window_s: int = 3600) -> tuple[int, int]:
     """Return ``(distinct reporters, distinct networks)`` counted in the window ending at ``at``."""
-    clause, value = _where(town, cell)
     found = reporters(conn, town=town, cell=cell, service=service, at=at, window_s=window_s)
-    if window_s <= SPIKE_WINDOW_S:
-        networks = conn.execute(f"SELECT count(*) FROM reports WHERE {clause} AND service = ?"
-                                " AND network_first AND at > ? AND at <= ?",
-                                (value, service, at - window_s, at)).fetchone()[0]
-    else:
-        networks = conn.execute(f"SELECT count(DISTINCT network) FROM reports WHERE {clause} AND service = ?"
-                                " AND counted AND at > ? AND at <= ?",
-                                (value, service, at - window_s, at)).fetchone()[0]
-    return found, networks
+    q = _q(bool(town))
+    networks = q.networks if window_s <= SPIKE_WINDOW_S else q.networks_distinct
+    return found, sql.scalar(conn, networks, place=town or cell, service=service, since=at - window_s, until=at)
 
 
 def usual(conn, *, town: str | None = None, cell: str | None = None, service: str, at: float) -> float:
     """Return the usual distinct reporters in the hour of the week of ``at`` (mean of past weeks)."""
-    clause, value = _where(town, cell)
     hour = int(at // 3600)
-    hours = [hour - WEEK_H * k for k in range(1, BASELINE_WEEKS + 1)]
-    marks = ", ".join("?" * len(hours))
-    row = conn.execute(
-        f"SELECT count(DISTINCT hour || '|' || reporter) FROM reports WHERE {clause} AND service = ?"
-        f" AND counted AND at >= ? AND at < ? AND hour IN ({marks})",
-        (value, service, hours[-1] * 3600, (hours[0] + 1) * 3600, *hours)).fetchone()
-    return row[0] / BASELINE_WEEKS
+    hours = {f"h{k}": hour - WEEK_H * k for k in range(1, BASELINE_WEEKS + 1)}
+    found = sql.scalar(conn, _q(bool(town)).usual, place=town or cell, service=service,
+                       since=hours[f"h{BASELINE_WEEKS}"] * 3600, until=(hours["h1"] + 1) * 3600, **hours)
+    return found / BASELINE_WEEKS
 
 
 def town_counts(conn, town: str, at: float) -> list[dict]:
@@ -173,28 +229,19 @@ def town_counts(conn, town: str, at: float) -> list[dict]:
 
 def cell_counts(conn, at: float, service: str | None = None, window_s: int = 3600) -> list[dict]:
     """Return distinct reporters per cell and service in the window (cells of ``MIN_CELL_COUNT`` or more)."""
-    rows = conn.execute(
-        "SELECT cell, service, count(DISTINCT reporter) FROM reports WHERE cell IS NOT NULL AND counted"
-        " AND at > ? AND at <= ? AND (? IS NULL OR service = ?) GROUP BY cell, service"
-        " HAVING count(DISTINCT reporter) >= ? ORDER BY cell, service",
-        (at - window_s, at, service, service, MIN_CELL_COUNT)).fetchall()
+    rows = sql.run(conn, _q(False).cells, since=at - window_s, until=at, service=service).fetchall()
     return [{"cell": r[0], "service": r[1], "count": r[2]} for r in rows]
 
 
 def attached(conn, incident_id: int) -> int:
     """Return how many distinct reporters reported while the incident was active."""
-    return conn.execute("SELECT count(DISTINCT reporter) FROM reports WHERE incident_id = ? AND counted",
-                        (incident_id,)).fetchone()[0]
+    return sql.scalar(conn, _q(True).attached, incident=incident_id)
 
 
 def attached_counts(conn, incident_ids) -> dict[int, int]:
     """Return ``{incident id: distinct reporters}`` for the incidents that have attached reports."""
-    ids = [int(i) for i in incident_ids]
-    if not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    return dict(conn.execute(f"SELECT incident_id, count(DISTINCT reporter) FROM reports WHERE incident_id IN"
-                             f" ({marks}) AND counted GROUP BY incident_id", ids).fetchall())
+    found = {i: attached(conn, i) for i in {int(i) for i in incident_ids}}
+    return {i: n for i, n in found.items() if n}
 
 
 def check_spike(conn, *, town: str | None, cell: str | None, service: str, at: float) -> int | None:
@@ -206,22 +253,18 @@ def _spike(conn, *, town, cell, service, at) -> tuple[int | None, bool]:
     """Return ``(draft id or None, whether this call opened it)``."""
     found, networks = recent(conn, town=town, cell=cell, service=service, at=at, window_s=SPIKE_WINDOW_S)
     base = usual(conn, town=town, cell=cell, service=service, at=at) * SPIKE_WINDOW_S / 3600
-    open_draft = conn.execute(
-        "SELECT id FROM report_drafts WHERE state = 'draft'"
-        " AND coalesce(town, '') = ? AND coalesce(cell, '') = ?"
-        " AND service = ? AND opened_at > ? ORDER BY id DESC LIMIT 1",
-        (town or "", cell or "", service, at - DRAFT_FRESH_S)).fetchone()
+    q = _q(bool(town))
+    open_draft = sql.scalar(conn, q.open_draft, town=town or "", cell=cell or "", service=service,
+                            since=at - DRAFT_FRESH_S)
     if open_draft is not None:
-        conn.execute("UPDATE report_drafts SET reporters = max(reporters, ?), networks = max(networks, ?)"
-                     " WHERE id = ?", (found, networks, open_draft[0]))
-        return open_draft[0], False
+        sql.run(conn, q.raise_draft, reporters=found, networks=networks, id=open_draft)
+        return open_draft, False
     if networks < SPIKE_MIN_NETWORKS or found < SPIKE_RATIO * base:
         return None, False
     from portal.listening import outbox
 
-    draft_id = conn.execute(
-        "INSERT INTO report_drafts (town, cell, service, opened_at, reporters, networks, usual)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)", (town, cell, service, at, found, networks, base)).lastrowid
+    draft_id = sql.scalar(conn, q.new_draft, town=town, cell=cell, service=service, opened_at=at,
+                          reporters=found, networks=networks, usual=base)
     # Staff are told through the outbox, in this same transaction: the draft and its notice
     # commit together, and the worker delivers it once (see ``outbox.record_draft``).
     outbox.record_draft(conn, draft_id)
@@ -230,13 +273,13 @@ def _spike(conn, *, town, cell, service, at) -> tuple[int | None, bool]:
 
 def drafts(conn, *, all_states: bool = False) -> list[dict]:
     """Return drafts (open ones, or every one), newest first."""
-    where = "" if all_states else "WHERE state = 'draft'"
-    return [dict(r) for r in conn.execute(f"SELECT * FROM report_drafts {where} ORDER BY id DESC")]
+    q = _q(True)
+    return [dict(r) for r in sql.run(conn, q.all_drafts if all_states else q.drafts)]
 
 
 def get_draft(conn, draft_id: int) -> dict:
     """Return an open draft, or raise Refused saying why not."""
-    row = conn.execute("SELECT * FROM report_drafts WHERE id = ?", (draft_id,)).fetchone()
+    row = sql.run(conn, _q(True).draft, id=draft_id).fetchone()
     if row is None:
         raise Refused(f"draft {draft_id} does not exist; `incident.py drafts` lists the open ones")
     if row["state"] != "draft":
@@ -248,9 +291,8 @@ def mark(conn, draft_id: int, *, state: str, at: float, by: str, incident_id: in
          reason: str | None = None) -> None:
     """Record staff's decision on an open draft (inside the caller's transaction)."""
     get_draft(conn, draft_id)
-    conn.execute("UPDATE report_drafts SET state = ?, incident_id = ?, reason = ?, decided_at = ?,"
-                 " decided_by = ?"
-                 " WHERE id = ?", (state, incident_id, reason, at, by, draft_id))
+    sql.run(conn, _q(True).decide, state=state, incident_id=incident_id, reason=reason, decided_at=at,
+            decided_by=by, id=draft_id)
 
 
 def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, message: str | None = None,
@@ -292,12 +334,8 @@ def confirm(db_path, draft_id: int, *, author: str, title: str | None = None, me
                                                             ("message_en", message_en)) if v is not None})
     with store.transaction(db_path) as conn:
         mark(conn, draft_id, state="confirmed", at=opened.timestamp(), by=author, incident_id=incident_id)
-        # Reports that made the draft count towards "N people reported this".
-        conn.execute("UPDATE reports SET incident_id = ? WHERE incident_id IS NULL AND service = ?"
-                     " AND counted"
-                     " AND coalesce(town, '') = ? AND (? = '' OR cell = ?) AND at > ?",
-                     (incident_id, draft["service"], draft["town"] or "", draft["cell"] or "",
-                      draft["cell"] or "", draft["opened_at"] - SPIKE_WINDOW_S))
+        sql.run(conn, _q(True).attach, incident=incident_id, service=draft["service"], town=draft["town"] or "",
+                cell=draft["cell"] or "", since=draft["opened_at"] - SPIKE_WINDOW_S)
     return incident_id
 
 

@@ -53,10 +53,12 @@ def thread_connection(path: str | Path) -> sqlite3.Connection:
 @contextmanager
 def transaction(conn_or_path):
     """Yield a connection inside one ``BEGIN IMMEDIATE`` transaction: all of it lands, or none."""
-    own = not isinstance(conn_or_path, sqlite3.Connection)
+    own = isinstance(conn_or_path, (str, Path))
     conn = connect(conn_or_path) if own else conn_or_path
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        # SQLite: take the write lock now, not at the first write (no deadlock of two readers
+        # turning writers). PostgreSQL locks rows as they are written.
+        conn.execute("BEGIN IMMEDIATE" if isinstance(conn, sqlite3.Connection) else "BEGIN")
         try:
             yield conn
             conn.execute("COMMIT")

@@ -229,7 +229,7 @@ def warm(app: Flask) -> None:
 
     from portal import answers
     from portal.coverage import snapshot as state
-    from portal.data import db
+    from portal.data import db, statements
 
     conn = db.connect_readonly(app.config["DATABASE"])
     try:
@@ -242,6 +242,9 @@ def warm(app: Flask) -> None:
         # is missing, so every nearest search runs.
         minlon, minlat, _, _ = snap.coverage.bounds or (0.0, 0.0, 0.0, 0.0)
         answers.check_point(snap, max(minlat - 0.01, -90.0), max(minlon - 0.01, -180.0), db.utcnow())
+        # The statements public writes run (crowd reports), written out for SQLite once, here.
+        import portal.listening.reports  # noqa: F401 -- registers its statements
+        statements.prepare(statements.SQLITE)
     finally:
         conn.close()
     gc.collect()
