@@ -3,14 +3,15 @@ real SMTP server, the town's public numbers, and that nothing anyone wrote is sh
 from __future__ import annotations
 
 import sqlite3
+
 import pytest
 from dbtools import dump
 from listening_tools import settings_for
 from mailserver import BASE_URL, SmtpServer, body, run_script, subject, worker_env
+from tests_paths import ROOT
 
 from portal import create_app
 from portal.listening import feedback, worker
-from tests_paths import ROOT
 
 FEEDBACK = ROOT / "scripts" / "feedback.py"
 PECHORY = (57.812371, 27.614539)

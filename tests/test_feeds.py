@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 import feedparser
 from icalendar import Calendar
 
+from portal.config import ENVIRONMENT_SETTINGS
 from portal.incidents import feeds
 from portal.incidents import writes as incidents
-from portal.config import ENVIRONMENT_SETTINGS
 from tests.conftest import DEMO_NOW
 
 BASE = ENVIRONMENT_SETTINGS["BASE_URL"][1]  # the public origin feeds link to, whatever the Host header
