@@ -89,18 +89,22 @@ def engine(request) -> str:
 
 
 @pytest.fixture
-def write_conn(engine, request):
+def db_target(engine, request) -> str:
+    """The test's own copy of the demo database on the engine under test: a path or a postgresql:// URL."""
+    if engine == "sqlite":
+        return str(request.getfixturevalue("db_path"))
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def write_conn(db_target):
     """A driver connection to the test's own copy of the demo database, on the engine under test.
 
     Autocommit, as ``portal.listening.store.connect`` opens them: a statement is a transaction
     unless ``store.transaction`` opens one.
     """
     from portal.data import statements
-    from portal.listening import store
 
-    if engine == "sqlite":
-        conn = store.connect(request.getfixturevalue("db_path"))
-    else:
-        conn = statements.connect_postgres(request.getfixturevalue("pg_url"))
+    conn = statements.connect(db_target)
     yield conn
     conn.close()

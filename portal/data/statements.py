@@ -14,6 +14,11 @@ construct says it once:
 
 - ``truthy(column)``: an integer column used as a yes/no (SQLite's ``WHERE counted``, which a
   partial index is also declared with); PostgreSQL wants ``counted <> 0`` for the same thing.
+- ``geometry_in(value)`` and ``geometry_out(column)``: geometries are WKB bytes in Python;
+  PostGIS keeps them as ``geometry`` (SRID 4326), made and read with ``ST_GeomFromWKB`` and
+  ``ST_AsBinary``.
+- ``upsert(table, keys, values, update)``: ``INSERT ... ON CONFLICT DO UPDATE``, which
+  SQLAlchemy builds with a construct of each dialect's own.
 - ``const(value)``: a constant written into the SQL, not bound. A partial index declared
   ``WHERE state = 'draft'`` serves only a query that says ``'draft'`` itself: SQLite cannot
   know what a bound value will be when it plans the statement.
@@ -93,8 +98,73 @@ def const(value: str | int):
     return sa.literal_column("'" + value.replace("'", "''") + "'", sa.Text)
 
 
+class geometry_in(ColumnElement):
+    """A WKB value (bytes, lon/lat) going into a geometry column: as it is on SQLite, made a PostGIS
+    geometry of SRID 4326 on PostgreSQL (``ST_GeomFromWKB``)."""
+
+    type = sa.LargeBinary()
+    inherit_cache = True
+
+    def __init__(self, value):
+        self.value = value
+
+
+@compiles(geometry_in)
+def _geometry_in(element, compiler, **kw):
+    return compiler.process(element.value, **kw)
+
+
+@compiles(geometry_in, "postgresql")
+def _geometry_in_postgres(element, compiler, **kw):
+    from portal.data.portable import SRID
+
+    return f"ST_GeomFromWKB({compiler.process(element.value, **kw)}, {SRID})"
+
+
+class geometry_out(ColumnElement):
+    """A geometry column read as WKB bytes on every engine (``ST_AsBinary`` on PostgreSQL)."""
+
+    type = sa.LargeBinary()
+    inherit_cache = True
+
+    def __init__(self, column):
+        self.column = column
+        self.name = column.name
+
+
+@compiles(geometry_out)
+def _geometry_out(element, compiler, **kw):
+    return compiler.process(element.column, **kw)
+
+
+@compiles(geometry_out, "postgresql")
+def _geometry_out_postgres(element, compiler, **kw):
+    return f"ST_AsBinary({compiler.process(element.column, **kw)}) AS {element.name}"
+
+
+def upsert(table: sa.Table, keys: list[str], values: dict, update: list[str]):
+    """Return an "insert, or update these columns when the key exists" for ``Statement``.
+
+    Each dialect spells ``ON CONFLICT`` with its own construct in SQLAlchemy; the statement is
+    made per dialect from the same description. ``values``: column → value (a ``bindparam``).
+    """
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    def make(dialect: str):
+        found = (pg_insert if dialect == POSTGRESQL else sqlite_insert)(table).values(values)
+        return found.on_conflict_do_update(index_elements=keys,
+                                           set_={c: getattr(found.excluded, c) for c in update})
+
+    return make
+
+
 class Statement:
-    """A Core expression with its SQL text per dialect, made on first use."""
+    """A Core expression with its SQL text per dialect, made on first use.
+
+    ``expression`` is a Core statement, or a function of the dialect's name returning one (for
+    the few constructs SQLAlchemy spells per dialect, such as ``upsert``).
+    """
 
     __slots__ = ("expression", "_made")
 
@@ -106,7 +176,8 @@ class Statement:
         """Return the statement's SQL for a dialect and the values of the literals it binds."""
         made = self._made.get(dialect)
         if made is None:
-            compiled = self.expression.compile(dialect=_dialect(dialect))
+            expression = self.expression(dialect) if callable(self.expression) else self.expression
+            compiled = expression.compile(dialect=_dialect(dialect))
             made = self._made[dialect] = (str(compiled), dict(compiled.params))
         return made
 
@@ -181,6 +252,17 @@ def _rows(cursor):
         return tuple
     kind = type("Row", (Row,), {"__slots__": (), "_names": tuple(c.name for c in cursor.description)})
     return kind
+
+
+def connect(target):
+    """Open a write connection (autocommit) to an SQLite path or a ``postgresql://`` URL."""
+    from portal.data.engines import is_postgres
+
+    if is_postgres(str(target)):
+        return connect_postgres(str(target))
+    from portal.listening import store
+
+    return store.connect(target)
 
 
 def connect_postgres(url: str):
