@@ -256,10 +256,6 @@ def _rows(cursor):
 
 def connect(target):
     """Open a write connection (autocommit) to an SQLite path or a ``postgresql://`` URL."""
-    from portal.data.engines import is_postgres
-
-    if is_postgres(str(target)):
-        return connect_postgres(str(target))
     from portal.listening import store
 
     return store.connect(target)

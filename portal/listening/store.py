@@ -14,8 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open a write connection in autocommit mode (one statement, one transaction)."""
+def connect(path: str | Path):
+    """Open a write connection in autocommit mode (one statement, one transaction).
+
+    ``path``: an SQLite file, or a ``postgresql://`` URL (a psycopg connection, rows read like SQLite's).
+    """
+    if "://" in str(path):
+        from portal.data import statements
+
+        return statements.connect_postgres(str(path))
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys=ON")
