@@ -14,6 +14,17 @@ from portal.config import default_database_path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Target(click.ParamType):
+    """An SQLite file (a ``Path``) or a ``postgresql://`` URL (kept as text: a path would fold its ``//``)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or "://" not in str(value):
+            return Path(value)
+        return str(value)
+
+
 def db_option(func=None, *, must_exist: bool = True):
     """Add ``--db PATH`` (default: ``$PORTAL_DB`` or the app's instance database).
 
@@ -25,11 +36,11 @@ def db_option(func=None, *, must_exist: bool = True):
         return click.option(
             "--db",
             "db_path",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=Target(),
             default=lambda: str(default_database_path()),
             show_default="$PORTAL_DB or instance/portal.sqlite",
             callback=_existing_database if must_exist else None,
-            help="The portal's SQLite database" + (" (must exist)." if must_exist else "."),
+            help="The portal's SQLite database, or a postgresql:// URL" + (" (must exist)." if must_exist else "."),
         )(f)
 
     return decorate(func) if func is not None else decorate
@@ -54,8 +65,11 @@ class Refused(click.ClickException):
 def require_database(db_path) -> Path:
     """Return the path of an existing portal database, or refuse naming the path and what would be right.
 
-    The file is opened read-only through SQLite (never written, not even its journal).
+    The file is opened read-only through SQLite (never written, not even its journal). A
+    ``postgresql://`` URL is returned as it is once it names a portal (``require_postgres``).
     """
+    if "://" in str(db_path):
+        return require_postgres(str(db_path))
     path = Path(db_path)
     hint = ("give the portal's database with --db or $PORTAL_DB (make a new one with"
             " python scripts/build_db.py --db PATH)")
@@ -66,6 +80,28 @@ def require_database(db_path) -> Path:
     if not is_portal_database(path):
         raise Refused(f"--db {db_path} is not a portal database (no meta table with a revision); {hint}.")
     return path
+
+
+def require_postgres(url: str) -> str:
+    """Return a PostgreSQL URL that names a portal, or refuse saying what is wrong (one line)."""
+    from portal.data import statements
+    from portal.data.engines import describe, is_postgres
+
+    if not is_postgres(url):
+        raise Refused(f"--db {url}: give an SQLite file or a postgresql:// URL.")
+    try:
+        conn = statements.connect_postgres(url)
+    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
+        raise Refused(f"--db {describe(url)}: cannot connect ({str(exc).strip().splitlines()[0]}).") from None
+    try:
+        found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None and \
+            conn.execute("SELECT 1 FROM meta WHERE key = 'revision'").fetchone() is not None
+    finally:
+        conn.close()
+    if not found:
+        raise Refused(f"--db {describe(url)} is not a portal database (no meta table with a revision); copy"
+                      " one there with python scripts/migrate_db.py FROM TO.")
+    return url
 
 
 def is_portal_database(path: Path) -> bool:

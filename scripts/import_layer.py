@@ -50,7 +50,7 @@ def import_command(kind: str):
                 datetime.fromisoformat(as_of.replace("Z", "+00:00"))
             except ValueError:
                 raise Refused(f"--as-of {as_of!r} is not an ISO 8601 date (e.g. 2025-06-30).")
-        if not (create and not db_path.exists()):
+        if not (create and not isinstance(db_path, str) and not db_path.exists()):  # str: a URL
             require_database(db_path)
         try:
             result = imports.import_layer(

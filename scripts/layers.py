@@ -8,7 +8,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 import click
 from cli import Refused, author_default, db_option, require_database
 
-from portal.data import db, layers
+from portal.data import audit, db, layers
 from portal.data.text import BadText, check_text
 
 
@@ -103,11 +103,8 @@ def rollback(layer_id, author, db_path):
             raise Refused(f"layer {layer_id} is already the live {info['kind']} layer;"
                           " name an earlier layer (see: python scripts/layers.py list).")
         layers.activate_layer(conn, layer_id)
-        conn.execute(
-            "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            (db.iso(db.utcnow()), author, "layer.rollback", f"layer {layer_id}",
-             json.dumps({"kind": info["kind"], "previous_live": was})),
-        )
+        audit.record(conn, author=author, action="layer.rollback", subject=f"layer {layer_id}",
+                     detail={"kind": info["kind"], "previous_live": was})
     click.echo(f"Layer {layer_id} ({info['kind']}, {info['source']}) is live again;"
                f" layer {was} is no longer live.")
     _nudge(db_path)

@@ -35,7 +35,7 @@ def _settings(db_path: Path) -> Settings:
     """
     from portal.data import build
 
-    build.ensure_database(Path(db_path))
+    build.ensure_database(db_path)
     try:
         return Settings.from_config(config.settings({"DATABASE": str(db_path)}))
     except ValueError as exc:

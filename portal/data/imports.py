@@ -7,16 +7,18 @@ or nothing (refused file, dry run, crash).
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import shapely
+import sqlalchemy as sa
 from tqdm import tqdm
 
-from portal.data import db, layers
+from portal.data import audit, db, layers
+from portal.data import statements as sql
+from portal.data.engines import is_postgres as is_url
 from portal.data.gisfiles import (
     BadMapping,
     ImportFailure,
@@ -117,8 +119,10 @@ def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
                 checksum: str | None = None, as_of: str | None = None, report: dict | None = None,
                 progress: bool | None = False) -> int:
     """Store a layer and make it live in one transaction (with an audit row, town shares); return its id."""
-    # A database from before shares were stored gets their table here.
-    db.migrate(db_path)
+    if not is_url(db_path):
+        # A database from before shares were stored gets their table here (a PostgreSQL portal
+        # is made whole: ``portal.data.portable``).
+        db.migrate(db_path)
     shares = _measure_shares(db_path, kind, features, bool(progress))
     with db.writing(db_path) as conn:
         with tqdm(total=len(features), desc="writing", unit="feat", file=sys.stderr,
@@ -127,12 +131,8 @@ def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
                 conn, kind, _Counted(features, bar), source=source, author=author,
                 checksum=checksum, as_of=as_of, report=report, shares=shares,
             )
-        conn.execute(
-            "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            (db.iso(db.utcnow()), author, "layer.import", f"layer {layer_id}",
-             json.dumps({"kind": kind, "source": source, "checksum": checksum,
-                         "features": len(features)})),
-        )
+        audit.record(conn, author=author, action="layer.import", subject=f"layer {layer_id}",
+                     detail={"kind": kind, "source": source, "checksum": checksum, "features": len(features)})
     return layer_id
 
 
@@ -157,7 +157,7 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
     if not author:
         raise ImportFailure("empty author; give who is importing (--author or $PORTAL_AUTHOR)")
     show = want_progress(progress)
-    if not Path(db_path).exists():
+    if not is_url(db_path) and not Path(db_path).exists():
         if dry_run:  # a dry run writes nothing, not even a new empty database
             with tempfile.TemporaryDirectory() as tmp:
                 empty = Path(tmp) / "empty.sqlite"
@@ -246,11 +246,12 @@ def _warn_removed_towns(conn, features: list, report: dict) -> None:
     removed = live - {t.slug for t in features}
     if not removed:
         return
-    marks = ",".join("?" * len(removed))
-    rows = conn.execute(
-        f"SELECT it.slug, i.id, i.resolved_at FROM incident_towns it JOIN incidents i"
-        f" ON i.id = it.incident_id WHERE it.slug IN ({marks}) ORDER BY i.id", sorted(removed)
-    ).fetchall()
+    named, incidents = sql.table("incident_towns"), sql.table("incidents")
+    # Made for these slugs (an import is rare: the statement is not kept).
+    rows = sql.run(conn, sql.Statement(
+        sa.select(named.c.slug, incidents.c.id, incidents.c.resolved_at)
+        .join_from(named, incidents, incidents.c.id == named.c.incident_id)
+        .where(named.c.slug.in_(sorted(removed))).order_by(incidents.c.id))).fetchall()
     report["removed_towns_in_incidents"] = [
         {"slug": r[0], "incident": r[1], "active": r[2] is None} for r in rows
     ]

@@ -12,13 +12,12 @@ saved first, so a restore can itself be undone.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import uuid
 from pathlib import Path
 
-from portal.data import db
+from portal.data import audit, db
 
 
 class RestoreRefused(ValueError):
@@ -136,11 +135,8 @@ def _stamp(work: Path, *, after: int, backup: Path, author: str, revision: int) 
         with conn:
             db.bump_revision(conn, after=after)
             db.set_meta(conn, "build_id", uuid.uuid4().hex)
-            conn.execute(
-                "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-                (db.iso(db.utcnow()), author, "database.restore", "database",
-                 json.dumps({"backup": str(backup), "backup_revision": revision,
-                             "replaced_revision": after})))
+            audit.record(conn, author=author, action="database.restore", subject="database",
+                         detail={"backup": str(backup), "backup_revision": revision, "replaced_revision": after})
     finally:
         conn.close()
 

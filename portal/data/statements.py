@@ -177,7 +177,9 @@ class Statement:
         made = self._made.get(dialect)
         if made is None:
             expression = self.expression(dialect) if callable(self.expression) else self.expression
-            compiled = expression.compile(dialect=_dialect(dialect))
+            # An IN list given with the expression becomes one bound value per item here.
+            compiled = expression.compile(dialect=_dialect(dialect),
+                                          compile_kwargs={"render_postcompile": True})
             made = self._made[dialect] = (str(compiled), dict(compiled.params))
         return made
 
