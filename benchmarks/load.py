@@ -186,12 +186,17 @@ def combine(runs: list[dict]) -> dict:
             "p99_ms_rounds": [r["p99_ms"] for r in runs], "steal_pct_max": max(steals) if steals else None}
 
 
-def nginx_conf(upstream_port: int, port: int, folder: Path) -> str:
-    """Return docs/nginx.conf with ports, cache and log paths moved into ``folder``."""
+def nginx_conf(upstream_port: int | list[int], port: int, folder: Path) -> str:
+    """Return docs/nginx.conf with ports, cache and log paths moved into ``folder``.
+
+    ``upstream_port``: one portal node, or several (one ``server`` line each, as docs/deploy.md
+    shows for more than one machine).
+    """
     text = NGINX_CONF.read_text()
+    ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
     swaps = {
         "listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;",
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        "server 127.0.0.1:8000;": "\n        ".join(f"server 127.0.0.1:{p};" for p in ports),
         "/var/cache/nginx/portal": str(folder / "cache"),
         "/run/nginx-portal.pid": str(folder / "nginx.pid"),
         "/var/log/nginx/portal-access.log": str(folder / "access.log"),
@@ -206,8 +211,8 @@ def nginx_conf(upstream_port: int, port: int, folder: Path) -> str:
 
 
 @contextmanager
-def nginx(upstream_port: int):
-    """Run nginx with the shipped configuration in front of a gunicorn; yield (base URL, access log)."""
+def nginx(upstream_port: int | list[int]):
+    """Run nginx with the shipped configuration in front of a gunicorn (or several); yield (base URL, access log)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     os.chmod(folder, 0o755)
     (folder / "cache").mkdir()

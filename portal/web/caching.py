@@ -242,9 +242,9 @@ def warm(app: Flask) -> None:
         # is missing, so every nearest search runs.
         minlon, minlat, _, _ = snap.coverage.bounds or (0.0, 0.0, 0.0, 0.0)
         answers.check_point(snap, max(minlat - 0.01, -90.0), max(minlon - 0.01, -180.0), db.utcnow())
-        # The statements public writes run (crowd reports), written out for SQLite once, here.
+        # The statements requests run, written out for this engine once, here.
         import portal.listening.reports  # noqa: F401 -- registers its statements
-        statements.prepare(statements.SQLITE)
+        statements.prepare(statements.POSTGRESQL if "://" in str(app.config["DATABASE"]) else statements.SQLITE)
     finally:
         conn.close()
     gc.collect()
