@@ -7,10 +7,12 @@ of incidents (``outbox``) is tested elsewhere.
 from __future__ import annotations
 
 import json
+import mailbox
 import socket
 import threading
 
 import pytest
+from listening_tools import settings_for
 
 from portal.data import statements as sql
 from portal.listening import deliveries, letters, store, worker
@@ -334,3 +336,17 @@ def test_the_next_event_is_due_after_its_fold_for_updates(conn):
     assert sql.scalar(conn, statement, fold_s=60) == T0 + 30
     event(conn, "opened", created_at=T0 - 30, state="done")
     assert sql.scalar(conn, statement, fold_s=60) == T0 + 30
+
+
+def test_letters_are_sent_once_with_a_stable_message_id(conn, tmp_path):
+    settings = settings_for(tmp_path / "portal.sqlite")  # Maildir beside it: the database is ``conn``'s
+    person = interest(conn, 1, email="ann@example.org", confirmed=True)
+    arrived = letters.record(conn, "coverage_arrived", {"arrivals": [
+        {"interest_id": person, "status": "live", "available_from": None}]})
+    fan_out(conn, arrived, now_ts=T0)
+    assert letters.deliver_due(conn, settings, "w1") == {"sent": 1, "retry": 0, "failed": 0}
+    assert letters.deliver_due(conn, settings, "w1") == {"sent": 0, "retry": 0, "failed": 0}
+    [sent] = list(mailbox.Maildir(str(settings.maildir), create=False))
+    assert sent["To"] == "ann@example.org"
+    assert sent["Message-ID"] == f"<e{arrived}.i{person}.notify@{settings.mail_domain}>"
+    assert execute(conn, "SELECT state FROM letters").fetchone()[0] == "sent"
