@@ -15,7 +15,7 @@ import pytest
 from listening_tools import settings_for
 
 from portal.data import statements as sql
-from portal.listening import deliveries, letters, store, worker
+from portal.listening import deliveries, letters, messages, store, worker
 
 T0 = 1_795_000_000.0
 # A worker on this machine whose process is gone (pid 2**22 + 1 is beyond the pid range).
@@ -350,3 +350,18 @@ def test_letters_are_sent_once_with_a_stable_message_id(conn, tmp_path):
     assert sent["To"] == "ann@example.org"
     assert sent["Message-ID"] == f"<e{arrived}.i{person}.notify@{settings.mail_domain}>"
     assert execute(conn, "SELECT state FROM letters").fetchone()[0] == "sent"
+
+
+def test_the_worker_sends_due_deliveries_once(conn, tmp_path):
+    settings = settings_for(tmp_path / "portal.sqlite")  # Maildir beside it: the database is ``conn``'s
+    subs = [subscription(conn, n) for n in range(2)]
+    events = [event(conn, "confirm") for _ in subs]
+    for e, s in zip(events, subs):
+        delivery(conn, e, s, T0)
+    counts = worker.deliver_due(conn, settings, "w1")
+    assert counts == {"sent": 2, "retry": 0, "failed": 0}
+    assert worker.deliver_due(conn, settings, "w1") == {"sent": 0, "retry": 0, "failed": 0}
+    sent = list(mailbox.Maildir(str(settings.maildir), create=False))
+    assert {m["Message-ID"] for m in sent} == {messages.message_id(e, s, settings.mail_domain)
+                                              for e, s in zip(events, subs)}
+    assert deliveries.status(conn, T0)["deliveries"] == {"pending": 0, "sending": 0, "sent": 2, "failed": 0}
