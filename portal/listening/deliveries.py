@@ -15,13 +15,19 @@ from __future__ import annotations
 import os
 import socket
 import time
+from types import SimpleNamespace
 
+import sqlalchemy as sa
+
+from portal.data import statements as sql
 from portal.listening import store
 
 BATCH = 200
 LEASE_S = 120.0
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_S = 3600.0
+# Claimed rows are read this many ids per statement (one statement for a whole batch).
+CHUNK = BATCH
 
 
 def worker_id() -> str:
@@ -30,32 +36,37 @@ def worker_id() -> str:
 
 
 def claim(conn, me: str, now_ts: float, limit: int = BATCH) -> list:
-    """Claim up to ``limit`` due deliveries for this worker; return them with their event and subscription."""
+    """Claim up to ``limit`` due deliveries for this worker; return them with their event and subscription.
+
+    On PostgreSQL the due rows are locked as they are picked and rows another worker is claiming
+    are skipped (``FOR UPDATE SKIP LOCKED``): two workers never claim the same row. SQLite has
+    one writer at a time (``BEGIN IMMEDIATE``).
+    """
+    q = _statements()
     with store.transaction(conn):
-        ids = [r[0] for r in conn.execute(
-            "UPDATE deliveries SET state = 'sending', claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
-            " WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?"
-            " ORDER BY due_at, id LIMIT ?) RETURNING id", (me, now_ts + LEASE_S, now_ts, limit))]
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return conn.execute(
-        "SELECT d.id, d.event_id, d.subscription_id, d.attempts, s.channel, s.address, s.secret, s.token,"
-        " s.town, s.cell, s.lat, s.lon, s.services, s.lang, s.confirmed_at, e.kind, e.payload"
-        " FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id JOIN outbox e ON e.id = d.event_id"
-        f" WHERE d.id IN ({marks}) ORDER BY d.id", ids).fetchall()
+        ids = sorted(r[0] for r in sql.run(conn, q.claim, me=me, until=now_ts + LEASE_S, now=now_ts,
+                                           limit=limit))
+    return claimed(conn, q.claimed, ids)
+
+
+def claimed(conn, statement, ids: list) -> list:
+    """Return the rows of claimed ids in order, ``CHUNK`` ids a statement (``NULL`` fills the last one)."""
+    rows = []
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        rows += sql.run(conn, statement, **{f"i{k}": part[k] if k < len(part) else None
+                                            for k in range(CHUNK)}).fetchall()
+    return rows
 
 
 def extend(conn, me: str, now_ts: float) -> None:
     """Extend this worker's claims (a slow batch keeps them)."""
-    conn.execute("UPDATE deliveries SET claimed_until = ? WHERE state = 'sending' AND claimed_by = ?",
-                 (now_ts + LEASE_S, me))
+    sql.run(conn, _statements().extend, until=now_ts + LEASE_S, me=me)
 
 
 def mark_sent(conn, delivery_id: int, now_ts: float) -> None:
     """Record that the channel accepted the message (its own commit, at once)."""
-    conn.execute("UPDATE deliveries SET state = 'sent', sent_at = ?, claimed_by = NULL, claimed_until = NULL,"
-                 " error = NULL WHERE id = ?", (now_ts, delivery_id))
+    sql.run(conn, _statements().sent, sent_at=now_ts, id=delivery_id)
 
 
 def backoff_s(attempts: int, first_s: float) -> float:
@@ -65,25 +76,25 @@ def backoff_s(attempts: int, first_s: float) -> float:
 
 def mark_retry(conn, delivery_ids, now_ts: float, error: str, first_s: float) -> None:
     """Put deliveries back to pending after a temporary failure, due again after their backoff."""
+    q = _statements()
     with store.transaction(conn):
         for delivery_id in delivery_ids:
-            row = conn.execute("SELECT attempts FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            if row is None:
+            attempts = sql.scalar(conn, q.attempts, id=delivery_id)
+            if attempts is None:
                 continue
-            if row[0] >= MAX_ATTEMPTS:
-                _fail(conn, delivery_id, f"gave up after {row[0]} attempts: {error}")
+            if attempts >= MAX_ATTEMPTS:
+                _fail(conn, delivery_id, f"gave up after {attempts} attempts: {error}")
                 continue
-            conn.execute(
-                "UPDATE deliveries SET state = 'pending', due_at = ?, claimed_by = NULL, claimed_until = NULL,"
-                " error = ? WHERE id = ?", (now_ts + backoff_s(row[0], first_s), error[:500], delivery_id))
+            sql.run(conn, q.retry, due_at=now_ts + backoff_s(attempts, first_s), error=error[:500],
+                    id=delivery_id)
 
 
 def release(conn, delivery_ids) -> None:
     """Give claimed deliveries back unattempted (the worker stops early), due at once."""
+    q = _statements()
     with store.transaction(conn):
-        conn.executemany("UPDATE deliveries SET state = 'pending', attempts = max(attempts - 1, 0),"
-                         " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state = 'sending'",
-                         [(i,) for i in delivery_ids])
+        for delivery_id in delivery_ids:
+            sql.run(conn, q.release, id=delivery_id)
 
 
 def mark_failed(conn, delivery_id: int, error: str) -> None:
@@ -93,8 +104,7 @@ def mark_failed(conn, delivery_id: int, error: str) -> None:
 
 def _fail(conn, delivery_id: int, error: str) -> None:
     """Mark one delivery failed."""
-    conn.execute("UPDATE deliveries SET state = 'failed', claimed_by = NULL, claimed_until = NULL, error = ?"
-                 " WHERE id = ?", (error[:500], delivery_id))
+    sql.run(conn, _statements().failed, error=error[:500], id=delivery_id)
 
 
 def recover(conn, now_ts: float, host: str | None = None) -> int:
@@ -103,23 +113,29 @@ def recover(conn, now_ts: float, host: str | None = None) -> int:
     The one delivery a worker had handed to the channel when it died may have been accepted:
     it is sent again with the same Message-ID.
     """
+    return recover_claims(conn, _statements(), now_ts, host)
+
+
+def recover_claims(conn, q, now_ts: float, host: str | None = None) -> int:
+    """Recover the claims of a queue table (its ``claim_statements`` ``q``); return how many."""
     host = host or socket.gethostname()
     stale = []
-    for row in conn.execute("SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'sending'").fetchall():
+    for row in sql.run(conn, q.owners).fetchall():
         owner = row[0] or ""
         name, _, rest = owner.partition(":")
         pid = rest.partition(":")[0]
         if name == host and pid.isdigit() and not _alive(int(pid)):
             stale.append(owner)
     with store.transaction(conn):
-        count = conn.execute("UPDATE deliveries SET state = 'pending', due_at = ?, claimed_by = NULL,"
-                             " claimed_until = NULL WHERE state = 'sending' AND claimed_until < ?",
-                             (now_ts, now_ts)).rowcount
+        count = sql.run(conn, q.expired, now=now_ts).rowcount
         for owner in stale:
-            count += conn.execute("UPDATE deliveries SET state = 'pending', due_at = ?, claimed_by = NULL,"
-                                  " claimed_until = NULL WHERE state = 'sending' AND claimed_by = ?",
-                                  (now_ts, owner)).rowcount
+            count += sql.run(conn, q.orphaned, now=now_ts, owner=owner).rowcount
     return count
+
+
+def next_due(conn) -> float | None:
+    """Return when the next pending delivery is due."""
+    return sql.scalar(conn, _statements().next_due)
 
 
 def _alive(pid: int) -> bool:
@@ -137,16 +153,13 @@ def _alive(pid: int) -> bool:
 
 def status(conn, now_ts: float) -> dict:
     """Return the queue in numbers: deliveries by state, due now, events waiting, oldest due."""
-    states = {r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state")}
-    due = conn.execute("SELECT count(*), min(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= ?",
-                       (now_ts,)).fetchone()
-    later = conn.execute("SELECT count(*), min(due_at) FROM deliveries WHERE state = 'pending'"
-                         " AND error IS NOT NULL").fetchone()
-    error = conn.execute("SELECT error FROM deliveries WHERE state = 'pending' AND error IS NOT NULL"
-                         " ORDER BY due_at DESC LIMIT 1").fetchone()
-    events = {r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM outbox GROUP BY state")}
-    subs = conn.execute("SELECT count(*) FILTER (WHERE confirmed_at IS NOT NULL),"
-                        " count(*) FILTER (WHERE confirmed_at IS NULL) FROM subscriptions").fetchone()
+    q = _statements()
+    states = {r[0]: r[1] for r in sql.run(conn, q.states)}
+    due = sql.run(conn, q.due, now=now_ts).fetchone()
+    later = sql.run(conn, q.later).fetchone()
+    error = sql.run(conn, q.last_error).fetchone()
+    events = {r[0]: r[1] for r in sql.run(conn, q.events)}
+    subs = sql.run(conn, q.subscriptions).fetchone()
     return {
         "deliveries": {s: states.get(s, 0) for s in ("pending", "sending", "sent", "failed")},
         "due_now": due[0], "oldest_due_s": round(now_ts - due[1], 1) if due[1] else None,
@@ -155,3 +168,67 @@ def status(conn, now_ts: float) -> dict:
         "events": {s: events.get(s, 0) for s in ("pending", "done", "folded")},
         "subscriptions": {"confirmed": subs[0], "pending": subs[1]},
     }
+
+
+def claim_statements(t, claimed_columns, joined) -> SimpleNamespace:
+    """Return the statements that claim, keep, mark and recover rows of a queue table ``t``.
+
+    ``deliveries`` and ``letters`` share them: ``claimed_columns`` and ``joined`` (a join from
+    ``t``) make the read of the claimed rows.
+    """
+    value = sa.bindparam
+    pending, sending = sql.const("pending"), sql.const("sending")
+    # The due rows, locked as they are picked on PostgreSQL (SQLite writes one at a time: no lock).
+    due = (sa.select(t.c.id).where(t.c.state == pending, t.c.due_at <= value("now"))
+           .order_by(t.c.due_at, t.c.id).limit(value("limit")).with_for_update(skip_locked=True))
+    free = {"claimed_by": sa.null(), "claimed_until": sa.null()}
+    back = {"state": "pending", "due_at": value("now"), **free}
+    return SimpleNamespace(
+        claim=sql.Statement(sa.update(t).where(t.c.id.in_(due)).values(
+            state="sending", claimed_by=value("me"), claimed_until=value("until"), attempts=t.c.attempts + 1)
+            .returning(t.c.id)),
+        claimed=sql.Statement(sa.select(*claimed_columns).select_from(joined)
+                              .where(t.c.id.in_([value(f"i{k}") for k in range(CHUNK)])).order_by(t.c.id)),
+        extend=sql.Statement(sa.update(t).where(t.c.state == sending, t.c.claimed_by == value("me"))
+                             .values(claimed_until=value("until"))),
+        sent=sql.Statement(sa.update(t).where(t.c.id == value("id")).values(
+            state="sent", sent_at=value("sent_at"), error=sa.null(), **free)),
+        attempts=sql.Statement(sa.select(t.c.attempts).where(t.c.id == value("id"))),
+        retry=sql.Statement(sa.update(t).where(t.c.id == value("id")).values(
+            state="pending", due_at=value("due_at"), error=value("error"), **free)),
+        release=sql.Statement(sa.update(t).where(t.c.id == value("id"), t.c.state == sending).values(
+            state="pending", attempts=sa.case((t.c.attempts > 0, t.c.attempts - 1), else_=0), **free)),
+        failed=sql.Statement(sa.update(t).where(t.c.id == value("id")).values(
+            state="failed", error=value("error"), **free)),
+        owners=sql.Statement(sa.select(t.c.claimed_by).where(t.c.state == sending).distinct()),
+        expired=sql.Statement(sa.update(t).where(t.c.state == sending, t.c.claimed_until < value("now"))
+                              .values(back)),
+        orphaned=sql.Statement(sa.update(t).where(t.c.state == sending, t.c.claimed_by == value("owner"))
+                               .values(back)),
+        next_due=sql.Statement(sa.select(sa.func.min(t.c.due_at)).where(t.c.state == pending)),
+    )
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    d, s, e = sql.table("deliveries"), sql.table("subscriptions"), sql.table("outbox")
+    q = claim_statements(
+        d, [d.c.id, d.c.event_id, d.c.subscription_id, d.c.attempts, s.c.channel, s.c.address,
+            s.c.secret, s.c.token, s.c.town, s.c.cell, s.c.lat, s.c.lon, s.c.services, s.c.lang,
+            s.c.confirmed_at, e.c.kind, e.c.payload],
+        d.join(s, s.c.id == d.c.subscription_id).join(e, e.c.id == d.c.event_id))
+    pending = sql.const("pending")
+    retrying = sa.and_(d.c.state == pending, d.c.error.is_not(None))
+    count = sa.func.count()
+    return SimpleNamespace(
+        **vars(q),
+        states=sql.Statement(sa.select(d.c.state, count).group_by(d.c.state)),
+        due=sql.Statement(sa.select(count, sa.func.min(d.c.due_at))
+                          .where(d.c.state == pending, d.c.due_at <= sa.bindparam("now"))),
+        later=sql.Statement(sa.select(count, sa.func.min(d.c.due_at)).where(retrying)),
+        last_error=sql.Statement(sa.select(d.c.error).where(retrying).order_by(d.c.due_at.desc()).limit(1)),
+        events=sql.Statement(sa.select(e.c.state, count).group_by(e.c.state)),
+        subscriptions=sql.Statement(sa.select(count.filter(s.c.confirmed_at.is_not(None)),
+                                              sa.func.count().filter(s.c.confirmed_at.is_(None)))),
+    )

@@ -18,17 +18,19 @@ Created by ``m014_feedback`` (``create``).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
+from types import SimpleNamespace
 
+import sqlalchemy as sa
 from markupsafe import escape
 
 from portal import vocabulary
+from portal.data import statements as sql
 from portal.listening import deliveries, messages, smtp, store
 
 KINDS = ("interest_confirm", "coverage_arrived", "feedback_confirm", "feedback_answered")
@@ -63,32 +65,28 @@ def record(conn, kind: str, payload: dict) -> int:
     if kind not in KINDS:
         raise ValueError(f"unknown letter kind {kind!r}")
     stamp = time.time()
-    return conn.execute(
-        "INSERT INTO outbox (kind, payload, created_at, due_at) VALUES (?, ?, ?, ?)",
-        (kind, json.dumps(payload, ensure_ascii=False), stamp, stamp)).lastrowid
+    return sql.scalar(conn, _statements().record, kind=kind, payload=json.dumps(payload, ensure_ascii=False),
+                      created_at=stamp, due_at=stamp)
 
 
 def fan_out(conn, event, now_ts: float) -> int:
     """Create the letters of one due event (inside the caller's transaction); return how many."""
+    q = _statements()
     payload = json.loads(event["payload"])
     if event["kind"] == "interest_confirm":
         rows = [(payload["interest_id"], None)]
-        where = "SELECT 1 FROM interest WHERE id = ? AND email IS NOT NULL"
     elif event["kind"] == "coverage_arrived":
         rows = [(a["interest_id"], None) for a in payload["arrivals"]]
-        where = "SELECT 1 FROM interest WHERE id = ? AND email IS NOT NULL AND confirmed_at IS NOT NULL"
-    elif event["kind"] == "feedback_confirm":
-        rows = [(None, payload["feedback_id"])]
-        where = "SELECT 1 FROM feedback WHERE id = ? AND email IS NOT NULL"
     else:
         rows = [(None, payload["feedback_id"])]
-        where = "SELECT 1 FROM feedback WHERE id = ? AND email IS NOT NULL AND confirmed_at IS NOT NULL"
+    # Confirmation letters go to an address as it stands; the others to confirmed addresses only.
+    exists = getattr(q, event["kind"])
     made = 0
     for interest_id, feedback_id in rows:
-        if conn.execute(where, (interest_id or feedback_id,)).fetchone() is None:
+        if sql.scalar(conn, exists, id=interest_id or feedback_id) is None:
             continue  # forgotten meanwhile, or never confirmed
-        made += conn.execute("INSERT OR IGNORE INTO letters (event_id, interest_id, feedback_id, due_at)"
-                             " VALUES (?, ?, ?, ?)", (event["id"], interest_id, feedback_id, now_ts)).rowcount
+        made += sql.run(conn, q.insert, event_id=event["id"], interest_id=interest_id,
+                        feedback_id=feedback_id, due_at=now_ts).rowcount
     return made
 
 
@@ -96,75 +94,90 @@ def fan_out(conn, event, now_ts: float) -> int:
 
 
 def claim(conn, me: str, now_ts: float, limit: int = deliveries.BATCH) -> list:
-    """Claim up to ``limit`` due letters; return them with their event and recipient."""
+    """Claim up to ``limit`` due letters; return them with their event and recipient (as deliveries)."""
+    q = _statements()
+    until = now_ts + deliveries.LEASE_S
     with store.transaction(conn):
-        ids = [r[0] for r in conn.execute(
-            "UPDATE letters SET state = 'sending', claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
-            " WHERE id IN (SELECT id FROM letters WHERE state = 'pending' AND due_at <= ?"
-            " ORDER BY due_at, id LIMIT ?) RETURNING id", (me, now_ts + deliveries.LEASE_S, now_ts, limit))]
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return conn.execute(
-        "SELECT l.id, l.event_id, l.interest_id, l.feedback_id, e.kind, e.payload,"
-        " coalesce(i.email, f.email) AS address, coalesce(i.lang, f.lang) AS lang,"
-        " coalesce(i.token, f.token) AS token, coalesce(i.town, f.town) AS town,"
-        " coalesce(i.cell, f.cell) AS cell, coalesce(i.lat, f.lat) AS lat, coalesce(i.lon, f.lon) AS lon, f.answer AS answer"
-        " FROM letters l JOIN outbox e ON e.id = l.event_id LEFT JOIN interest i ON i.id = l.interest_id"
-        f" LEFT JOIN feedback f ON f.id = l.feedback_id WHERE l.id IN ({marks}) ORDER BY l.id", ids).fetchall()
-
-
-def _set(conn, letter_id: int, sql: str, *values) -> None:
-    """Update one letter (its own commit)."""
-    conn.execute(f"UPDATE letters SET {sql} WHERE id = ?", (*values, letter_id))
+        ids = sorted(r[0] for r in sql.run(conn, q.claim, me=me, until=until, now=now_ts, limit=limit))
+    return deliveries.claimed(conn, q.claimed, ids)
 
 
 def mark_sent(conn, letter_id: int, now_ts: float) -> None:
     """Record that the mail server accepted the letter."""
-    _set(conn, letter_id, "state = 'sent', sent_at = ?, claimed_by = NULL, claimed_until = NULL, error = NULL",
-         now_ts)
+    sql.run(conn, _statements().sent, sent_at=now_ts, id=letter_id)
 
 
 def mark_retry(conn, row, now_ts: float, error: str, first_s: float) -> None:
     """Put a letter back to pending after a temporary failure (or give up after too many attempts)."""
-    attempts = conn.execute("SELECT attempts FROM letters WHERE id = ?", (row["id"],)).fetchone()
+    q = _statements()
+    attempts = sql.scalar(conn, q.attempts, id=row["id"])
     if attempts is None:
         return
-    if attempts[0] >= deliveries.MAX_ATTEMPTS:
-        mark_failed(conn, row["id"], f"gave up after {attempts[0]} attempts: {error}")
+    if attempts >= deliveries.MAX_ATTEMPTS:
+        mark_failed(conn, row["id"], f"gave up after {attempts} attempts: {error}")
         return
-    _set(conn, row["id"], "state = 'pending', due_at = ?, claimed_by = NULL, claimed_until = NULL, error = ?",
-         now_ts + deliveries.backoff_s(attempts[0], first_s), error[:500])
+    due_at = now_ts + deliveries.backoff_s(attempts, first_s)
+    sql.run(conn, q.retry, due_at=due_at, error=error[:500], id=row["id"])
 
 
 def mark_failed(conn, letter_id: int, error: str) -> None:
     """Give a letter up for good."""
-    _set(conn, letter_id, "state = 'failed', claimed_by = NULL, claimed_until = NULL, error = ?", error[:500])
+    sql.run(conn, _statements().failed, error=error[:500], id=letter_id)
 
 
 def recover(conn, now_ts: float, host: str | None = None) -> int:
     """Put back what dead workers left ``sending`` (this host at once, others after the lease)."""
-    host = host or socket.gethostname()
-    stale = []
-    for (owner,) in conn.execute("SELECT DISTINCT claimed_by FROM letters WHERE state = 'sending'").fetchall():
-        name, _, rest = (owner or "").partition(":")
-        pid = rest.partition(":")[0]
-        if name == host and pid.isdigit() and not deliveries._alive(int(pid)):
-            stale.append(owner)
-    with store.transaction(conn):
-        count = conn.execute("UPDATE letters SET state = 'pending', due_at = ?, claimed_by = NULL,"
-                             " claimed_until = NULL WHERE state = 'sending' AND claimed_until < ?",
-                             (now_ts, now_ts)).rowcount
-        for owner in stale:
-            count += conn.execute("UPDATE letters SET state = 'pending', due_at = ?, claimed_by = NULL,"
-                                  " claimed_until = NULL WHERE state = 'sending' AND claimed_by = ?",
-                                  (now_ts, owner)).rowcount
-    return count
+    return deliveries.recover_claims(conn, _statements(), now_ts, host)
 
 
 def next_due(conn) -> float | None:
     """Return when the next pending letter is due."""
-    return conn.execute("SELECT min(due_at) FROM letters WHERE state = 'pending'").fetchone()[0]
+    return sql.scalar(conn, _statements().next_due)
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    t, e, i, f = sql.table("letters"), sql.table("outbox"), sql.table("interest"), sql.table("feedback")
+    towns = sql.table("towns")
+    value = sa.bindparam
+    def either(name):  # the interest's or the feedback's
+        return sa.func.coalesce(i.c[name], f.c[name]).label(name)
+
+    q = deliveries.claim_statements(
+        t, [t.c.id, t.c.event_id, t.c.interest_id, t.c.feedback_id, e.c.kind, e.c.payload,
+            sa.func.coalesce(i.c.email, f.c.email).label("address"),
+            *(either(c) for c in ("lang", "token", "town", "cell", "lat", "lon")),
+            f.c.answer.label("answer")],
+        t.join(e, e.c.id == t.c.event_id).outerjoin(i, i.c.id == t.c.interest_id)
+        .outerjoin(f, f.c.id == t.c.feedback_id))
+
+    def exists(who, confirmed: bool):
+        where = [who.c.id == value("id"), who.c.email.is_not(None)]
+        if confirmed:
+            where.append(who.c.confirmed_at.is_not(None))
+        return sql.Statement(sa.select(sa.literal(1)).where(*where))
+
+    columns = {c: value(c) for c in ("event_id", "interest_id", "feedback_id", "due_at")}
+
+    def insert_once(dialect: str):
+        # ``INSERT OR IGNORE`` on SQLite (``letters_once``, an index on expressions, names no columns).
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        insert = pg_insert if dialect == sql.POSTGRESQL else sqlite_insert
+        return insert(t).values(columns).on_conflict_do_nothing()
+
+    return SimpleNamespace(
+        **vars(q),
+        record=sql.Statement(sa.insert(e).values(
+            {c: value(c) for c in ("kind", "payload", "created_at", "due_at")}).returning(e.c.id)),
+        interest_confirm=exists(i, False), coverage_arrived=exists(i, True),
+        feedback_confirm=exists(f, False), feedback_answered=exists(f, True),
+        insert=sql.Statement(insert_once),
+        towns=sql.Statement(sa.select(towns.c.slug, towns.c.name, towns.c.name_ru)
+                            .where(towns.c.layer_id == value("layer"))),
+    )
 
 
 def deliver_due(conn, settings, me: str, stop: threading.Event | None = None) -> dict:
@@ -209,8 +222,7 @@ def _towns(conn) -> dict:
     from portal.data import layers
 
     live = layers.live_layer_ids(conn)["towns"]
-    return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT slug, name, name_ru FROM towns WHERE layer_id = ?",
-                                                    (live,))}
+    return {r[0]: (r[1], r[2]) for r in sql.run(conn, _statements().towns, layer=live)}
 
 
 # --- content ------------------------------------------------------------------------------

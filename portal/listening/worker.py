@@ -11,8 +11,12 @@ import logging
 import threading
 import time
 from datetime import datetime
+from types import SimpleNamespace
 
-from portal.data import db, layers
+import sqlalchemy as sa
+
+from portal.data import db
+from portal.data import statements as sql
 from portal.listening import (
     deliveries,
     feedback,
@@ -34,9 +38,7 @@ EXTEND_EVERY_S = 30.0
 
 def _towns(conn) -> dict:
     """Return ``{slug: (name, name_ru)}`` of the live towns."""
-    live = layers.live_layer_ids(conn)["towns"]
-    return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT slug, name, name_ru FROM towns WHERE layer_id = ?",
-                                                    (live,))}
+    return letters._towns(conn)
 
 
 def fan_out_due(conn, settings, now_ts: float | None = None) -> int:
@@ -167,13 +169,12 @@ def dispatch(settings, me: str | None = None, stop: threading.Event | None = Non
         counts = deliver_due(conn, settings, me or deliveries.worker_id(), stop)
         for key, n in letters.deliver_due(conn, settings, me or deliveries.worker_id(), stop).items():
             counts[key] += n
-        row = conn.execute("SELECT min(due_at) FROM deliveries WHERE state = 'pending'").fetchone()
+        delivery_due = deliveries.next_due(conn)
         letter_due = letters.next_due(conn)
-        pending_event = conn.execute("SELECT min(CASE WHEN kind = 'updated' THEN created_at + ? ELSE due_at END)"
-                                     " FROM outbox WHERE state = 'pending'", (settings.fold_s,)).fetchone()
+        event_due = sql.scalar(conn, _statements().event_due, fold_s=settings.fold_s)
     finally:
         conn.close()
-    next_due = min([t for t in (row[0], pending_event[0], letter_due) if t is not None], default=None)
+    next_due = min([t for t in (delivery_due, event_due, letter_due) if t is not None], default=None)
     return {"fanned_out": made, **counts, "next_due": next_due}
 
 
@@ -188,18 +189,45 @@ def tick(settings, now: datetime | None = None) -> dict:
             recorded = outbox.record_periodic(conn, now, dict(settings.deadlines))
             purged = subscriptions.purge_unconfirmed(conn, now)
             purged += interest.purge_unconfirmed(conn, now) + feedback.purge_unconfirmed(conn, now)
-            conn.execute("DELETE FROM letters WHERE state IN ('sent', 'failed') AND coalesce(sent_at, due_at) < ?",
-                         (now_ts - KEEP_DAYS * 86400,))
-            old = now_ts - KEEP_DAYS * 86400
-            conn.execute("DELETE FROM deliveries WHERE state IN ('sent', 'failed') AND coalesce(sent_at, due_at) < ?",
-                         (old,))
-            conn.execute("DELETE FROM outbox WHERE state <> 'pending' AND created_at < ? AND NOT EXISTS"
-                         " (SELECT 1 FROM deliveries d WHERE d.event_id = outbox.id) AND NOT EXISTS"
-                         " (SELECT 1 FROM letters l WHERE l.event_id = outbox.id)", (old,))
-            conn.execute("DELETE FROM rate_counts WHERE window < ?", (int(now_ts) - 2 * 86400,))
+            forget_old(conn, now_ts)
     finally:
         conn.close()
     return {"recovered": recovered, "recorded": len(recorded), "purged": purged}
+
+
+def forget_old(conn, now_ts: float) -> None:
+    """Delete deliveries, letters and events done ``KEEP_DAYS`` ago, and rate counts of two days ago."""
+    q = _statements()
+    old = now_ts - KEEP_DAYS * 86400
+    sql.run(conn, q.old_letters, old=old)
+    sql.run(conn, q.old_deliveries, old=old)
+    sql.run(conn, q.old_events, old=old)
+    sql.run(conn, q.old_counts, window=int(now_ts) - 2 * 86400)
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    o, d, t, r = sql.table("outbox"), sql.table("deliveries"), sql.table("letters"), sql.table("rate_counts")
+    value = sa.bindparam
+
+    def done(q):
+        # Written out: the literals show in the SQL as they did.
+        return sa.and_(q.c.state.in_([sql.const("sent"), sql.const("failed")]),
+                       sa.func.coalesce(q.c.sent_at, q.c.due_at) < value("old"))
+
+    return SimpleNamespace(
+        # When the next pending event is due: an update waits ``fold_s`` after it was recorded.
+        event_due=sql.Statement(sa.select(sa.func.min(sa.case(
+            (o.c.kind == sql.const("updated"), o.c.created_at + value("fold_s")), else_=o.c.due_at)))
+            .where(o.c.state == sql.const("pending"))),
+        old_letters=sql.Statement(sa.delete(t).where(done(t))),
+        old_deliveries=sql.Statement(sa.delete(d).where(done(d))),
+        old_events=sql.Statement(sa.delete(o).where(
+            o.c.state != sql.const("pending"), o.c.created_at < value("old"),
+            ~sa.exists().where(d.c.event_id == o.c.id), ~sa.exists().where(t.c.event_id == o.c.id))),
+        old_counts=sql.Statement(sa.delete(r).where(r.c.window < value("window"))),
+    )
 
 
 def run_once(settings) -> dict:
