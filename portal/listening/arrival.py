@@ -90,7 +90,7 @@ def _statements() -> SimpleNamespace:
         # Confirmed addresses not yet told that fiber is live.
         waiting=sql.Statement(sa.select(i.c.id, i.c.town, i.c.cell, i.c.lat, i.c.lon, i.c.told).where(
             i.c.email.is_not(None), i.c.confirmed_at.is_not(None),
-            sa.func.coalesce(i.c.told, sql.const("")) != sql.const("live"))),
+            sa.func.coalesce(i.c.told, sql.const("")) != sql.const("live")).order_by(i.c.id)),
         told=sql.Statement(sa.update(i).where(i.c.id == value("id")).values(
             told=value("told"), notified_at=value("notified_at"))),
         towns=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
