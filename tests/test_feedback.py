@@ -107,13 +107,14 @@ def test_message_is_capped_and_stripped():
     assert text.startswith("a b cd") and len(text) == feedback.MAX_MESSAGE
 
 
-def test_median_time_to_an_answer(db_path):
+def test_median_time_to_an_answer(db_target):
+    """Runs on SQLite and on PostgreSQL."""
     from datetime import timedelta
 
     from portal.data import db
     from portal.listening import store
     start = db.utcnow()
-    with store.transaction(db_path) as conn:
+    with store.transaction(db_target) as conn:
         for days in (1, 3, 10):
             item = feedback.Feedback("pechory", None, None, None, "fiber", "wrong", None, "en")
             n = feedback.submit(conn, item, start)

@@ -1,4 +1,7 @@
-"""Registered interest: one household once, counts per town and per public cell, thresholds, privacy."""
+"""Registered interest: one household once, counts per town and per public cell, thresholds, privacy.
+
+The tests that use ``path`` run twice: on SQLite and on PostgreSQL (the same hand-made towns copied there).
+"""
 from __future__ import annotations
 
 import sqlite3
@@ -15,9 +18,30 @@ VILLAGE = (60.05, 30.05)
 NOWHERE = (61.5, 31.5)
 
 
+_pg_databases = iter(range(1, 1_000_000))
+
+
 @pytest.fixture
-def path(tmp_path):
+def sqlite_path(tmp_path):
     return towns_db(tmp_path / "portal.db")
+
+
+@pytest.fixture
+def path(engine, sqlite_path, request):
+    """The towns of Alpha and Beta on the engine under test: an SQLite path or a postgresql:// URL."""
+    if engine == "sqlite":
+        return sqlite_path
+    import psycopg
+
+    from portal.data import transfer
+
+    host = request.getfixturevalue("pg_server")
+    name = f"interest_test_{next(_pg_databases)}"
+    with psycopg.connect(f"host={host} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = f"postgresql://bench@/{name}?host={host}"
+    transfer.move(str(sqlite_path), url)
+    return url
 
 
 def register(path, data, client="10.0.0.1", cookie="c"):
@@ -76,11 +100,11 @@ def test_bad_input_names_the_field(path, data, field):
     assert caught.value.field == field
 
 
-def test_no_point_or_client_is_stored(path):
+def test_no_point_or_client_is_stored(sqlite_path):
     lat, lon = 60.051234, 30.054321
-    register(path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9",
+    register(sqlite_path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9",
              cookie="secret-c")
-    text = "\n".join(sqlite3.connect(path).iterdump())
+    text = "\n".join(sqlite3.connect(sqlite_path).iterdump())
     for needle in (str(lat), str(lon), "203.0.113.9", "secret-c", "60.0512", "30.0543"):
         assert needle not in text
 

@@ -13,15 +13,22 @@ still covers it.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import shapely
+import sqlalchemy as sa
 
 from portal.data import db
+from portal.data import statements as sql
 
 RANK = {None: 0, "planned": 1, "live": 2}
 
 
 def _ready(conn) -> bool:
     """Return whether the tables this needs exist (a database mid-build may lack them)."""
+    if sql.dialect_of(conn) != sql.SQLITE:
+        return True  # PostgreSQL's schema is made whole, from every migration at once (``portable``)
+    # SQLite only: the migrations build a file step by step, and a layer may be stored between two.
     columns = [r[1] for r in conn.execute("PRAGMA table_info(interest)")]
     return "told" in columns
 
@@ -33,9 +40,8 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
     """
     if not _ready(conn):
         return None
-    rows = conn.execute(
-        "SELECT id, town, cell, lat, lon, told FROM interest WHERE email IS NOT NULL AND confirmed_at IS NOT NULL"
-        " AND coalesce(told, '') <> 'live'").fetchall()
+    q = _statements()
+    rows = sql.run(conn, q.waiting).fetchall()
     if not rows:
         return None
     from portal.data import layers
@@ -43,7 +49,9 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
 
     after_areas = _fiber(conn, after) if isinstance(after, int) else [a for a in after if a.technology == "fiber"]
     before_areas = _fiber(conn, before_layer_id) if before_layer_id is not None else []
-    towns = {t.slug: t.geometry for t in layers.load_towns(conn)}
+    live_towns = layers.live_layer_ids(conn)["towns"]
+    found = sql.run(conn, q.towns, layer=live_towns).fetchall() if live_towns is not None else []
+    towns = dict(zip([r[0] for r in found], shapely.from_wkb([bytes(r[1]) for r in found])))
     now = db.iso(db.utcnow())
     arrivals = []
     for row in rows:
@@ -55,7 +63,7 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
             continue
         status, date = state(after_areas, where)
         if RANK[status] > max(RANK[state(before_areas, where)[0]], RANK[row["told"]]):
-            conn.execute("UPDATE interest SET told = ?, notified_at = ? WHERE id = ?", (status, now, row["id"]))
+            sql.run(conn, q.told, told=status, notified_at=now, id=row["id"])
             arrivals.append({"interest_id": row["id"], "status": status, "available_from": date})
     if not arrivals:
         return None
@@ -63,10 +71,35 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
 
 
 def _fiber(conn, layer_id: int) -> list:
-    """Return the fiber areas of a stored layer."""
+    """Return the fiber areas of a stored layer (as ``layers.load_coverage`` would, fiber only)."""
     from portal.data import layers
 
-    return [a for a in layers.load_coverage(conn, layer_id) if a.technology == "fiber"]
+    rows = sql.run(conn, _statements().fiber, layer=layer_id).fetchall()
+    geometries = shapely.from_wkb([bytes(r["geom"]) for r in rows]) if rows else []
+    return [layers.Area(technology="fiber", status=r["status"], geometry=g, max_down_mbps=r["max_down_mbps"],
+                        max_up_mbps=r["max_up_mbps"], available_from=r["available_from"],
+                        feature_id=r["feature_id"]) for r, g in zip(rows, geometries)]
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    i, t, c = sql.table("interest"), sql.table("towns"), sql.table("coverage")
+    value = sa.bindparam
+    return SimpleNamespace(
+        # Confirmed addresses not yet told that fiber is live.
+        waiting=sql.Statement(sa.select(i.c.id, i.c.town, i.c.cell, i.c.lat, i.c.lon, i.c.told).where(
+            i.c.email.is_not(None), i.c.confirmed_at.is_not(None),
+            sa.func.coalesce(i.c.told, sql.const("")) != sql.const("live")).order_by(i.c.id)),
+        told=sql.Statement(sa.update(i).where(i.c.id == value("id")).values(
+            told=value("told"), notified_at=value("notified_at"))),
+        towns=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
+            t.c.layer_id == value("layer"))),
+        fiber=sql.Statement(sa.select(c.c.feature_id, c.c.status, c.c.max_down_mbps, c.c.max_up_mbps,
+                                      c.c.available_from, sql.geometry_out(c.c.geom))
+                            .where(c.c.layer_id == value("layer"), c.c.technology == sql.const("fiber"))
+                            .order_by(c.c.id)),
+    )
 
 
 def state(areas, where) -> tuple[str | None, str | None]:

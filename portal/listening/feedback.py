@@ -18,8 +18,12 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import sqlalchemy as sa
 
 from portal.data import db
+from portal.data import statements as sql
 from portal.data.layers import TECHNOLOGIES
 from portal.listening import letters
 from portal.listening.subscriptions import PENDING_DAYS, SubscriptionError, normalise_email, parse_household
@@ -102,21 +106,19 @@ def parse(data: Mapping, conn, *, default_lang: str = "ru") -> Feedback:
 
 def submit(conn, item: Feedback, now: datetime) -> int:
     """Store a report (and, with an e-mail, the confirmation letter's event); return its id."""
-    cur = conn.execute(
-        "INSERT INTO feedback (town, cell, lat, lon, technology, message, email, lang, token, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (item.town, item.cell, item.lat, item.lon, item.technology, item.message, item.email, item.lang,
-         secrets.token_urlsafe(24), db.iso(now)))
+    report_id = sql.scalar(conn, _statements().insert, town=item.town, cell=item.cell, lat=item.lat,
+                           lon=item.lon, technology=item.technology, message=item.message, email=item.email,
+                           lang=item.lang, token=secrets.token_urlsafe(24), created_at=db.iso(now))
     if item.email:
-        letters.record(conn, "feedback_confirm", {"feedback_id": cur.lastrowid})
-    return cur.lastrowid
+        letters.record(conn, "feedback_confirm", {"feedback_id": report_id})
+    return report_id
 
 
 def _by_token(conn, token: str):
     """Return the report of a link token, or None."""
     if not isinstance(token, str) or not 10 <= len(token) <= 64:
         return None
-    return conn.execute("SELECT * FROM feedback WHERE token = ? AND email IS NOT NULL", (token,)).fetchone()
+    return sql.run(conn, _statements().by_token, token=token).fetchone()
 
 
 def confirm(conn, token: str, now: datetime) -> bool:
@@ -125,7 +127,7 @@ def confirm(conn, token: str, now: datetime) -> bool:
     if row is None:
         return False
     if row["confirmed_at"] is None:
-        conn.execute("UPDATE feedback SET confirmed_at = ? WHERE id = ?", (db.iso(now), row["id"]))
+        sql.run(conn, _statements().confirm, confirmed_at=db.iso(now), id=row["id"])
         if row["answer"]:
             letters.record(conn, "feedback_answered", {"feedback_id": row["id"]})
     return True
@@ -133,27 +135,25 @@ def confirm(conn, token: str, now: datetime) -> bool:
 
 def forget_link(conn, token: str) -> bool:
     """Delete the address of a report (its link); the report stays for staff. False for an unknown link."""
-    return conn.execute("UPDATE feedback SET email = NULL WHERE token = ? AND email IS NOT NULL",
-                        (token,)).rowcount > 0
+    return sql.run(conn, _statements().forget_link, token=token).rowcount > 0
 
 
 def forget(conn, email: str) -> int:
     """Delete an address from every report (a person's request); return how many reports held it."""
-    return conn.execute("UPDATE feedback SET email = NULL WHERE email = ?", (normalise_email(email),)).rowcount
+    return sql.run(conn, _statements().forget, email=normalise_email(email)).rowcount
 
 
 def purge_unconfirmed(conn, now: datetime, days: int = PENDING_DAYS) -> int:
     """Delete addresses not confirmed within ``days``; return how many."""
-    return conn.execute("UPDATE feedback SET email = NULL WHERE email IS NOT NULL AND confirmed_at IS NULL"
-                        " AND created_at < ?", (db.iso(now - timedelta(days=days)),)).rowcount
+    return sql.run(conn, _statements().purge, cutoff=db.iso(now - timedelta(days=days))).rowcount
 
 
 def get(conn, report_id: int):
     """Return one report, or raise FeedbackError naming the ids that exist."""
-    row = conn.execute("SELECT * FROM feedback WHERE id = ?", (report_id,)).fetchone()
+    q = _statements()
+    row = sql.run(conn, q.by_id, id=report_id).fetchone()
     if row is None:
-        open_ids = [str(r[0]) for r in conn.execute(
-            "SELECT id FROM feedback WHERE closed_at IS NULL ORDER BY id DESC LIMIT 10")]
+        open_ids = [str(r[0]) for r in sql.run(conn, q.open_ids)]
         raise FeedbackError(f"there is no feedback report {report_id}; open reports: "
                             f"{', '.join(open_ids) or 'none'} (see: python scripts/feedback.py list)")
     return row
@@ -164,8 +164,8 @@ def answer(conn, report_id: int, text: str, author: str, now: datetime) -> bool:
     row = get(conn, report_id)
     if row["closed_at"] is not None:
         raise FeedbackError(f"feedback report {report_id} is closed; answer an open one")
-    conn.execute("UPDATE feedback SET answer = ?, answered_at = coalesce(answered_at, ?), answered_by = ?"
-                 " WHERE id = ?", (text, db.iso(now), author, report_id))
+    sql.run(conn, _statements().answer, answer=text, answered_at=db.iso(now), answered_by=author,
+            id=report_id)
     if row["email"] and row["confirmed_at"]:
         letters.record(conn, "feedback_answered", {"feedback_id": report_id})
         return True
@@ -177,20 +177,52 @@ def close(conn, report_id: int, now: datetime) -> None:
     row = get(conn, report_id)
     if row["closed_at"] is not None:
         raise FeedbackError(f"feedback report {report_id} is already closed")
-    conn.execute("UPDATE feedback SET closed_at = ? WHERE id = ?", (db.iso(now), report_id))
+    sql.run(conn, _statements().close, closed_at=db.iso(now), id=report_id)
 
 
 def staff_list(conn, everything: bool = False) -> list:
     """Return reports for staff, newest first (open ones only unless ``everything``)."""
-    where = "" if everything else " WHERE closed_at IS NULL"
-    return conn.execute(f"SELECT * FROM feedback{where} ORDER BY id DESC").fetchall()
+    q = _statements()
+    return sql.run(conn, q.every if everything else q.open).fetchall()
 
 
 def town_stats(conn, town: str, promised_days: int) -> dict:
     """Return what the public sees of a town's reports: open count, median days to an answer, the promise."""
-    rows = conn.execute("SELECT created_at, answered_at, closed_at FROM feedback WHERE town = ?", (town,)).fetchall()
+    rows = sql.run(conn, _statements().town, town=town).fetchall()
     waits = [(db.parse_iso(r[1]) - db.parse_iso(r[0])).total_seconds() / 86400 for r in rows if r[1]]
     return {"open": sum(1 for r in rows if r[2] is None),
             "answered": len(waits),
             "median_days_to_answer": round(statistics.median(waits), 1) if waits else None,
             "promised_days": promised_days}
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    f = sql.table("feedback")
+    value = sa.bindparam
+    with_email = f.c.email.is_not(None)
+    return SimpleNamespace(
+        insert=sql.Statement(sa.insert(f).values({c: value(c) for c in (
+            "town", "cell", "lat", "lon", "technology", "message", "email", "lang", "token", "created_at")})
+            .returning(f.c.id)),
+        by_token=sql.Statement(sa.select(f).where(f.c.token == value("token"), with_email)),
+        confirm=sql.Statement(sa.update(f).where(f.c.id == value("id")).values(
+            confirmed_at=value("confirmed_at"))),
+        forget_link=sql.Statement(sa.update(f).where(f.c.token == value("token"), with_email)
+                                  .values(email=sa.null())),
+        forget=sql.Statement(sa.update(f).where(f.c.email == value("email")).values(email=sa.null())),
+        purge=sql.Statement(sa.update(f).where(with_email, f.c.confirmed_at.is_(None),
+                                               f.c.created_at < value("cutoff")).values(email=sa.null())),
+        by_id=sql.Statement(sa.select(f).where(f.c.id == value("id"))),
+        open_ids=sql.Statement(sa.select(f.c.id).where(f.c.closed_at.is_(None)).order_by(f.c.id.desc())
+                               .limit(10)),
+        answer=sql.Statement(sa.update(f).where(f.c.id == value("id")).values(
+            answer=value("answer"), answered_at=sa.func.coalesce(f.c.answered_at, value("answered_at")),
+            answered_by=value("answered_by"))),
+        close=sql.Statement(sa.update(f).where(f.c.id == value("id")).values(closed_at=value("closed_at"))),
+        every=sql.Statement(sa.select(f).order_by(f.c.id.desc())),
+        open=sql.Statement(sa.select(f).where(f.c.closed_at.is_(None)).order_by(f.c.id.desc())),
+        town=sql.Statement(sa.select(f.c.created_at, f.c.answered_at, f.c.closed_at).where(
+            f.c.town == value("town"))),
+    )

@@ -15,8 +15,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import sqlalchemy as sa
 
 from portal.data import db, layers
+from portal.data import statements as sql
 from portal.listening import cells, letters
 from portal.listening.subscriptions import PENDING_DAYS, normalise_email, parse_household
 
@@ -63,14 +67,13 @@ def register(conn, item: Interest, household: str, now: datetime) -> dict:
     ``token`` (for the confirmation link) is given only when a new row with an e-mail was made.
     """
     token = secrets.token_urlsafe(24)
-    cur = conn.execute(
-        "INSERT INTO interest (household, town, cell, lat, lon, email, lang, token, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (household) DO NOTHING",
-        (household, item.town, item.cell, item.lat, item.lon, item.email, item.lang, token, db.iso(now)))
-    counted = cur.rowcount == 1
+    interest_id = sql.scalar(conn, _statements().register, household=household, town=item.town,
+                             cell=item.cell, lat=item.lat, lon=item.lon, email=item.email, lang=item.lang,
+                             token=token, created_at=db.iso(now))
+    counted = interest_id is not None
     if counted and item.email:
         # Double opt-in: the confirmation is the only letter until its link is opened.
-        letters.record(conn, "interest_confirm", {"interest_id": cur.lastrowid})
+        letters.record(conn, "interest_confirm", {"interest_id": interest_id})
     return {"counted": counted, "token": token if counted and item.email else None}
 
 
@@ -78,7 +81,7 @@ def _by_token(conn, token: str):
     """Return the registration of a link token (one that left an address), or None."""
     if not isinstance(token, str) or not 10 <= len(token) <= 64:
         return None
-    return conn.execute("SELECT * FROM interest WHERE token = ? AND email IS NOT NULL", (token,)).fetchone()
+    return sql.run(conn, _statements().by_token, token=token).fetchone()
 
 
 def confirm(conn, token: str, now: datetime) -> bool:
@@ -87,7 +90,7 @@ def confirm(conn, token: str, now: datetime) -> bool:
     if row is None:
         return False
     if row["confirmed_at"] is None:
-        conn.execute("UPDATE interest SET confirmed_at = ? WHERE id = ?", (db.iso(now), row["id"]))
+        sql.run(conn, _statements().confirm, confirmed_at=db.iso(now), id=row["id"])
     return True
 
 
@@ -98,28 +101,27 @@ def is_known_link(conn, token: str) -> bool:
 
 def forget_link(conn, token: str) -> bool:
     """Delete a registration and its address (the person's link): it no longer counts. False when unknown."""
-    return conn.execute("DELETE FROM interest WHERE token = ? AND email IS NOT NULL", (token,)).rowcount > 0
+    return sql.run(conn, _statements().forget_link, token=token).rowcount > 0
 
 
 def forget(conn, email: str) -> int:
     """Delete every registration of an e-mail address (a person's request); return how many."""
-    return conn.execute("DELETE FROM interest WHERE email = ?", (normalise_email(email),)).rowcount
+    return sql.run(conn, _statements().forget, email=normalise_email(email)).rowcount
 
 
 def purge_unconfirmed(conn, now: datetime, days: int = PENDING_DAYS) -> int:
     """Delete addresses not confirmed within ``days`` (the household still counts); return how many."""
-    return conn.execute("UPDATE interest SET email = NULL WHERE email IS NOT NULL AND confirmed_at IS NULL"
-                        " AND created_at < ?", (db.iso(now - timedelta(days=days)),)).rowcount
+    return sql.run(conn, _statements().purge, cutoff=db.iso(now - timedelta(days=days))).rowcount
 
 
 def households(conn, town: str) -> int:
     """Return how many households asked for fiber in a town (by town or at a point inside it)."""
-    return conn.execute("SELECT count(*) FROM interest WHERE town = ?", (town,)).fetchone()[0]
+    return sql.scalar(conn, _statements().households, town=town)
 
 
 def town_counts(conn) -> dict[str, int]:
     """Return households per town."""
-    return dict(conn.execute("SELECT town, count(*) FROM interest WHERE town IS NOT NULL GROUP BY town"))
+    return {town: n for town, n in sql.run(conn, _statements().town_counts)}
 
 
 def cell_counts(conn, size_m: float = PUBLIC_CELL_M, minimum: int = MIN_PUBLIC_COUNT) -> list[dict]:
@@ -134,7 +136,7 @@ def cell_counts(conn, size_m: float = PUBLIC_CELL_M, minimum: int = MIN_PUBLIC_C
         raise ValueError(f"cells smaller than {PUBLIC_CELL_M:g} m are not published")
     counts: Counter = Counter()
     centres: dict[str, tuple[float, float]] = {}
-    for lat, lon in conn.execute("SELECT lat, lon FROM interest WHERE cell IS NOT NULL"):
+    for lat, lon in sql.run(conn, _statements().points):
         cell, clat, clon = cells.cell_of(lat, lon, size_m)
         counts[cell] += 1
         centres[cell] = (clat, clon)
@@ -144,17 +146,14 @@ def cell_counts(conn, size_m: float = PUBLIC_CELL_M, minimum: int = MIN_PUBLIC_C
 
 def set_threshold(conn, town: str, count: int, deadline: str | None, now: datetime) -> None:
     """Set (or replace) the staff target of households for a planned area, with its deadline."""
-    conn.execute(
-        "INSERT INTO demand_thresholds (town, households, deadline, set_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (town) DO UPDATE SET households = excluded.households, deadline = excluded.deadline,"
-        " set_at = excluded.set_at", (town, count, deadline, db.iso(now)))
+    sql.run(conn, _statements().set_threshold, town=town, households=count, deadline=deadline,
+            set_at=db.iso(now))
 
 
 def demand(conn, town: str) -> dict:
     """Return the public demand of a town: ``{"households", "threshold"?, "deadline"?, "progress"?}``."""
     answer: dict = {"households": households(conn, town)}
-    row = conn.execute("SELECT households, deadline FROM demand_thresholds WHERE town = ?",
-                       (town,)).fetchone()
+    row = sql.run(conn, _statements().threshold, town=town).fetchone()
     if row is not None:
         answer["threshold"] = row[0]
         answer["deadline"] = row[1]
@@ -172,7 +171,7 @@ def staff_rows(conn, size_m: float = PUBLIC_CELL_M) -> list[dict]:
         raise ValueError(f"cells smaller than {PUBLIC_CELL_M:g} m are not exported")
     counts: Counter = Counter()
     centres: dict[str, tuple[float, float]] = {}
-    for lat, lon, town in conn.execute("SELECT lat, lon, town FROM interest WHERE cell IS NOT NULL"):
+    for lat, lon, town in sql.run(conn, _statements().points_with_town):
         cell, clat, clon = cells.cell_of(lat, lon, size_m)
         counts[(cell, town)] += 1
         centres[cell] = (clat, clon)
@@ -180,10 +179,47 @@ def staff_rows(conn, size_m: float = PUBLIC_CELL_M) -> list[dict]:
     rows = [{"kind": "cell", "cell": cell, "town": town, "size_m": size_m, "households": n,
              "lat": centres[cell][0], "lon": centres[cell][1]} for (cell, town), n in ordered]
     live = layers.live_layer_ids(conn)["towns"]
-    for town, n, lat, lon in conn.execute(
-            "SELECT i.town, count(*), t.lat, t.lon FROM interest i"
-            " JOIN towns t ON t.slug = i.town AND t.layer_id = ?"
-            " WHERE i.cell IS NULL GROUP BY i.town ORDER BY i.town", (live,)):
+    for town, n, lat, lon in sql.run(conn, _statements().towns, layer=live):
         rows.append({"kind": "town", "cell": None, "town": town, "size_m": None, "households": n, "lat": lat,
                      "lon": lon})
     return rows
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    i, d, t = sql.table("interest"), sql.table("demand_thresholds"), sql.table("towns")
+    value = sa.bindparam
+
+    def register(dialect: str):
+        # A household already registered here: nothing is inserted and no id comes back.
+        made = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(i).values({c: value(c) for c in (
+            "household", "town", "cell", "lat", "lon", "email", "lang", "token", "created_at")})
+        return made.on_conflict_do_nothing(index_elements=["household"]).returning(i.c.id)
+
+    with_email = i.c.email.is_not(None)
+    return SimpleNamespace(
+        register=sql.Statement(register),
+        by_token=sql.Statement(sa.select(i).where(i.c.token == value("token"), with_email)),
+        confirm=sql.Statement(sa.update(i).where(i.c.id == value("id")).values(
+            confirmed_at=value("confirmed_at"))),
+        forget_link=sql.Statement(sa.delete(i).where(i.c.token == value("token"), with_email)),
+        forget=sql.Statement(sa.delete(i).where(i.c.email == value("email"))),
+        purge=sql.Statement(sa.update(i).where(with_email, i.c.confirmed_at.is_(None),
+                                               i.c.created_at < value("cutoff")).values(email=sa.null())),
+        households=sql.Statement(sa.select(sa.func.count()).select_from(i).where(i.c.town == value("town"))),
+        town_counts=sql.Statement(sa.select(i.c.town, sa.func.count()).where(i.c.town.is_not(None))
+                                  .group_by(i.c.town)),
+        points=sql.Statement(sa.select(i.c.lat, i.c.lon).where(i.c.cell.is_not(None))),
+        points_with_town=sql.Statement(sa.select(i.c.lat, i.c.lon, i.c.town).where(i.c.cell.is_not(None))),
+        towns=sql.Statement(
+            sa.select(i.c.town, sa.func.count(), t.c.lat, t.c.lon)
+            .select_from(i.join(t, sa.and_(t.c.slug == i.c.town, t.c.layer_id == value("layer"))))
+            .where(i.c.cell.is_(None)).group_by(i.c.town, t.c.lat, t.c.lon).order_by(i.c.town)),
+        set_threshold=sql.Statement(sql.upsert(d, ["town"], {c: value(c) for c in (
+            "town", "households", "deadline", "set_at")}, ["households", "deadline", "set_at"])),
+        threshold=sql.Statement(sa.select(d.c.households, d.c.deadline).where(d.c.town == value("town"))),
+    )

@@ -10,7 +10,11 @@ import hashlib
 import hmac
 import threading
 import time
+from types import SimpleNamespace
 
+import sqlalchemy as sa
+
+from portal.data import statements as sql
 from portal.listening import store
 
 # name: (requests, seconds). Per client address generous enough for a household behind one
@@ -71,10 +75,26 @@ def _count_db(path, key: str, window: int) -> int:
 
 def _add(conn, key: str, window: int) -> int:
     """Add one to a count inside a write transaction; return the new count."""
-    return conn.execute(
-        "INSERT INTO rate_counts (key, window, count) VALUES (?, ?, 1)"
-        " ON CONFLICT (key, window) DO UPDATE SET count = count + 1 RETURNING count",
-        (key, window)).fetchone()[0]
+    return sql.scalar(conn, _statements().add, key=key, window=window)
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of the counts kept in the database (``portal.data.statements``)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    counts = sql.table("rate_counts")
+
+    def add(dialect: str):
+        # ``sql.upsert`` sets columns to the inserted values; a count adds one to the stored one.
+        made = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(counts).values(
+            key=sa.bindparam("key"), window=sa.bindparam("window"), count=sql.const(1))
+        made = made.on_conflict_do_update(index_elements=["key", "window"],
+                                          set_={"count": counts.c.count + sql.const(1)})
+        return made.returning(counts.c.count)
+
+    return SimpleNamespace(add=sql.Statement(add))
 
 
 def _count_redis(url: str, key: str, window: int, window_s: int) -> int:

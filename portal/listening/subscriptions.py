@@ -15,12 +15,15 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from shapely import wkb
 from shapely.geometry import Point
 
 from portal.data import db, layers
+from portal.data import statements as sql
 from portal.listening import cells, outbox
 from portal.listening.schema import SERVICE_BITS
 
@@ -150,7 +153,7 @@ def town_at(conn, lat: float, lon: float) -> str | None:
     """Return the slug of the live town whose extent holds the point, if any."""
     live = layers.live_layer_ids(conn)["towns"]
     point = Point(lon, lat)
-    for slug, geom in conn.execute("SELECT slug, geom FROM towns WHERE layer_id = ?", (live,)):
+    for slug, geom in sql.run(conn, _statements().town_extents, layer=live):
         if wkb.loads(bytes(geom)).covers(point):
             return slug
     return None
@@ -193,20 +196,17 @@ def _lang(raw, default: str) -> str:
 def known_town(conn, slug: str) -> bool:
     """Return whether the slug is a town of the live towns layer."""
     live = layers.live_layer_ids(conn)["towns"]
-    return conn.execute("SELECT 1 FROM towns WHERE layer_id = ? AND slug = ?", (live, slug)).fetchone() is not None
+    return sql.scalar(conn, _statements().known_town, layer=live, slug=slug) is not None
 
 
 def subscribe(conn, req: Request, now: datetime) -> dict:
     """Store a pending subscription and its confirmation message in the outbox; return its id, token, secret."""
     token = secrets.token_urlsafe(24)
     secret = secrets.token_hex(32) if req.channel == "webhook" else None
-    cur = conn.execute(
-        "INSERT INTO subscriptions (channel, address, secret, token, town, cell, lat, lon, services, lang,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (req.channel, req.address, secret, token, req.town, req.cell, req.lat, req.lon, req.mask, req.lang,
-         db.iso(now)),
-    )
-    subscription_id = cur.lastrowid
+    subscription_id = sql.scalar(
+        conn, _statements().insert, channel=req.channel, address=req.address, secret=secret, token=token,
+        town=req.town, cell=req.cell, lat=req.lat, lon=req.lon, services=req.mask, lang=req.lang,
+        created_at=db.iso(now))
     outbox.record_confirmation(conn, subscription_id, now)
     return {"id": subscription_id, "token": token, "secret": secret}
 
@@ -215,7 +215,7 @@ def find(conn, token: str):
     """Return the subscription row of a link token, or None."""
     if not isinstance(token, str) or not 10 <= len(token) <= 64:
         return None
-    return conn.execute("SELECT * FROM subscriptions WHERE token = ?", (token,)).fetchone()
+    return sql.run(conn, _statements().by_token, token=token).fetchone()
 
 
 def describe(row) -> dict:
@@ -231,36 +231,34 @@ def confirm(conn, token: str, now: datetime) -> dict | None:
     if row is None:
         return None
     if row["confirmed_at"] is None:
-        conn.execute("UPDATE subscriptions SET confirmed_at = ? WHERE id = ?", (db.iso(now), row["id"]))
-        conn.execute(
-            "DELETE FROM subscriptions WHERE channel = ? AND address = ? AND id <> ? AND confirmed_at IS NOT NULL"
-            " AND coalesce(town, '') = coalesce(?, '') AND coalesce(cell, '') = coalesce(?, '')",
-            (row["channel"], row["address"], row["id"], row["town"], row["cell"]))
+        q = _statements()
+        sql.run(conn, q.confirm, confirmed_at=db.iso(now), id=row["id"])
+        sql.run(conn, q.replaced, channel=row["channel"], address=row["address"], id=row["id"],
+                town=row["town"] or "", cell=row["cell"] or "")
         row = find(conn, token)
     return describe(row)
 
 
 def unsubscribe(conn, token: str) -> bool:
     """End the subscription of a link: its row, address and pending deliveries are deleted."""
-    return conn.execute("DELETE FROM subscriptions WHERE token = ?", (token,)).rowcount > 0
+    return sql.run(conn, _statements().delete_token, token=token).rowcount > 0
 
 
 def unsubscribe_id(conn, subscription_id: int) -> bool:
     """End a subscription by id (a webhook answering 410 Gone)."""
-    return conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,)).rowcount > 0
+    return sql.run(conn, _statements().delete_id, id=subscription_id).rowcount > 0
 
 
 def forget(conn, email: str) -> int:
     """Delete every subscription of an e-mail address (on the person's request); return how many."""
     address = normalise_email(email)
-    return conn.execute("DELETE FROM subscriptions WHERE channel = 'email' AND address = ?", (address,)).rowcount
+    return sql.run(conn, _statements().forget, address=address).rowcount
 
 
 def purge_unconfirmed(conn, now: datetime, days: int = PENDING_DAYS) -> int:
     """Delete subscriptions whose link was not opened within ``days``; return how many."""
     cutoff = db.iso(now - timedelta(days=days))
-    return conn.execute("DELETE FROM subscriptions WHERE confirmed_at IS NULL AND created_at < ?",
-                        (cutoff,)).rowcount
+    return sql.run(conn, _statements().purge, cutoff=cutoff).rowcount
 
 
 def counts(conn) -> list[dict]:
@@ -270,19 +268,21 @@ def counts(conn) -> list[dict]:
     """
     import shapely
 
-    towns = layers.load_towns(conn)
-    rows = conn.execute("SELECT town, lat, lon, services, confirmed_at IS NOT NULL AS ok FROM subscriptions"
-                        " WHERE NOT staff").fetchall()
+    q = _statements()
+    live = layers.live_layer_ids(conn)["towns"]
+    found = sql.run(conn, q.town_extents_by_name, layer=live).fetchall() if live is not None else []
+    towns = [(slug, shapely.from_wkb(bytes(geom))) for slug, geom in found]
+    rows = sql.run(conn, q.counts).fetchall()
     places = [r["town"] for r in rows]
     points = [n for n, r in enumerate(rows) if r["town"] is None]
     for n in points:
         places[n] = "(point)"
     if points and towns:
-        tree = shapely.STRtree([t.geometry for t in towns])
+        tree = shapely.STRtree([geometry for _slug, geometry in towns])
         found = tree.query(shapely.points([(rows[n]["lon"], rows[n]["lat"]) for n in points]),
                            predicate="intersects")
         for point_index, town_index in zip(*found.tolist()):
-            places[points[point_index]] = towns[town_index].slug
+            places[points[point_index]] = towns[town_index][0]
     table: dict[tuple[str, str, str], dict] = {}
     for place, r in zip(places, rows):
         kind = "town" if r["town"] else "point"
@@ -291,3 +291,38 @@ def counts(conn) -> list[dict]:
                                                               "confirmed": 0, "pending": 0})
             entry["confirmed" if r["ok"] else "pending"] += 1
     return sorted(table.values(), key=lambda e: (e["town"], e["kind"], SERVICES.index(e["service"])))
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return the statements of this module (``portal.data.statements``)."""
+    s, t = sql.table("subscriptions"), sql.table("towns")
+    value = sa.bindparam
+    return SimpleNamespace(
+        # By slug (the order of the primary key SQLite reads them in), and by name as ``layers.load_towns``.
+        town_extents=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
+            t.c.layer_id == value("layer")).order_by(t.c.slug)),
+        town_extents_by_name=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
+            t.c.layer_id == value("layer")).order_by(t.c.name)),
+        known_town=sql.Statement(sa.select(sa.literal(1)).where(t.c.layer_id == value("layer"),
+                                                                t.c.slug == value("slug"))),
+        insert=sql.Statement(sa.insert(s).values({c: value(c) for c in (
+            "channel", "address", "secret", "token", "town", "cell", "lat", "lon", "services", "lang",
+            "created_at")}).returning(s.c.id)),
+        by_token=sql.Statement(sa.select(s).where(s.c.token == value("token"))),
+        confirm=sql.Statement(sa.update(s).where(s.c.id == value("id")).values(
+            confirmed_at=value("confirmed_at"))),
+        # The same address's older confirmed subscription of the same place (town or cell).
+        replaced=sql.Statement(sa.delete(s).where(
+            s.c.channel == value("channel"), s.c.address == value("address"), s.c.id != value("id"),
+            s.c.confirmed_at.is_not(None), sa.func.coalesce(s.c.town, "") == value("town"),
+            sa.func.coalesce(s.c.cell, "") == value("cell"))),
+        delete_token=sql.Statement(sa.delete(s).where(s.c.token == value("token"))),
+        delete_id=sql.Statement(sa.delete(s).where(s.c.id == value("id"))),
+        forget=sql.Statement(sa.delete(s).where(s.c.channel == sql.const("email"),
+                                                s.c.address == value("address"))),
+        purge=sql.Statement(sa.delete(s).where(s.c.confirmed_at.is_(None), s.c.created_at < value("cutoff"))),
+        counts=sql.Statement(sa.select(s.c.town, s.c.lat, s.c.lon, s.c.services,
+                                       s.c.confirmed_at.is_not(None).label("ok"))
+                             .where(sa.not_(sql.truthy(s.c.staff)))),
+    )
