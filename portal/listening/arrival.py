@@ -49,9 +49,7 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
 
     after_areas = _fiber(conn, after) if isinstance(after, int) else [a for a in after if a.technology == "fiber"]
     before_areas = _fiber(conn, before_layer_id) if before_layer_id is not None else []
-    live_towns = layers.live_layer_ids(conn)["towns"]
-    found = sql.run(conn, q.towns, layer=live_towns).fetchall() if live_towns is not None else []
-    towns = dict(zip([r[0] for r in found], shapely.from_wkb([bytes(r[1]) for r in found])))
+    towns = {t.slug: t.geometry for t in layers.load_towns(conn)}
     now = db.iso(db.utcnow())
     arrivals = []
     for row in rows:
@@ -71,20 +69,16 @@ def coverage_changed(conn, before_layer_id: int | None, after) -> int | None:
 
 
 def _fiber(conn, layer_id: int) -> list:
-    """Return the fiber areas of a stored layer (as ``layers.load_coverage`` would, fiber only)."""
+    """Return the fiber areas of a stored layer."""
     from portal.data import layers
 
-    rows = sql.run(conn, _statements().fiber, layer=layer_id).fetchall()
-    geometries = shapely.from_wkb([bytes(r["geom"]) for r in rows]) if rows else []
-    return [layers.Area(technology="fiber", status=r["status"], geometry=g, max_down_mbps=r["max_down_mbps"],
-                        max_up_mbps=r["max_up_mbps"], available_from=r["available_from"],
-                        feature_id=r["feature_id"]) for r, g in zip(rows, geometries)]
+    return [a for a in layers.load_coverage(conn, layer_id) if a.technology == "fiber"]
 
 
 @sql.collection
 def _statements() -> SimpleNamespace:
     """Return the statements of this module (``portal.data.statements``)."""
-    i, t, c = sql.table("interest"), sql.table("towns"), sql.table("coverage")
+    i = sql.table("interest")
     value = sa.bindparam
     return SimpleNamespace(
         # Confirmed addresses not yet told that fiber is live.
@@ -93,12 +87,6 @@ def _statements() -> SimpleNamespace:
             sa.func.coalesce(i.c.told, sql.const("")) != sql.const("live")).order_by(i.c.id)),
         told=sql.Statement(sa.update(i).where(i.c.id == value("id")).values(
             told=value("told"), notified_at=value("notified_at"))),
-        towns=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
-            t.c.layer_id == value("layer"))),
-        fiber=sql.Statement(sa.select(c.c.feature_id, c.c.status, c.c.max_down_mbps, c.c.max_up_mbps,
-                                      c.c.available_from, sql.geometry_out(c.c.geom))
-                            .where(c.c.layer_id == value("layer"), c.c.technology == sql.const("fiber"))
-                            .order_by(c.c.id)),
     )
 
 

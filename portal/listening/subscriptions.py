@@ -268,21 +268,18 @@ def counts(conn) -> list[dict]:
     """
     import shapely
 
-    q = _statements()
-    live = layers.live_layer_ids(conn)["towns"]
-    found = sql.run(conn, q.town_extents_by_name, layer=live).fetchall() if live is not None else []
-    towns = [(slug, shapely.from_wkb(bytes(geom))) for slug, geom in found]
-    rows = sql.run(conn, q.counts).fetchall()
+    towns = layers.load_towns(conn)
+    rows = sql.run(conn, _statements().counts).fetchall()
     places = [r["town"] for r in rows]
     points = [n for n, r in enumerate(rows) if r["town"] is None]
     for n in points:
         places[n] = "(point)"
     if points and towns:
-        tree = shapely.STRtree([geometry for _slug, geometry in towns])
+        tree = shapely.STRtree([t.geometry for t in towns])
         found = tree.query(shapely.points([(rows[n]["lon"], rows[n]["lat"]) for n in points]),
                            predicate="intersects")
         for point_index, town_index in zip(*found.tolist()):
-            places[points[point_index]] = towns[town_index][0]
+            places[points[point_index]] = towns[town_index].slug
     table: dict[tuple[str, str, str], dict] = {}
     for place, r in zip(places, rows):
         kind = "town" if r["town"] else "point"
@@ -299,11 +296,9 @@ def _statements() -> SimpleNamespace:
     s, t = sql.table("subscriptions"), sql.table("towns")
     value = sa.bindparam
     return SimpleNamespace(
-        # By slug (the order of the primary key SQLite reads them in), and by name as ``layers.load_towns``.
+        # By slug (the order of the primary key SQLite reads them in).
         town_extents=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
             t.c.layer_id == value("layer")).order_by(t.c.slug)),
-        town_extents_by_name=sql.Statement(sa.select(t.c.slug, sql.geometry_out(t.c.geom)).where(
-            t.c.layer_id == value("layer")).order_by(t.c.name)),
         known_town=sql.Statement(sa.select(sa.literal(1)).where(t.c.layer_id == value("layer"),
                                                                 t.c.slug == value("slug"))),
         insert=sql.Statement(sa.insert(s).values({c: value(c) for c in (
