@@ -2,9 +2,7 @@
 and rate limits, with a real redis-server started on a private socket."""
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -16,6 +14,7 @@ from mailserver import (
     WebhookReceiver,
     body,
     link,
+    redis_server,
     run_script,
     start_worker,
     stop_worker,
@@ -87,17 +86,8 @@ def test_a_webhook_is_confirmed_then_gets_signed_events(tmp_path, receiver):
 @pytest.fixture
 def redis_url(tmp_path):
     """Start Debian's redis-server on a private Unix socket; give its URL."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: make install-test installs it"
-    socket_path = tmp_path / "redis.sock"
-    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"unix://{socket_path}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with redis_server(tmp_path) as url:
+        yield url
 
 
 def test_queue_and_rate_limits_in_redis(db_path, redis_url):

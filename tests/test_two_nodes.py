@@ -13,7 +13,6 @@ provider running several nodes needs to hold:
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mailserver import BASE_URL, INCIDENT, NOTIFY, SmtpServer, link, run_script, subject
+from mailserver import BASE_URL, INCIDENT, NOTIFY, SmtpServer, link, redis_server, run_script, subject
 
 from benchmarks import load
 
@@ -33,19 +32,9 @@ PSKOV = (57.8136, 28.3496)
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    """Start Debian's redis-server on a private Unix socket for the module; give its URL."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: make install-test installs it"
-    folder = tmp_path_factory.mktemp("redis")
-    socket_path = folder / "redis.sock"
-    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"unix://{socket_path}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    """Start Debian's redis-server for the module; give its URL."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
