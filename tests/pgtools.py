@@ -8,11 +8,10 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from conftest import DEMO_NOW
-
 from portal import create_app
 from portal.data import db
 from portal.listening import subscriptions
+from tests.conftest import DEMO_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "migrate_db.py"

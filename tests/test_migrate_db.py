@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import shapely
-from conftest import DEMO_NOW
 from pgtools import PECHORY, Database, add_listening_rows, dump, migrate, pg_query
 
 from benchmarks import pg
 from portal import create_app
 from portal.data import transfer
 from portal.data.engines import describe, engine_for, is_postgres
+from tests.conftest import DEMO_NOW
 
 OUTSIDE = (57.818659, 27.6517)  # no coverage: the nearest fiber is 1 km west
 ANSWERS = ["/api/v1/status?town=pechory", f"/api/v1/check?lat={OUTSIDE[0]}&lon={OUTSIDE[1]}",
