@@ -25,7 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.web.views import api, claims, context, errors, feeds, interest, listening, pages, status
 
     app.json = FastJSONProvider(app)
-    build.ensure_database(Path(app.config["DATABASE"]), Path(app.config["GEODATA_DIR"]))
+    build.ensure_database(app.config["DATABASE"], Path(app.config["GEODATA_DIR"]))
     web.init_app(app)
     security.init_app(app)
     # Before i18n: after-request hooks run in reverse, so the caching headers see its cookie.

@@ -126,6 +126,6 @@ def _build(conn, key, ids, drop_distance_m, deadline_hours) -> Snapshot:
 
 def _region_info(conn: sqlite3.Connection) -> dict:
     """Return the region's names and flags from ``meta`` (set by the demo build)."""
-    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'region%' OR key = 'demo'"
-                             " OR key LIKE 'provider%'").fetchall())
-    return {k: (json.loads(v) if k == "demo" else v) for k, v in rows.items()}
+    meta = db.get_meta(conn)
+    return {k: (json.loads(v) if k == "demo" else v) for k, v in meta.items()
+            if k == "demo" or k.startswith(("region", "provider"))}

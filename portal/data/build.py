@@ -132,11 +132,14 @@ def _migrate_if_pending(path: Path) -> None:
             db.migrate(path)
 
 
-def ensure_database(path: Path, geodata_dir: Path = GEODATA_DIR) -> bool:
+def ensure_database(path: Path | str, geodata_dir: Path = GEODATA_DIR) -> bool:
     """Build the database if the file does not exist yet (else apply pending migrations); True when built.
 
-    A lock file keeps several workers starting at once from building it twice.
+    A lock file keeps several workers starting at once from building it twice. A
+    ``postgresql://`` URL: see ``ensure_postgres``.
     """
+    if "://" in str(path):
+        return ensure_postgres(str(path), geodata_dir)
     path = Path(path)
     if path.exists():
         _migrate_if_pending(path)
@@ -148,3 +151,49 @@ def ensure_database(path: Path, geodata_dir: Path = GEODATA_DIR) -> bool:
             return False
         build_database(path, geodata_dir)
         return True
+
+
+def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
+    """Give an empty PostgreSQL database the demo portal; True when built, False when it holds one.
+
+    The demo is built as every SQLite portal is, in a temporary folder, and copied over by
+    ``migrate_db``'s own copy (``transfer.move``: checked, in one transaction). An advisory lock
+    keeps nodes starting at once from building it twice. A database holding a portal made by
+    another version of the migrations is refused: a PostgreSQL portal is moved between versions
+    with ``scripts/migrate_db.py`` (there are no migrations on PostgreSQL yet).
+    """
+    import tempfile
+
+    from portal.data import portable, statements, transfer
+
+    conn = statements.connect_postgres(url)
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
+        if conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None:
+            _check_postgres_migrations(conn)
+            return False
+        with tempfile.TemporaryDirectory(prefix="portal-demo-") as folder:
+            demo = Path(folder) / "portal.sqlite"
+            build_database(demo, geodata_dir)
+            transfer.move(str(demo), url)
+        portable.reference()  # the statements need it anyway: made while the lock is held
+        return True
+    finally:
+        conn.close()
+
+
+# Any fixed number: the key of the advisory lock the demo build of a PostgreSQL portal takes.
+BUILD_LOCK_KEY = 5_303_001
+
+
+def _check_postgres_migrations(conn) -> None:
+    """Refuse a PostgreSQL portal whose applied migrations are not this version's."""
+    import sqlite_utils
+
+    wanted = [m.name for m in db.migrations.pending(sqlite_utils.Database(memory=True))]  # all of them
+    found = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = %s"
+                                        " ORDER BY id", (db.migrations.name,))]
+    if found != wanted:
+        raise RuntimeError(
+            f"the PostgreSQL portal was made by another version (migrations {found[-1:] or 'none'}, this one"
+            f" expects {wanted[-1]}); move it through SQLite with scripts/migrate_db.py")

@@ -267,6 +267,10 @@ class ReadConnection(sqlite3.Connection):
     _meta: Mapping[str, str] | None = None
     _version: int | None = None
 
+    def begin(self) -> None:
+        """Start a read transaction: every query until ``rollback`` sees the same version of the data."""
+        self.execute("BEGIN")
+
     def meta(self) -> Mapping[str, str]:
         """Return the meta table, read again only when another connection committed since the last look."""
         version = self.execute("PRAGMA data_version").fetchone()[0]
@@ -279,7 +283,14 @@ class ReadConnection(sqlite3.Connection):
 
 
 def connect_readonly(path: str | Path) -> ReadConnection:
-    """Open the database read-only, as every web request does."""
+    """Open the database read-only, as every web request does.
+
+    A ``postgresql://`` URL gives a ``pgread.PostgresRead``, which answers the same way.
+    """
+    if "://" in str(path):
+        from portal.data.pgread import PostgresRead
+
+        return PostgresRead(str(path))
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=ReadConnection)
     conn.row_factory = sqlite3.Row
@@ -329,7 +340,7 @@ def bump_revision(conn, after: int | None = None) -> None:
 
 def get_meta(conn) -> Mapping[str, str]:
     """Return the whole meta table (a read connection answers from its copy, read-only)."""
-    if isinstance(conn, ReadConnection):
+    if hasattr(conn, "meta"):  # a read connection, SQLite's or PostgreSQL's
         return conn.meta()
     return {row[0]: row[1] for row in sql.run(conn, _q().meta)}
 
@@ -344,7 +355,7 @@ def set_meta(conn, key: str, value: str | None) -> None:
 
 def revision(conn) -> int:
     """Return the current data revision (a read connection answers from its copy of ``meta``)."""
-    if isinstance(conn, ReadConnection):
+    if hasattr(conn, "meta"):  # a read connection, SQLite's or PostgreSQL's
         return int(get_meta(conn).get("revision") or 0)
     found = sql.scalar(conn, _q().revision)
     return int(found) if found is not None else 0

@@ -11,10 +11,13 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import shapely
+import sqlalchemy as sa
 
 from portal.data import db
+from portal.data import statements as sql
 
 KINDS = ("towns", "coverage")
 # Coverage rows read at a time when a layer is streamed (a few MB of polygons).
@@ -83,46 +86,23 @@ def store_layer(
     if kind not in KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; expected one of {', '.join(KINDS)}")
     replaced = live_layer_ids(conn)[kind]
-    cur = conn.execute(
-        "INSERT INTO layers (kind, created_at, author, source, checksum, feature_count, as_of,"
-        " report, replaced_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            kind,
-            created_at or db.iso(db.utcnow()),
-            author,
-            source,
-            checksum,
-            len(features),
-            as_of,
-            json.dumps(report, ensure_ascii=False) if report is not None else None,
-            replaced,
-        ),
-    )
-    layer_id = cur.lastrowid
+    q = _statements()
+    layer_id = sql.scalar(
+        conn, q.new_layer, kind=kind, created_at=created_at or db.iso(db.utcnow()), author=author,
+        source=source, checksum=checksum, feature_count=len(features), as_of=as_of,
+        report=json.dumps(report, ensure_ascii=False) if report is not None else None, replaced_id=replaced)
     if kind == "towns":
-        conn.executemany(
-            "INSERT INTO towns (layer_id, slug, name, name_ru, population, lat, lon, alt_names, geom)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    layer_id, t.slug, t.name, t.name_ru, t.population, t.lat, t.lon,
-                    json.dumps(list(t.alt_names), ensure_ascii=False), shapely.to_wkb(t.geometry),
-                )
-                for t in features
-            ],
-        )
+        sql.run_many(conn, q.new_town, [
+            {"layer_id": layer_id, "slug": t.slug, "name": t.name, "name_ru": t.name_ru,
+             "population": t.population, "lat": t.lat, "lon": t.lon,
+             "alt_names": json.dumps(list(t.alt_names), ensure_ascii=False), "geom": shapely.to_wkb(t.geometry)}
+            for t in features])
     else:
-        conn.executemany(
-            "INSERT INTO coverage (layer_id, feature_id, technology, status, max_down_mbps,"
-            " max_up_mbps, available_from, geom) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    layer_id, a.feature_id, a.technology, a.status, a.max_down_mbps,
-                    a.max_up_mbps, a.available_from, shapely.to_wkb(a.geometry),
-                )
-                for a in features
-            ],
-        )
+        sql.run_many(conn, q.new_area, [
+            {"layer_id": layer_id, "feature_id": a.feature_id, "technology": a.technology, "status": a.status,
+             "max_down_mbps": a.max_down_mbps, "max_up_mbps": a.max_up_mbps, "available_from": a.available_from,
+             "geom": shapely.to_wkb(a.geometry)}
+            for a in features])
     db.set_meta(conn, f"live_{kind}", str(layer_id))
     ids = live_layer_ids(conn)
     other = ids["coverage" if kind == "towns" else "towns"]
@@ -146,7 +126,7 @@ def _coverage_switched(conn: sqlite3.Connection, before: int | None, after) -> N
 
 def activate_layer(conn: sqlite3.Connection, layer_id: int) -> str:
     """Make a stored layer live again (a rollback); return its kind."""
-    row = conn.execute("SELECT kind FROM layers WHERE id = ?", (layer_id,)).fetchone()
+    row = sql.run(conn, _statements().layer, id=layer_id).fetchone()
     if row is None:
         raise LookupError(f"no layer with id {layer_id}")
     was = live_layer_ids(conn)[row["kind"]]
@@ -163,10 +143,7 @@ def load_towns(conn: sqlite3.Connection, layer_id: int | None = None) -> list[To
         layer_id = live_layer_ids(conn)["towns"]
     if layer_id is None:
         return []
-    rows = conn.execute(
-        "SELECT slug, name, name_ru, population, lat, lon, alt_names, geom FROM towns"
-        " WHERE layer_id = ? ORDER BY name", (layer_id,)
-    ).fetchall()
+    rows = sql.run(conn, _statements().towns, layer_id=layer_id).fetchall()
     geoms = shapely.from_wkb([r["geom"] for r in rows]) if rows else []
     return [
         Town(
@@ -189,10 +166,7 @@ def iter_coverage(conn: sqlite3.Connection, layer_id: int | None = None,
         layer_id = live_layer_ids(conn)["coverage"]
     if layer_id is None:
         return
-    cursor = conn.execute(
-        "SELECT feature_id, technology, status, max_down_mbps, max_up_mbps, available_from, geom"
-        " FROM coverage WHERE layer_id = ? ORDER BY id", (layer_id,)
-    )
+    cursor = sql.run(conn, _statements().areas, layer_id=layer_id)
     # One string object per distinct value, not one per row.
     word = sys.intern
     while rows := cursor.fetchmany(batch):
@@ -212,8 +186,7 @@ def coverage_vertex_bound(conn: sqlite3.Connection, layer_id: int | None) -> int
     """Return at least the number of vertices of a coverage layer's polygons (16 WKB bytes each)."""
     if layer_id is None:
         return 0
-    row = conn.execute("SELECT sum(length(geom)) FROM coverage WHERE layer_id = ?", (layer_id,)).fetchone()
-    return int(row[0] or 0) // 16
+    return int(sql.scalar(conn, _statements().wkb_bytes, layer_id=layer_id) or 0) // 16
 
 
 # -- town shares: measured when a layer is stored, per pair of towns and coverage layers --
@@ -221,6 +194,9 @@ def coverage_vertex_bound(conn: sqlite3.Connection, layer_id: int | None) -> int
 
 def has_town_shares_table(conn: sqlite3.Connection) -> bool:
     """Return whether the database stores town shares (databases from before it do not)."""
+    if sql.dialect_of(conn) != sql.SQLITE:
+        return True  # a PostgreSQL portal is made with the whole schema (``portal.data.portable``)
+    # Asked of SQLite's catalogue, which only SQLite has.
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'town_share_layers'")
     return found.fetchone() is not None
 
@@ -238,16 +214,13 @@ def measure_town_shares(conn: sqlite3.Connection, towns: list[Town] | None = Non
 def store_town_shares(conn: sqlite3.Connection, towns_id: int, coverage_id: int,
                       shares: dict[str, list[dict]]) -> None:
     """Store (replacing) the share entries of a pair of layers."""
-    conn.execute("DELETE FROM town_shares WHERE towns_layer_id = ? AND coverage_layer_id = ?",
-                 (towns_id, coverage_id))
-    conn.execute("INSERT OR REPLACE INTO town_share_layers (towns_layer_id, coverage_layer_id, measured_at)"
-                 " VALUES (?, ?, ?)", (towns_id, coverage_id, db.iso(db.utcnow())))
-    conn.executemany(
-        "INSERT INTO town_shares (towns_layer_id, coverage_layer_id, slug, technology, status, share,"
-        " max_down_mbps, max_up_mbps, available_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(towns_id, coverage_id, slug, e["technology"], e["status"], e["share"], e["max_down_mbps"],
-          e["max_up_mbps"], e["available_from"]) for slug, entries in shares.items() for e in entries],
-    )
+    q = _statements()
+    pair = {"towns_layer_id": towns_id, "coverage_layer_id": coverage_id}
+    sql.run(conn, q.drop_shares, **pair)
+    sql.run(conn, q.shares_measured, **pair, measured_at=db.iso(db.utcnow()))
+    sql.run_many(conn, q.new_share, [
+        {**pair, "slug": slug, **{k: e[k] for k in SHARE_FIELDS}} for slug, entries in shares.items()
+        for e in entries])
 
 
 def load_town_shares(conn: sqlite3.Connection, towns_id: int | None,
@@ -258,16 +231,12 @@ def load_town_shares(conn: sqlite3.Connection, towns_id: int | None,
     """
     if towns_id is None or coverage_id is None or not has_town_shares_table(conn):
         return None
-    pair = (towns_id, coverage_id)
-    if conn.execute("SELECT 1 FROM town_share_layers WHERE towns_layer_id = ? AND coverage_layer_id = ?",
-                    pair).fetchone() is None:
+    q = _statements()
+    pair = {"towns_layer_id": towns_id, "coverage_layer_id": coverage_id}
+    if sql.run(conn, q.shares_known, **pair).fetchone() is None:
         return None
     shares: dict[str, list[dict]] = {}
-    # In the order stored, which is the entries' order.
-    for r in conn.execute(
-        "SELECT slug, technology, status, share, max_down_mbps, max_up_mbps, available_from FROM town_shares"
-        " WHERE towns_layer_id = ? AND coverage_layer_id = ? ORDER BY rowid", pair
-    ):
+    for r in sql.run(conn, q.shares, **pair):
         shares.setdefault(r[0], []).append({
             "technology": r[1], "status": r[2], "share": r[3], "max_down_mbps": r[4], "max_up_mbps": r[5],
             "available_from": r[6],
@@ -286,5 +255,57 @@ def ensure_town_shares(conn: sqlite3.Connection) -> None:
 
 def layer_info(conn: sqlite3.Connection, layer_id: int) -> dict | None:
     """Return one layer's record (without its features)."""
-    row = conn.execute("SELECT * FROM layers WHERE id = ?", (layer_id,)).fetchone()
+    row = sql.run(conn, _statements().layer, id=layer_id).fetchone()
     return dict(row) if row else None
+
+
+SHARE_FIELDS = ("technology", "status", "share", "max_down_mbps", "max_up_mbps", "available_from")
+
+
+@sql.collection
+def _statements() -> SimpleNamespace:
+    """Return this module's statements (``portal.data.statements``)."""
+    layers, towns, coverage = sql.table("layers"), sql.table("towns"), sql.table("coverage")
+    measured, shares = sql.table("town_share_layers"), sql.table("town_shares")
+    value = sa.bindparam
+    pair = (shares.c.towns_layer_id == value("towns_layer_id"),
+            shares.c.coverage_layer_id == value("coverage_layer_id"))
+
+    def wkb_bytes(dialect: str):
+        geom = coverage.c.geom if dialect == sql.SQLITE else sa.func.ST_AsBinary(coverage.c.geom)
+        return sa.select(sa.func.sum(sa.func.length(geom))).where(coverage.c.layer_id == value("layer_id"))
+
+    return SimpleNamespace(
+        new_layer=sql.Statement(sa.insert(layers).values({c: value(c) for c in (
+            "kind", "created_at", "author", "source", "checksum", "feature_count", "as_of", "report",
+            "replaced_id")}).returning(layers.c.id)),
+        new_town=sql.Statement(sa.insert(towns).values({**{c: value(c) for c in (
+            "layer_id", "slug", "name", "name_ru", "population", "lat", "lon", "alt_names")},
+            "geom": sql.geometry_in(value("geom"))})),
+        new_area=sql.Statement(sa.insert(coverage).values({**{c: value(c) for c in (
+            "layer_id", "feature_id", "technology", "status", "max_down_mbps", "max_up_mbps",
+            "available_from")}, "geom": sql.geometry_in(value("geom"))})),
+        layer=sql.Statement(sa.select(layers).where(layers.c.id == value("id"))),
+        towns=sql.Statement(sa.select(
+            towns.c.slug, towns.c.name, towns.c.name_ru, towns.c.population, towns.c.lat, towns.c.lon,
+            towns.c.alt_names, sql.geometry_out(towns.c.geom)).where(towns.c.layer_id == value("layer_id"))
+            .order_by(towns.c.name)),
+        areas=sql.Statement(sa.select(
+            coverage.c.feature_id, coverage.c.technology, coverage.c.status, coverage.c.max_down_mbps,
+            coverage.c.max_up_mbps, coverage.c.available_from, sql.geometry_out(coverage.c.geom))
+            .where(coverage.c.layer_id == value("layer_id")).order_by(coverage.c.id)),
+        wkb_bytes=sql.Statement(wkb_bytes),
+        drop_shares=sql.Statement(sa.delete(shares).where(*pair)),
+        shares_measured=sql.Statement(sql.upsert(
+            measured, ["towns_layer_id", "coverage_layer_id"],
+            {c: value(c) for c in ("towns_layer_id", "coverage_layer_id", "measured_at")}, ["measured_at"])),
+        new_share=sql.Statement(sa.insert(shares).values({c: value(c) for c in (
+            "towns_layer_id", "coverage_layer_id", "slug", *SHARE_FIELDS)})),
+        shares_known=sql.Statement(sa.select(sa.literal(1)).where(
+            measured.c.towns_layer_id == value("towns_layer_id"),
+            measured.c.coverage_layer_id == value("coverage_layer_id"))),
+        # In the order stored, which is the entries' order (a column of that name on PostgreSQL:
+        # ``portal.data.portable`` keeps SQLite's hidden row numbers there).
+        shares=sql.Statement(sa.select(shares.c.slug, *(shares.c[f] for f in SHARE_FIELDS)).where(*pair)
+                             .order_by(sa.literal_column("rowid"))),
+    )

@@ -225,6 +225,18 @@ def run(conn, statement: Statement, **values):
     return conn.execute(sql, {**literals, **values} if literals else values)
 
 
+def run_many(conn, statement: Statement, rows: list[dict]) -> None:
+    """Run a statement once per row of named values (a bulk insert), on either driver."""
+    sql, literals = statement.sql(dialect_of(conn))
+    if literals:
+        rows = [{**literals, **row} for row in rows]
+    if isinstance(conn, sqlite3.Connection):
+        conn.executemany(sql, rows)
+    else:
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+
 def scalar(conn, statement: Statement, **values):
     """Run a statement and return the first column of its first row (None without a row)."""
     row = run(conn, statement, **values).fetchone()

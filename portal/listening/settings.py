@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from portal.config import DEFAULTS
+from portal.config import DEFAULTS, default_database_path
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Settings:
     Made from a config mapping; every value's default lives once, in ``portal.config``.
     """
 
-    database: Path
+    database: Path | str  # an SQLite file, or a postgresql:// URL
     smtp_url: str | None
     mail_from: str
     base_url: str
@@ -35,7 +35,8 @@ class Settings:
     def from_config(cls, config: Mapping) -> Settings:
         """Return the settings from a config mapping (``app.config`` or ``portal.config.settings()``)."""
         config = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-        database = Path(config["DATABASE"])
+        database = str(config["DATABASE"])
+        database = database if "://" in database else Path(database)
         maildir = config.get("MAILDIR")
         return cls(
             database=database,
@@ -44,7 +45,7 @@ class Settings:
             base_url=config["BASE_URL"].rstrip("/"),
             redis_url=config.get("REDIS_URL") or None,
             webhook_allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE"]),
-            maildir=Path(maildir) if maildir else database.parent / "mail",
+            maildir=Path(maildir) if maildir else cls._beside(database, "mail"),
             fold_s=float(config["NOTIFY_FOLD_SECONDS"]),
             retry_s=float(config["NOTIFY_RETRY_SECONDS"]),
             timezone=config["TIMEZONE"],
@@ -56,8 +57,21 @@ class Settings:
 
     @property
     def queue_file(self) -> Path:
-        """Return the SQLite file of the huey queue (beside the database) when Redis is not used."""
+        """Return the SQLite file of the huey queue (beside the database) when Redis is not used.
+
+        With the data in PostgreSQL, the file is in the instance folder: one machine's queue.
+        Several machines delivering share Redis (``REDIS_URL``) instead.
+        """
+        if isinstance(self.database, str):
+            return self._beside(self.database, "portal-queue.sqlite")
         return self.database.with_name(f"{self.database.stem}-queue.sqlite")
+
+    @staticmethod
+    def _beside(database: Path | str, name: str) -> Path:
+        """Return a path beside the database file (in the instance folder when the data is in PostgreSQL)."""
+        if isinstance(database, str):
+            return default_database_path().parent / name
+        return database.parent / name
 
     @property
     def mail_domain(self) -> str:

@@ -42,7 +42,7 @@ def get_db() -> db.ReadConnection:
     conn = g.get("db")
     if conn is None:
         conn = _connection(current_app.config["DATABASE"])
-        conn.execute("BEGIN")
+        conn.begin()
         g.db = conn
     return conn
 

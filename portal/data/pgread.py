@@ -1,0 +1,61 @@
+"""The read connection of a web worker when the portal's data lives in PostgreSQL.
+
+It answers like ``db.ReadConnection`` (the SQLite one): kept open between requests, one
+read-only snapshot per request (``begin``: ``REPEATABLE READ READ ONLY``, so every query of a
+request sees the same data and the ETag names what the body was built from), and ``meta()``.
+
+Freshness across nodes: ``meta`` is read once per request, in the request's snapshot, so a
+write committed on any node (a staff script, another node's import) is seen by every node on
+its next request: the revision it carries names the new data, and the snapshot is rebuilt.
+One short query per request; SQLite's ``PRAGMA data_version`` has no PostgreSQL twin.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import sqlalchemy as sa
+
+from portal.data import statements as sql
+
+
+class PostgresRead:
+    """A read-only PostgreSQL connection with the ``ReadConnection`` interface the web side uses."""
+
+    def __init__(self, url: str):
+        self._conn = sql.connect_postgres(url)
+        self._meta: Mapping[str, str] | None = None
+
+    def begin(self) -> None:
+        """Start the request's read snapshot."""
+        self._meta = None
+        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def execute(self, statement, values=None):
+        """Run SQL on the connection (``statements.run`` passes the dialect's own text)."""
+        return self._conn.execute(statement, values)
+
+    def cursor(self):
+        return self._conn.cursor()
+
+    def meta(self) -> Mapping[str, str]:
+        """Return the meta table as this request's snapshot holds it (read once per request)."""
+        if self._meta is None:
+            rows = sql.run(self._conn, _meta_statement())
+            self._meta = MappingProxyType({row[0]: row[1] for row in rows})
+        return self._meta
+
+    def rollback(self) -> None:
+        """End the request's snapshot (nothing was written)."""
+        self._meta = None
+        if self._conn.info.transaction_status != 0:  # not idle: a transaction is open
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@sql.collection
+def _meta_statement() -> sql.Statement:
+    meta = sql.table("meta")
+    return sql.Statement(sa.select(meta.c.key, meta.c.value))
