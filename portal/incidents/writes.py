@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import shapely
 import shapely.geometry
+import sqlalchemy as sa
 
 from portal.coverage.places import Gazetteer
 from portal.data import db, layers
+from portal.data import statements as sql
 from portal.data.text import BadText, check_text
 from portal.incidents import language
 from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part of this module's interface
@@ -160,7 +163,7 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, 
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
     cause = _texts("cause", cause, cause_en)
     if cause is not None:
-        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
+        _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, status, message, eta, author, now)
     _audit(conn, now, author, "update", rec.id, {
         "status": status, **_said("message", message), "at": db.iso(at), "eta": db.iso(eta),
@@ -180,9 +183,9 @@ def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message
         raise IncidentError(f"maintenance #{rec.id} starts at {db.iso(rec.started_at)}; it cannot be "
                             f"completed at {db.iso(at)} before it began")
     cause = _texts("cause", cause, cause_en)
-    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(at), rec.id))
+    sql.run(conn, _q().resolved, resolved_at=db.iso(at), id=rec.id)
     if cause is not None:
-        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
+        _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, closing, message, None, author, now)
     _audit(conn, now, author, "resolve", rec.id, {**_said("message", message), "at": db.iso(at),
                                                   **_said("cause", cause)})
@@ -224,15 +227,13 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now, titl
     if update is not None and message is None and message_en is None:
         raise IncidentError(f"update {update!r} given without a message; give the corrected message too")
     changes: dict = {}
-    row = conn.execute("SELECT title, title_en, cause, cause_en, place, place_en FROM incidents WHERE id = ?",
-                       (rec.id,)).fetchone()
+    row = sql.run(conn, _q().texts, id=rec.id).fetchone()
     for name, text, english in (("title", title, title_en), ("cause", cause, cause_en),
                                 ("where", where, where_en)):
         column = "place" if name == "where" else name
         _correct(conn, "incidents", rec.id, column, name, row, text, english, changes, f"of #{rec.id}")
     if message is not None or message_en is not None:
-        rows = conn.execute("SELECT id, message, message_en FROM incident_updates WHERE incident_id = ?"
-                            " ORDER BY at, id", (rec.id,)).fetchall()
+        rows = sql.run(conn, _q().messages, id=rec.id).fetchall()
         number = len(rows) if update is None else update
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
             raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1"
@@ -268,7 +269,7 @@ def _correct(conn, table, row_id, column, name, row, text, english, changes, who
         if value == row[col]:
             raise IncidentError(f"{name}{'-en' if col.endswith('_en') else ''} {value!r} is already {word}"
                                 f" {whose}; give the corrected {name}")
-        conn.execute(f"UPDATE {table} SET {col} = ? WHERE id = ?", (value, row_id))
+        sql.run(conn, getattr(getattr(_q().correct, table), col), value=value, id=row_id)
         changes[key] = {"before": row[col], "after": value}
 
 
@@ -288,7 +289,7 @@ def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None
         raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r};"
                             " only a"
                             " window that has not begun can be cancelled (end it early with resolve)")
-    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(now), rec.id))
+    sql.run(conn, _q().resolved, resolved_at=db.iso(now), id=rec.id)
     _add_update(conn, rec.id, now, "cancelled", message, None, author, now)
     _audit(conn, now, author, "cancel", rec.id, {**_said("message", message), "start": db.iso(rec.started_at),
                                                  "end": db.iso(rec.scheduled_end)})
@@ -296,36 +297,73 @@ def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None
 
 def _insert(conn, *, title, kind, cause, started, end, services, towns, area, place, author, now) -> int:
     """Insert the incident row, its services, towns and area; return its id."""
-    cur = conn.execute(
-        "INSERT INTO incidents (title, title_en, kind, cause, cause_en, place, place_en, started_at,"
-        " scheduled_end, created_at, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*_columns(title), kind, *_columns(cause), *_columns(place), db.iso(started), db.iso(end),
-         db.iso(now), author),
-    )
-    incident_id = cur.lastrowid
-    conn.executemany("INSERT INTO incident_services VALUES (?, ?)", [(incident_id, s) for s in services])
-    conn.executemany("INSERT INTO incident_towns VALUES (?, ?)", [(incident_id, s) for s in towns])
+    q = _q()
+    (title, title_en), (cause, cause_en), (place, place_en) = map(_columns, (title, cause, place))
+    incident_id = sql.scalar(conn, q.incident, title=title, title_en=title_en, kind=kind, cause=cause,
+                             cause_en=cause_en, place=place, place_en=place_en, started_at=db.iso(started),
+                             scheduled_end=db.iso(end), created_at=db.iso(now), author=author)
+    sql.run_many(conn, q.service, [{"incident_id": incident_id, "service": s} for s in services])
+    sql.run_many(conn, q.town, [{"incident_id": incident_id, "slug": s} for s in towns])
     if area is not None:
-        conn.execute("INSERT INTO incident_areas (incident_id, geom) VALUES (?, ?)",
-                     (incident_id, shapely.to_wkb(area)))
+        sql.run(conn, q.area, incident_id=incident_id, geom=shapely.to_wkb(area))
     return incident_id
 
 
 def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
     """Insert one timeline entry."""
-    conn.execute(
-        "INSERT INTO incident_updates (incident_id, at, status, message, message_en, eta, author,"
-        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (incident_id, db.iso(at), status, *_columns(message), db.iso(eta), author, db.iso(now)),
-    )
+    text, english = _columns(message)
+    sql.run(conn, _q().update, incident_id=incident_id, at=db.iso(at), status=status, message=text,
+            message_en=english, eta=db.iso(eta), author=author, recorded_at=db.iso(now))
+
+
+def _set_cause(conn, incident_id, cause: dict) -> None:
+    """Replace the incident's cause (both languages' columns)."""
+    text, english = _columns(cause)
+    sql.run(conn, _q().cause, cause=text, cause_en=english, id=incident_id)
 
 
 def _audit(conn, now, author, action, incident_id, detail) -> None:
     """Record who changed which incident, when, and how."""
-    conn.execute(
-        "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        (db.iso(now), author, f"incident.{action}", f"incident:{incident_id}",
-         json.dumps(detail, ensure_ascii=False)),
+    sql.run(conn, _q().audit, at=db.iso(now), author=author, action=f"incident.{action}",
+            subject=f"incident:{incident_id}", detail=json.dumps(detail, ensure_ascii=False))
+
+
+@sql.collection
+def _q() -> SimpleNamespace:
+    """Return the statements of the incident writes, on every engine (``portal.data.statements``)."""
+    i, u = sql.table("incidents"), sql.table("incident_updates")
+    value = sa.bindparam
+
+    def insert(table, *names, **made):
+        return sa.insert(sql.table(table)).values({**{c: value(c) for c in names}, **made})
+
+    def change(table, **values):
+        return sa.update(table).where(table.c.id == value("id")).values(values)
+
+    # The texts staff correct (``_correct``): per table, per column.
+    correct = SimpleNamespace(**{t.name: SimpleNamespace(**{
+        c: sql.Statement(change(t, **{c: value("value")})) for name in names for c in (name, f"{name}_en")})
+        for t, names in ((i, ("title", "cause", "place")), (u, ("message",)))})
+    towns = sql.table("towns")
+    return SimpleNamespace(
+        incident=sql.Statement(insert(
+            "incidents", "title", "title_en", "kind", "cause", "cause_en", "place", "place_en", "started_at",
+            "scheduled_end", "created_at", "author").returning(i.c.id)),
+        service=sql.Statement(insert("incident_services", "incident_id", "service")),
+        town=sql.Statement(insert("incident_towns", "incident_id", "slug")),
+        area=sql.Statement(insert("incident_areas", "incident_id", geom=sql.geometry_in(value("geom")))),
+        update=sql.Statement(insert(
+            "incident_updates", "incident_id", "at", "status", "message", "message_en", "eta", "author",
+            "recorded_at")),
+        audit=sql.Statement(insert("audit", "at", "author", "action", "subject", "detail")),
+        cause=sql.Statement(change(i, cause=value("cause"), cause_en=value("cause_en"))),
+        resolved=sql.Statement(change(i, resolved_at=value("resolved_at"))),
+        texts=sql.Statement(sa.select(i.c.title, i.c.title_en, i.c.cause, i.c.cause_en, i.c.place,
+                                      i.c.place_en).where(i.c.id == value("id"))),
+        messages=sql.Statement(sa.select(u.c.id, u.c.message, u.c.message_en)
+                               .where(u.c.incident_id == value("id")).order_by(u.c.at, u.c.id)),
+        correct=correct,
+        slugs=sql.Statement(sa.select(towns.c.slug).where(towns.c.layer_id == value("layer_id"))),
     )
 
 
@@ -407,7 +445,7 @@ def _towns(conn, towns) -> list[str]:
         towns = [towns]
     # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
     live = layers.live_layer_ids(conn)["towns"]
-    known = {r[0] for r in conn.execute("SELECT slug FROM towns WHERE layer_id = ?", (live,))}
+    known = {r[0] for r in sql.run(conn, _q().slugs, layer_id=live)}
     slugs = list(dict.fromkeys(towns or ()))
     for slug in slugs:
         if slug not in known:
