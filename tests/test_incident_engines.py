@@ -115,7 +115,8 @@ def _subscribe(conn, address, *, town=None, point=None, services=1, confirmed=Tr
 def test_fan_out_makes_one_delivery_per_reached_subscription_and_folds_updates(write_conn, db_target):
     conn = write_conn
     reached = {_subscribe(conn, "town@example.org", town="pskov"),
-               _subscribe(conn, "inside@example.org", point=INSIDE, services=3)}
+               _subscribe(conn, "inside@example.org", point=INSIDE, services=3),
+               _subscribe(conn, "next-door@example.org", point=(INSIDE[0] + 0.001, INSIDE[1]))}
     for address, kw in (("tv-only@example.org", {"town": "pskov", "services": 2}),
                         ("unconfirmed@example.org", {"town": "pskov", "confirmed": False}),
                         ("elsewhere@example.org", {"town": "sebezh"}),
@@ -126,7 +127,7 @@ def test_fan_out_makes_one_delivery_per_reached_subscription_and_folds_updates(w
     now_ts = time.time() + 120  # past the fold delay of the updates below
     (opened,) = [e for e in outbox.due_events(conn, now_ts, 60) if _incident_of(conn, e) == incident_id]
     with store.transaction(conn):
-        assert outbox.fan_out(conn, opened, now_ts) == 2
+        assert outbox.fan_out(conn, opened, now_ts) == 3
     assert _delivered(conn, opened) == reached
     with store.transaction(conn):
         assert outbox.fan_out(conn, opened, now_ts) == 0  # done already: nothing twice
@@ -137,7 +138,7 @@ def test_fan_out_makes_one_delivery_per_reached_subscription_and_folds_updates(w
                          if _incident_of(conn, e) == incident_id]
     with store.transaction(conn):
         assert outbox.fan_out(conn, updated, now_ts) == 0  # a later resolution takes its place
-        assert outbox.fan_out(conn, resolved, now_ts) == 2
+        assert outbox.fan_out(conn, resolved, now_ts) == 3
     assert _delivered(conn, resolved) == reached
     assert [u["status"] for u in outbox.folded_updates(conn, resolved)] == ["identified"]
     states = dict(conn.execute(f"SELECT id, state FROM outbox WHERE incident_id = {incident_id}").fetchall())
@@ -169,3 +170,14 @@ def _incident_of(conn, event_id: int):
 def _delivered(conn, event_id: int) -> set[int]:
     found = conn.execute(f"SELECT subscription_id FROM deliveries WHERE event_id = {int(event_id)}")
     return {r[0] for r in found}
+
+
+def test_deliveries_already_made_are_not_counted_again(write_conn):
+    conn = write_conn
+    ids = [_subscribe(conn, f"s{n}@example.org", town="pskov") for n in range(3)]
+    event = conn.execute("INSERT INTO outbox (kind, payload, created_at, due_at)"
+                         " VALUES ('opened', '{}', 0, 0) RETURNING id").fetchone()[0]
+    with store.transaction(conn):
+        assert outbox._deliver(conn, event, ids[:2], 1.0) == 2
+        assert outbox._deliver(conn, event, ids, 1.0) == 1  # the driver counts every run of executemany
+    assert _delivered(conn, event) == set(ids)
