@@ -3,7 +3,9 @@
 The web side opens the file read-only; every write (imports, incidents, the
 demo build) goes through functions the staff scripts call, each in one
 transaction that also bumps ``meta.revision`` so every worker process notices
-the change on its next request.
+the change on its next request. The write transaction (``writing``) and the
+revision and ``meta`` it keeps work on a PostgreSQL portal too (a ``postgresql://``
+URL; ``portal.data.statements``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 What an incident is and what it affects is described in ``portal.incidents.records``.
 Every write validates everything before touching the database and runs in one
 ``db.writing`` transaction with an ``audit`` row; a refusal raises
-``IncidentError`` naming the bad value and leaves the database as it was.
+``IncidentError`` naming the bad value and leaves the database as it was. ``target`` is
+the database: an SQLite file, or a ``postgresql://`` URL (the statements run on either).
 
 The reads pages, the API, feeds and scripts ask are ``portal.incidents.reads``; the shipped
 demo incidents are written by ``portal.incidents.demo``.
@@ -44,7 +45,7 @@ _LATIN = re.compile("[A-Za-z]")
 # --- writes -----------------------------------------------------------------
 
 
-def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
+def open_incident(target, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
                   message=None, cause=None, author, now=None, **english) -> int:
     """Open an outage or degraded-service incident; return its id.
 
@@ -52,7 +53,7 @@ def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage
     text without a Cyrillic letter is English); ``title_en``, ``message_en``, ``cause_en`` and
     ``where_en`` the English ones (``ENGLISH``).
     """
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         incident_id = _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
                             eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow(),
                             **english)
@@ -60,47 +61,47 @@ def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage
         return incident_id
 
 
-def update_incident(db_path, incident_id, *, status, message, at=None, eta=None, cause=None, author,
+def update_incident(target, incident_id, *, status, message, at=None, eta=None, cause=None, author,
                     now=None, message_en=None, cause_en=None) -> None:
     """Add a public update (status, message, optional new ETA or cause) to an incident."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _update(conn, incident_id, status=status, message=message, at=at, eta=eta, cause=cause,
                 author=author, now=now or db.utcnow(), message_en=message_en, cause_en=cause_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None, message_en=None) -> None:
+def resolve_incident(target, incident_id, *, message, at=None, author, now=None, message_en=None) -> None:
     """Resolve an incident (or end a maintenance early) with a closing message."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow(),
                  message_en=message_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start, end, message=None,
+def schedule_maintenance(target, *, title, services, towns=(), area=None, start, end, message=None,
                          author, now=None, **english) -> int:
     """Announce a maintenance window; return its id (texts as ``open_incident`` takes them)."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         incident_id = _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
                                 end=end, message=message, author=author, now=now or db.utcnow(), **english)
         outbox.incident_changed(conn, incident_id)
         return incident_id
 
 
-def edit_incident(db_path, incident_id, *, title=None, message=None, update=None, cause=None, author,
+def edit_incident(target, incident_id, *, title=None, message=None, update=None, cause=None, author,
                   now=None, **english) -> dict:
     """Correct a published title, an update's message (default: the latest) or the cause; return the changes.
 
     The public timeline keeps its times and statuses; the audit log keeps the old and the new text.
     """
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         return _edit(conn, incident_id, title=title, message=message, update=update, cause=cause,
                      author=author, now=now or db.utcnow(), **english)
 
 
-def cancel_maintenance(db_path, incident_id, *, message, author, now=None, message_en=None) -> None:
+def cancel_maintenance(target, incident_id, *, message, author, now=None, message_en=None) -> None:
     """Call off a maintenance window that has not begun, with a public message saying so."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow(),
                 message_en=message_en)
         outbox.incident_changed(conn, incident_id)

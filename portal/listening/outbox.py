@@ -128,7 +128,8 @@ def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:
                 continue
             due = rec.started_at + timedelta(hours=hours)
             if due <= now:
-                payload = _payload(rec, now, deadline={"service": service, "hours": hours, "due_at": db.iso(due)})
+                deadline = {"service": service, "hours": hours, "due_at": db.iso(due)}
+                payload = _payload(rec, now, deadline=deadline)
                 made.append(_insert_once(conn, "deadline_passed", payload, rec.id, service))
     return [m for m in made if m]
 
