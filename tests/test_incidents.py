@@ -1,4 +1,7 @@
-"""Incident writes, what they affect, deadlines, maintenance windows, availability, the demo."""
+"""Incident writes, what they affect, deadlines, maintenance windows, availability, the demo.
+
+The tests that use ``db_path`` run twice: on SQLite and on PostgreSQL (a private cluster).
+"""
 from __future__ import annotations
 
 import json
@@ -6,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from dbtools import database_with_towns, dump, square_town
+from dbtools import database_with_towns, square_town
+from enginetools import contents, engine_copy, reading
 from shapely.geometry import Point, Polygon, box, shape
 
 from portal import answers
@@ -33,15 +37,21 @@ ACROSS = box(30.08, 60.04, 30.12, 60.06)  # across the Alpha/Beta edge
 OUTSIDE_WEST = box(29.9, 60.0, 30.0, 60.1)  # touches Alpha's west edge only
 
 
+@pytest.fixture(scope="module")
+def towns_template(tmp_path_factory):
+    """Build, once, a migrated database whose live towns are the hand-made squares."""
+    return database_with_towns(tmp_path_factory.mktemp("incidents") / "incidents.sqlite", TOWNS)
+
+
 @pytest.fixture
-def db_path(tmp_path):
-    """Give a migrated database whose live towns are the hand-made squares."""
-    return database_with_towns(tmp_path / "incidents.sqlite", TOWNS)
+def db_path(engine, towns_template, tmp_path, request):
+    """Give the test its own copy of the hand-made database on the engine under test (a path or a URL)."""
+    return engine_copy(engine, towns_template, tmp_path, request)
 
 
-def read(path):
-    """Open the database as the web side does."""
-    return db.connect_readonly(path)
+def read(target):
+    """Open the database as the web side does (closed when the block ends)."""
+    return reading(target)
 
 
 def reads(conn, deadlines=DEFAULTS["RESTORE_DEADLINE_HOURS"]):
@@ -329,11 +339,11 @@ REJECTED = {
 @pytest.mark.parametrize("case", list(REJECTED))
 def test_rejected_input_names_the_value_and_changes_nothing(busy_db, case):
     action, expected = REJECTED[case]
-    before = dump(busy_db)
+    before = contents(busy_db)
     with pytest.raises(IncidentError) as caught:
         action(busy_db)
     assert expected in str(caught.value)
-    assert dump(busy_db) == before
+    assert contents(busy_db) == before
 
 
 def test_list_orders_ongoing_then_upcoming_then_history(busy_db):

@@ -3,7 +3,9 @@
 The web side opens the file read-only; every write (imports, incidents, the
 demo build) goes through functions the staff scripts call, each in one
 transaction that also bumps ``meta.revision`` so every worker process notices
-the change on its next request.
+the change on its next request. The write transaction (``writing``) and the
+revision and ``meta`` it keeps work on a PostgreSQL portal too (a ``postgresql://``
+URL; ``portal.data.statements``).
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 
+import sqlalchemy as sa
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from portal.data import statements as sql
 
 migrations = Migrations("portal")
 
@@ -295,17 +300,21 @@ def connect_readonly(path: str | Path) -> ReadConnection:
 
 
 @contextmanager
-def writing(path: str | Path):
+def writing(target: str | Path):
     """Yield a connection inside one transaction that bumps the data revision.
 
-    Everything written inside the block lands together, or, on any exception
-    (including KeyboardInterrupt), nothing does.
+    ``target``: an SQLite file, or a ``postgresql://`` URL. Everything written inside the block
+    lands together, or, on any exception (including KeyboardInterrupt), nothing does.
     """
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys=ON")
+    if "://" in str(target):
+        conn = sql.connect_postgres(str(target))
+    else:
+        conn = sqlite3.connect(str(target), isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys=ON")  # SQLite only: PostgreSQL always checks them
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        # SQLite: take the write lock now, not at the first write. PostgreSQL locks rows as they are written.
+        conn.execute("BEGIN IMMEDIATE" if sql.dialect_of(conn) == sql.SQLITE else "BEGIN")
         try:
             yield conn
             bump_revision(conn)
@@ -317,47 +326,57 @@ def writing(path: str | Path):
         conn.close()
 
 
-def bump_revision(conn: sqlite3.Connection, after: int | None = None) -> None:
+def bump_revision(conn, after: int | None = None) -> None:
     """Increase the data revision by one and note when (inside the caller's transaction).
 
     With ``after``, the revision becomes ``after + 1`` instead: a rebuilt database continuing
     the count of the one it replaces.
     """
     if after is None:
-        conn.execute(
-            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'revision'"
-        )
+        sql.run(conn, _q().bump)
     else:
         set_meta(conn, "revision", str(after + 1))
     # Whole seconds since the epoch: HTTP's Last-Modified without a look at the file.
     set_meta(conn, "written_at", str(int(utcnow().timestamp())))
 
 
-def get_meta(conn: sqlite3.Connection) -> Mapping[str, str]:
+def get_meta(conn) -> Mapping[str, str]:
     """Return the whole meta table (a read connection answers from its copy, read-only)."""
     if hasattr(conn, "meta"):  # a read connection, SQLite's or PostgreSQL's
         return conn.meta()
-    return {row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")}
+    return {row[0]: row[1] for row in sql.run(conn, _q().meta)}
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+def set_meta(conn, key: str, value: str | None) -> None:
     """Set (or with ``None`` delete) one meta key."""
     if value is None:
-        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        sql.run(conn, _q().delete, key=key)
     else:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, str(value)),
-        )
+        sql.run(conn, _q().set, key=key, value=str(value))
 
 
-def revision(conn: sqlite3.Connection) -> int:
+def revision(conn) -> int:
     """Return the current data revision (a read connection answers from its copy of ``meta``)."""
     if hasattr(conn, "meta"):  # a read connection, SQLite's or PostgreSQL's
         return int(get_meta(conn).get("revision") or 0)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
-    return int(row[0]) if row else 0
+    found = sql.scalar(conn, _q().revision)
+    return int(found) if found is not None else 0
+
+
+@sql.collection
+def _q() -> SimpleNamespace:
+    """Return the statements of the writes' meta rows, on every engine (``portal.data.statements``)."""
+    m = sql.table("meta")
+    revision_row = m.c.key == sql.const("revision")
+    return SimpleNamespace(
+        bump=sql.Statement(sa.update(m).where(revision_row).values(
+            value=sa.cast(sa.cast(m.c.value, sa.BigInteger) + 1, sa.Text))),
+        meta=sql.Statement(sa.select(m.c.key, m.c.value)),
+        delete=sql.Statement(sa.delete(m).where(m.c.key == sa.bindparam("key"))),
+        set=sql.Statement(sql.upsert(m, ["key"], {"key": sa.bindparam("key"), "value": sa.bindparam("value")},
+                                     ["value"])),
+        revision=sql.Statement(sa.select(m.c.value).where(revision_row)),
+    )
 
 
 def data_key(meta: Mapping[str, str]) -> str:

@@ -17,13 +17,15 @@ both work on the ``Record`` defined here.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import shapely
+import sqlalchemy as sa
 
 from portal.data import db
+from portal.data import statements as sql
 from portal.incidents.language import by_lang
 
 SERVICES = ("internet", "tv", "phone")
@@ -194,13 +196,22 @@ class Record:
         return any(g is not None and g.intersects(point) for g in shapes)
 
 
-def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
+def load_records(conn, ids=None) -> list[Record]:
     """Return stored incidents (all, or those ids) with their timelines, oldest first."""
-    where, params = "", ()
-    if ids is not None:
-        ids = list(ids)
-        where, params = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
-    rows = conn.execute(f"SELECT * FROM incidents{where} ORDER BY started_at, id", params).fetchall()
+    q = _q()
+    if ids is None:
+        rows = sql.run(conn, q.incidents).fetchall()
+        parts = [[sql.run(conn, statement).fetchall() for statement in vars(q.all_parts).values()]]
+    else:
+        # One incident at a time: the statements stay the same whatever the number of ids.
+        rows, parts = [], []
+        for incident_id in dict.fromkeys(int(i) for i in ids):
+            found = sql.run(conn, q.incident, id=incident_id).fetchall()
+            if found:
+                rows += found
+                parts.append([sql.run(conn, statement, id=incident_id).fetchall()
+                              for statement in vars(q.parts).values()])
+        rows.sort(key=lambda r: (r["started_at"], r["id"]))
     recs = {r["id"]: Record(
         id=r["id"], title=r["title"], kind=r["kind"], cause=r["cause"],
         started_at=db.parse_iso(r["started_at"]), resolved_at=db.parse_iso(r["resolved_at"]),
@@ -210,27 +221,53 @@ def load_records(conn: sqlite3.Connection, ids=None) -> list[Record]:
     ) for r in rows}
     if not recs:
         return []
-    sub = f" WHERE incident_id IN ({','.join('?' * len(recs))})"
-    keys = tuple(recs)
-    for r in conn.execute(f"SELECT incident_id, service FROM incident_services{sub}", keys):
-        recs[r[0]].services += (r[1],)
-    for r in conn.execute(f"SELECT incident_id, slug FROM incident_towns{sub} ORDER BY slug", keys):
-        recs[r[0]].towns += (r[1],)
-    for r in conn.execute(f"SELECT incident_id, geom FROM incident_areas{sub} ORDER BY id", keys):
-        recs[r[0]].areas.append(shapely.from_wkb(r[1]))
-    for r in conn.execute("SELECT incident_id, at, status, message, eta, recorded_at, message_en"
-                          f" FROM incident_updates{sub} ORDER BY at, id", keys):
-        recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
-                                   "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5]),
-                                   "message_by_lang": by_lang(r[3], r[6])})
+    for services, towns, areas, updates in parts:
+        for r in services:
+            recs[r[0]].services += (r[1],)
+        for r in towns:
+            recs[r[0]].towns += (r[1],)
+        for r in areas:
+            recs[r[0]].areas.append(shapely.from_wkb(r[1]))
+        for r in updates:
+            recs[r[0]].updates.append({"at": db.parse_iso(r[1]), "status": r[2], "message": r[3],
+                                       "eta": db.parse_iso(r[4]), "recorded_at": db.parse_iso(r[5]),
+                                       "message_by_lang": by_lang(r[3], r[6])})
     # Text corrections live only in the audit log (``writes.edit_incident``).
-    for r in conn.execute("SELECT subject, at FROM audit WHERE action = 'incident.edit' ORDER BY at, id"):
+    for r in sql.run(conn, q.edits):
         rec = recs.get(_subject_id(r[0]))
         if rec is not None:
             rec.edits.append(db.parse_iso(r[1]))
     for rec in recs.values():
         rec.services = tuple(s for s in SERVICES if s in rec.services)
     return list(recs.values())
+
+
+@sql.collection
+def _q() -> SimpleNamespace:
+    """Return the statements that read incidents, on every engine (``portal.data.statements``).
+
+    Each part of an incident (services, towns, areas, updates) is read for all incidents or for one.
+    """
+    i, s, t = sql.table("incidents"), sql.table("incident_services"), sql.table("incident_towns")
+    a, u, audit = sql.table("incident_areas"), sql.table("incident_updates"), sql.table("audit")
+    parts = {
+        "services": sa.select(s.c.incident_id, s.c.service),
+        "towns": sa.select(t.c.incident_id, t.c.slug).order_by(t.c.slug),
+        "areas": sa.select(a.c.incident_id, sql.geometry_out(a.c.geom)).order_by(a.c.id),
+        "updates": sa.select(u.c.incident_id, u.c.at, u.c.status, u.c.message, u.c.eta, u.c.recorded_at,
+                             u.c.message_en).order_by(u.c.at, u.c.id),
+    }
+    one = sa.bindparam("id")
+    return SimpleNamespace(
+        incidents=sql.Statement(sa.select(i).order_by(i.c.started_at, i.c.id)),
+        incident=sql.Statement(sa.select(i).where(i.c.id == one)),
+        # In this order: services, towns, areas, updates (``load_records``).
+        all_parts=SimpleNamespace(**{name: sql.Statement(p) for name, p in parts.items()}),
+        parts=SimpleNamespace(**{name: sql.Statement(p.where(p.selected_columns[0] == one))
+                                 for name, p in parts.items()}),
+        edits=sql.Statement(sa.select(audit.c.subject, audit.c.at).where(
+            audit.c.action == sql.const("incident.edit")).order_by(audit.c.at, audit.c.id)),
+    )
 
 
 def _subject_id(subject: str | None) -> int | None:

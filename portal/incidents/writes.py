@@ -3,7 +3,8 @@
 What an incident is and what it affects is described in ``portal.incidents.records``.
 Every write validates everything before touching the database and runs in one
 ``db.writing`` transaction with an ``audit`` row; a refusal raises
-``IncidentError`` naming the bad value and leaves the database as it was.
+``IncidentError`` naming the bad value and leaves the database as it was. ``target`` is
+the database: an SQLite file, or a ``postgresql://`` URL (the statements run on either).
 
 The reads pages, the API, feeds and scripts ask are ``portal.incidents.reads``; the shipped
 demo incidents are written by ``portal.incidents.demo``.
@@ -13,12 +14,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import shapely
 import shapely.geometry
+import sqlalchemy as sa
 
 from portal.coverage.places import Gazetteer
 from portal.data import db, layers
+from portal.data import statements as sql
 from portal.data.text import BadText, check_text
 from portal.incidents import language
 from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part of this module's interface
@@ -41,7 +45,7 @@ _LATIN = re.compile("[A-Za-z]")
 # --- writes -----------------------------------------------------------------
 
 
-def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
+def open_incident(target, *, title, services, towns=(), area=None, kind="outage", at=None, eta=None,
                   message=None, cause=None, author, now=None, **english) -> int:
     """Open an outage or degraded-service incident; return its id.
 
@@ -49,7 +53,7 @@ def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage
     text without a Cyrillic letter is English); ``title_en``, ``message_en``, ``cause_en`` and
     ``where_en`` the English ones (``ENGLISH``).
     """
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         incident_id = _open(conn, title=title, services=services, towns=towns, area=area, kind=kind, at=at,
                             eta=eta, message=message, cause=cause, author=author, now=now or db.utcnow(),
                             **english)
@@ -57,47 +61,47 @@ def open_incident(db_path, *, title, services, towns=(), area=None, kind="outage
         return incident_id
 
 
-def update_incident(db_path, incident_id, *, status, message, at=None, eta=None, cause=None, author,
+def update_incident(target, incident_id, *, status, message, at=None, eta=None, cause=None, author,
                     now=None, message_en=None, cause_en=None) -> None:
     """Add a public update (status, message, optional new ETA or cause) to an incident."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _update(conn, incident_id, status=status, message=message, at=at, eta=eta, cause=cause,
                 author=author, now=now or db.utcnow(), message_en=message_en, cause_en=cause_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def resolve_incident(db_path, incident_id, *, message, at=None, author, now=None, message_en=None) -> None:
+def resolve_incident(target, incident_id, *, message, at=None, author, now=None, message_en=None) -> None:
     """Resolve an incident (or end a maintenance early) with a closing message."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _resolve(conn, incident_id, message=message, at=at, author=author, now=now or db.utcnow(),
                  message_en=message_en)
         outbox.incident_changed(conn, incident_id)
 
 
-def schedule_maintenance(db_path, *, title, services, towns=(), area=None, start, end, message=None,
+def schedule_maintenance(target, *, title, services, towns=(), area=None, start, end, message=None,
                          author, now=None, **english) -> int:
     """Announce a maintenance window; return its id (texts as ``open_incident`` takes them)."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         incident_id = _schedule(conn, title=title, services=services, towns=towns, area=area, start=start,
                                 end=end, message=message, author=author, now=now or db.utcnow(), **english)
         outbox.incident_changed(conn, incident_id)
         return incident_id
 
 
-def edit_incident(db_path, incident_id, *, title=None, message=None, update=None, cause=None, author,
+def edit_incident(target, incident_id, *, title=None, message=None, update=None, cause=None, author,
                   now=None, **english) -> dict:
     """Correct a published title, an update's message (default: the latest) or the cause; return the changes.
 
     The public timeline keeps its times and statuses; the audit log keeps the old and the new text.
     """
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         return _edit(conn, incident_id, title=title, message=message, update=update, cause=cause,
                      author=author, now=now or db.utcnow(), **english)
 
 
-def cancel_maintenance(db_path, incident_id, *, message, author, now=None, message_en=None) -> None:
+def cancel_maintenance(target, incident_id, *, message, author, now=None, message_en=None) -> None:
     """Call off a maintenance window that has not begun, with a public message saying so."""
-    with db.writing(db_path) as conn:
+    with db.writing(target) as conn:
         _cancel(conn, incident_id, message=message, author=author, now=now or db.utcnow(),
                 message_en=message_en)
         outbox.incident_changed(conn, incident_id)
@@ -160,7 +164,7 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, 
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
     cause = _texts("cause", cause, cause_en)
     if cause is not None:
-        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
+        _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, status, message, eta, author, now)
     _audit(conn, now, author, "update", rec.id, {
         "status": status, **_said("message", message), "at": db.iso(at), "eta": db.iso(eta),
@@ -180,9 +184,9 @@ def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message
         raise IncidentError(f"maintenance #{rec.id} starts at {db.iso(rec.started_at)}; it cannot be "
                             f"completed at {db.iso(at)} before it began")
     cause = _texts("cause", cause, cause_en)
-    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(at), rec.id))
+    sql.run(conn, _q().resolved, resolved_at=db.iso(at), id=rec.id)
     if cause is not None:
-        conn.execute("UPDATE incidents SET cause = ?, cause_en = ? WHERE id = ?", (*_columns(cause), rec.id))
+        _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, closing, message, None, author, now)
     _audit(conn, now, author, "resolve", rec.id, {**_said("message", message), "at": db.iso(at),
                                                   **_said("cause", cause)})
@@ -224,15 +228,13 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now, titl
     if update is not None and message is None and message_en is None:
         raise IncidentError(f"update {update!r} given without a message; give the corrected message too")
     changes: dict = {}
-    row = conn.execute("SELECT title, title_en, cause, cause_en, place, place_en FROM incidents WHERE id = ?",
-                       (rec.id,)).fetchone()
+    row = sql.run(conn, _q().texts, id=rec.id).fetchone()
     for name, text, english in (("title", title, title_en), ("cause", cause, cause_en),
                                 ("where", where, where_en)):
         column = "place" if name == "where" else name
         _correct(conn, "incidents", rec.id, column, name, row, text, english, changes, f"of #{rec.id}")
     if message is not None or message_en is not None:
-        rows = conn.execute("SELECT id, message, message_en FROM incident_updates WHERE incident_id = ?"
-                            " ORDER BY at, id", (rec.id,)).fetchall()
+        rows = sql.run(conn, _q().messages, id=rec.id).fetchall()
         number = len(rows) if update is None else update
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
             raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1"
@@ -268,7 +270,7 @@ def _correct(conn, table, row_id, column, name, row, text, english, changes, who
         if value == row[col]:
             raise IncidentError(f"{name}{'-en' if col.endswith('_en') else ''} {value!r} is already {word}"
                                 f" {whose}; give the corrected {name}")
-        conn.execute(f"UPDATE {table} SET {col} = ? WHERE id = ?", (value, row_id))
+        sql.run(conn, getattr(getattr(_q().correct, table), col), value=value, id=row_id)
         changes[key] = {"before": row[col], "after": value}
 
 
@@ -288,7 +290,7 @@ def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None
         raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r};"
                             " only a"
                             " window that has not begun can be cancelled (end it early with resolve)")
-    conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = ?", (db.iso(now), rec.id))
+    sql.run(conn, _q().resolved, resolved_at=db.iso(now), id=rec.id)
     _add_update(conn, rec.id, now, "cancelled", message, None, author, now)
     _audit(conn, now, author, "cancel", rec.id, {**_said("message", message), "start": db.iso(rec.started_at),
                                                  "end": db.iso(rec.scheduled_end)})
@@ -296,36 +298,73 @@ def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None
 
 def _insert(conn, *, title, kind, cause, started, end, services, towns, area, place, author, now) -> int:
     """Insert the incident row, its services, towns and area; return its id."""
-    cur = conn.execute(
-        "INSERT INTO incidents (title, title_en, kind, cause, cause_en, place, place_en, started_at,"
-        " scheduled_end, created_at, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*_columns(title), kind, *_columns(cause), *_columns(place), db.iso(started), db.iso(end),
-         db.iso(now), author),
-    )
-    incident_id = cur.lastrowid
-    conn.executemany("INSERT INTO incident_services VALUES (?, ?)", [(incident_id, s) for s in services])
-    conn.executemany("INSERT INTO incident_towns VALUES (?, ?)", [(incident_id, s) for s in towns])
+    q = _q()
+    (title, title_en), (cause, cause_en), (place, place_en) = map(_columns, (title, cause, place))
+    incident_id = sql.scalar(conn, q.incident, title=title, title_en=title_en, kind=kind, cause=cause,
+                             cause_en=cause_en, place=place, place_en=place_en, started_at=db.iso(started),
+                             scheduled_end=db.iso(end), created_at=db.iso(now), author=author)
+    sql.run_many(conn, q.service, [{"incident_id": incident_id, "service": s} for s in services])
+    sql.run_many(conn, q.town, [{"incident_id": incident_id, "slug": s} for s in towns])
     if area is not None:
-        conn.execute("INSERT INTO incident_areas (incident_id, geom) VALUES (?, ?)",
-                     (incident_id, shapely.to_wkb(area)))
+        sql.run(conn, q.area, incident_id=incident_id, geom=shapely.to_wkb(area))
     return incident_id
 
 
 def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
     """Insert one timeline entry."""
-    conn.execute(
-        "INSERT INTO incident_updates (incident_id, at, status, message, message_en, eta, author,"
-        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (incident_id, db.iso(at), status, *_columns(message), db.iso(eta), author, db.iso(now)),
-    )
+    text, english = _columns(message)
+    sql.run(conn, _q().update, incident_id=incident_id, at=db.iso(at), status=status, message=text,
+            message_en=english, eta=db.iso(eta), author=author, recorded_at=db.iso(now))
+
+
+def _set_cause(conn, incident_id, cause: dict) -> None:
+    """Replace the incident's cause (both languages' columns)."""
+    text, english = _columns(cause)
+    sql.run(conn, _q().cause, cause=text, cause_en=english, id=incident_id)
 
 
 def _audit(conn, now, author, action, incident_id, detail) -> None:
     """Record who changed which incident, when, and how."""
-    conn.execute(
-        "INSERT INTO audit (at, author, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        (db.iso(now), author, f"incident.{action}", f"incident:{incident_id}",
-         json.dumps(detail, ensure_ascii=False)),
+    sql.run(conn, _q().audit, at=db.iso(now), author=author, action=f"incident.{action}",
+            subject=f"incident:{incident_id}", detail=json.dumps(detail, ensure_ascii=False))
+
+
+@sql.collection
+def _q() -> SimpleNamespace:
+    """Return the statements of the incident writes, on every engine (``portal.data.statements``)."""
+    i, u = sql.table("incidents"), sql.table("incident_updates")
+    value = sa.bindparam
+
+    def insert(table, *names, **made):
+        return sa.insert(sql.table(table)).values({**{c: value(c) for c in names}, **made})
+
+    def change(table, **values):
+        return sa.update(table).where(table.c.id == value("id")).values(values)
+
+    # The texts staff correct (``_correct``): per table, per column.
+    correct = SimpleNamespace(**{t.name: SimpleNamespace(**{
+        c: sql.Statement(change(t, **{c: value("value")})) for name in names for c in (name, f"{name}_en")})
+        for t, names in ((i, ("title", "cause", "place")), (u, ("message",)))})
+    towns = sql.table("towns")
+    return SimpleNamespace(
+        incident=sql.Statement(insert(
+            "incidents", "title", "title_en", "kind", "cause", "cause_en", "place", "place_en", "started_at",
+            "scheduled_end", "created_at", "author").returning(i.c.id)),
+        service=sql.Statement(insert("incident_services", "incident_id", "service")),
+        town=sql.Statement(insert("incident_towns", "incident_id", "slug")),
+        area=sql.Statement(insert("incident_areas", "incident_id", geom=sql.geometry_in(value("geom")))),
+        update=sql.Statement(insert(
+            "incident_updates", "incident_id", "at", "status", "message", "message_en", "eta", "author",
+            "recorded_at")),
+        audit=sql.Statement(insert("audit", "at", "author", "action", "subject", "detail")),
+        cause=sql.Statement(change(i, cause=value("cause"), cause_en=value("cause_en"))),
+        resolved=sql.Statement(change(i, resolved_at=value("resolved_at"))),
+        texts=sql.Statement(sa.select(i.c.title, i.c.title_en, i.c.cause, i.c.cause_en, i.c.place,
+                                      i.c.place_en).where(i.c.id == value("id"))),
+        messages=sql.Statement(sa.select(u.c.id, u.c.message, u.c.message_en)
+                               .where(u.c.incident_id == value("id")).order_by(u.c.at, u.c.id)),
+        correct=correct,
+        slugs=sql.Statement(sa.select(towns.c.slug).where(towns.c.layer_id == value("layer_id"))),
     )
 
 
@@ -407,7 +446,7 @@ def _towns(conn, towns) -> list[str]:
         towns = [towns]
     # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
     live = layers.live_layer_ids(conn)["towns"]
-    known = {r[0] for r in conn.execute("SELECT slug FROM towns WHERE layer_id = ?", (live,))}
+    known = {r[0] for r in sql.run(conn, _q().slugs, layer_id=live)}
     slugs = list(dict.fromkeys(towns or ()))
     for slug in slugs:
         if slug not in known:

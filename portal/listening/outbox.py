@@ -115,9 +115,7 @@ def _statements() -> SimpleNamespace:
 
 def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:
     """Record maintenance windows that have started and restoration deadlines that passed (once each)."""
-    ids = [r[0] for r in conn.execute(
-        "SELECT id FROM incidents WHERE resolved_at IS NULL AND started_at <= ?"
-        " AND (kind <> 'maintenance' OR scheduled_end > ?)", (db.iso(now), db.iso(now)))]
+    ids = [r[0] for r in sql.run(conn, _fan().open_incidents, now=db.iso(now))]
     made = []
     for rec in load_records(conn, ids) if ids else []:
         if rec.kind == "maintenance":
@@ -130,7 +128,8 @@ def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:
                 continue
             due = rec.started_at + timedelta(hours=hours)
             if due <= now:
-                payload = _payload(rec, now, deadline={"service": service, "hours": hours, "due_at": db.iso(due)})
+                deadline = {"service": service, "hours": hours, "due_at": db.iso(due)}
+                payload = _payload(rec, now, deadline=deadline)
                 made.append(_insert_once(conn, "deadline_passed", payload, rec.id, service))
     return [m for m in made if m]
 
@@ -138,10 +137,8 @@ def record_periodic(conn, now: datetime, deadlines: dict) -> list[int]:
 def _insert_once(conn, kind, payload, incident_id, service) -> int | None:
     """Insert an event unless one of this kind is already recorded for the incident (and service)."""
     stamp = time.time()
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO outbox (kind, incident_id, service, payload, created_at, due_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)", (kind, incident_id, service, payload, stamp, stamp))
-    return cur.lastrowid if cur.rowcount else None
+    return sql.scalar(conn, _fan().insert_once, kind=kind, incident_id=incident_id, service=service,
+                      payload=payload, created_at=stamp, due_at=stamp)
 
 
 # --- fan-out ------------------------------------------------------------------
@@ -149,9 +146,7 @@ def _insert_once(conn, kind, payload, incident_id, service) -> int | None:
 
 def due_events(conn, now_ts: float, fold_s: float) -> list[int]:
     """Return the ids of pending events that may be fanned out now (updates wait ``fold_s``)."""
-    return [r[0] for r in conn.execute(
-        "SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ?"
-        " AND (kind <> 'updated' OR created_at + ? <= ?) ORDER BY id", (now_ts, fold_s, now_ts))]
+    return [r[0] for r in sql.run(conn, _fan().due, now=now_ts, fold=fold_s)]
 
 
 def fan_out(conn, event_id: int, now_ts: float, staff: tuple = ()) -> int:
@@ -161,7 +156,8 @@ def fan_out(conn, event_id: int, now_ts: float, staff: tuple = ()) -> int:
     into it); earlier pending updates are folded into this one. A staff event goes to the
     ``staff`` recipients, ``(channel, address, lang)`` from the settings.
     """
-    event = conn.execute("SELECT * FROM outbox WHERE id = ? AND state = 'pending'", (event_id,)).fetchone()
+    q = _fan()
+    event = sql.run(conn, q.event, id=event_id).fetchone()
     if event is None:
         return 0  # another worker got there first
     if event["kind"] in STAFF_KINDS:
@@ -171,25 +167,19 @@ def fan_out(conn, event_id: int, now_ts: float, staff: tuple = ()) -> int:
     if event["kind"] in letters.KINDS:
         return _done(conn, event_id, letters.fan_out(conn, event, now_ts))
     if event["kind"] == "confirm":
-        count = conn.execute(
-            "INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
-            " SELECT ?, id, ? FROM subscriptions WHERE id = ?", (event_id, now_ts, event["subscription_id"])).rowcount
+        count = sql.run(conn, q.deliver_confirm, event_id=event_id, due_at=now_ts,
+                        subscription_id=event["subscription_id"]).rowcount
         return _done(conn, event_id, count)
     incident_id = event["incident_id"]
     if event["kind"] == "updated":
-        later = conn.execute(
-            "SELECT id FROM outbox WHERE incident_id = ? AND id > ? AND state = 'pending'"
-            " AND kind IN ('updated', 'resolved') ORDER BY id DESC LIMIT 1", (incident_id, event_id)).fetchone()
+        later = sql.scalar(conn, q.later, incident_id=incident_id, id=event_id)
         if later is not None:
-            conn.execute("UPDATE outbox SET state = 'folded', folded_into = ? WHERE id = ?", (later[0], event_id))
-            conn.execute("UPDATE outbox SET folded_into = ? WHERE folded_into = ?", (later[0], event_id))
+            sql.run(conn, q.fold, into=later, id=event_id)
+            sql.run(conn, q.refold, into=later, id=event_id)
             return 0
     if event["kind"] in ("updated", "resolved"):
-        conn.execute("UPDATE outbox SET folded_into = ? WHERE folded_into IN (SELECT id FROM outbox WHERE"
-                     " incident_id = ? AND id < ? AND state = 'pending' AND kind = 'updated')",
-                     (event_id, incident_id, event_id))
-        conn.execute("UPDATE outbox SET state = 'folded', folded_into = ? WHERE incident_id = ? AND id < ?"
-                     " AND state = 'pending' AND kind = 'updated'", (event_id, incident_id, event_id))
+        sql.run(conn, q.refold_earlier, incident_id=incident_id, id=event_id)
+        sql.run(conn, q.fold_earlier, incident_id=incident_id, id=event_id)
     recs = load_records(conn, [incident_id])
     if not recs:
         return _done(conn, event_id, 0)
@@ -206,33 +196,30 @@ def _deliver_to_staff(conn, event, now_ts: float, staff: tuple) -> int:
     draft_id = json.loads(event["payload"])["draft"]["id"]
     # Reports kept coming since the draft was made: staff read the count at fan-out, the same in
     # every copy and every retry (the payload is rewritten once, in this transaction).
-    conn.execute("UPDATE outbox SET payload = ? WHERE id = ?",
-                 (json.dumps({"draft": _draft(conn, draft_id)}, ensure_ascii=False), event["id"]))
+    sql.run(conn, _fan().payload, payload=json.dumps({"draft": _draft(conn, draft_id)}, ensure_ascii=False),
+            id=event["id"])
     ids = [staff_recipient(conn, channel, address, lang) for channel, address, lang in staff]
-    rows = [(event["id"], i, now_ts) for i in ids]
-    count = conn.executemany("INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
-                             " VALUES (?, ?, ?)", rows).rowcount if rows else 0
+    count = _deliver(conn, event["id"], ids, now_ts)
     return _done(conn, event["id"], count)
 
 
 def staff_recipient(conn, channel: str, address: str, lang: str) -> int:
     """Return the id of the staff recipient row of an address, made (confirmed) on first use."""
-    found = conn.execute("SELECT id FROM subscriptions WHERE staff AND channel = ? AND address = ?",
-                         (channel, address)).fetchone()
+    q = _fan()
+    found = sql.scalar(conn, q.staff, channel=channel, address=address)
     if found is not None:
-        return found[0]
+        return found
     import secrets
 
-    return conn.execute(
-        "INSERT INTO subscriptions (channel, address, secret, token, cell, services, lang, created_at,"
-        " confirmed_at, staff) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (channel, address, secrets.token_hex(32) if channel == "webhook" else None, secrets.token_urlsafe(24),
-         STAFF_CELL, sum(SERVICE_BITS.values()), lang, db.iso(db.utcnow()), db.iso(db.utcnow()))).lastrowid
+    return sql.scalar(conn, q.new_staff, channel=channel, address=address,
+                      secret=secrets.token_hex(32) if channel == "webhook" else None,
+                      token=secrets.token_urlsafe(24), cell=STAFF_CELL, services=sum(SERVICE_BITS.values()),
+                      lang=lang, created_at=db.iso(db.utcnow()), confirmed_at=db.iso(db.utcnow()))
 
 
 def _done(conn, event_id: int, count: int) -> int:
     """Mark the event fanned out with its number of deliveries."""
-    conn.execute("UPDATE outbox SET state = 'done', deliveries = ? WHERE id = ?", (count, event_id))
+    sql.run(conn, _fan().done, deliveries=count, id=event_id)
     return count
 
 
@@ -258,11 +245,10 @@ def _deliver_to_towns(conn, event_id, now_ts, slugs, mask) -> int:
     """Insert a delivery for every confirmed town subscription of the towns and services."""
     if not slugs or not mask:
         return 0
-    marks = ",".join("?" * len(slugs))
-    return conn.execute(
-        "INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at)"
-        f" SELECT ?, id, ? FROM subscriptions WHERE town IN ({marks}) AND confirmed_at IS NOT NULL"
-        " AND services & ? <> 0", (event_id, now_ts, *slugs, mask)).rowcount
+    # One town at a time: one statement whatever the number of towns (a subscription has one town).
+    deliver = _fan().deliver_town
+    return sum(sql.run(conn, deliver, event_id=event_id, due_at=now_ts, town=slug, mask=mask).rowcount
+               for slug in slugs)
 
 
 def _deliver_to_points(conn, event_id, now_ts, rec, mask) -> int:
@@ -277,20 +263,112 @@ def _deliver_to_points(conn, event_id, now_ts, rec, mask) -> int:
         return 0
     where = shapely.union_all(shapes)
     minx, miny, maxx, maxy = where.bounds
-    rows = conn.execute(
-        "SELECT id, lat, lon FROM subscriptions WHERE cell IS NOT NULL AND confirmed_at IS NOT NULL"
-        " AND services & ? <> 0 AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
-        (mask, miny, maxy, minx, maxx)).fetchall()
+    rows = sql.run(conn, _fan().points, mask=mask, south=miny, north=maxy, west=minx, east=maxx).fetchall()
     if not rows:
         return 0
     ids = np.array([r[0] for r in rows])
     inside = shapely.intersects_xy(where, np.array([r[2] for r in rows]), np.array([r[1] for r in rows]))
     hits = ids[inside].tolist()
-    return conn.executemany("INSERT OR IGNORE INTO deliveries (event_id, subscription_id, due_at) VALUES (?, ?, ?)",
-                            [(event_id, i, now_ts) for i in hits]).rowcount
+    return _deliver(conn, event_id, hits, now_ts)
 
 
 def folded_updates(conn, event_id: int) -> list[dict]:
     """Return the updates folded into an event, oldest first (listed in its message)."""
-    rows = conn.execute("SELECT payload FROM outbox WHERE folded_into = ? ORDER BY id", (event_id,)).fetchall()
+    rows = sql.run(conn, _fan().folded, id=event_id).fetchall()
     return [json.loads(r[0])["update"] for r in rows if json.loads(r[0]).get("update")]
+
+
+def _deliver(conn, event_id: int, subscription_ids: list[int], due_at: float) -> int:
+    """Insert a delivery of the event to each subscription not already given one; return how many were new."""
+    if not subscription_ids:
+        return 0
+    text, literals = _fan().deliver.sql(sql.dialect_of(conn))
+    rows = [{**literals, "event_id": event_id, "subscription_id": i, "due_at": due_at}
+            for i in subscription_ids]
+    # The driver's own executemany: both drivers count the rows of every run together (sqlite3, psycopg 3.1+).
+    cursor = conn.cursor()
+    try:
+        cursor.executemany(text, rows)
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _insert_ignoring(table: sa.Table, values: dict | None = None, columns: list | None = None, select=None):
+    """Return an "insert unless a unique index already holds the row" for ``Statement``.
+
+    SQLite's ``INSERT OR IGNORE`` said it before; ``ON CONFLICT DO NOTHING`` says it on both
+    engines, a construct SQLAlchemy builds per dialect (as ``statements.upsert`` does). ``values``:
+    column → value; or ``columns`` filled from a ``select``.
+    """
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    def make(dialect: str):
+        found = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(table)
+        found = found.values(values) if select is None else found.from_select(columns, select)
+        return found.on_conflict_do_nothing()
+
+    return make
+
+
+@sql.collection
+def _fan() -> SimpleNamespace:
+    """Return the statements of the periodic check and the fan-out, on every engine (``statements``)."""
+    o, i, d = sql.table("outbox"), sql.table("incidents"), sql.table("deliveries")
+    s = sql.table("subscriptions")
+    value = sa.bindparam
+    pending = o.c.state == sql.const("pending")
+    wanted = s.c.services.bitwise_and(value("mask")) != 0
+    confirmed = s.c.confirmed_at.is_not(None)
+    earlier_updates = sa.and_(o.c.incident_id == value("incident_id"), o.c.id < value("id"), pending,
+                              o.c.kind == sql.const("updated"))
+    earlier = o.alias("earlier")
+    delivery = ["event_id", "subscription_id", "due_at"]
+
+    def deliver_from(where):
+        return sql.Statement(_insert_ignoring(d, columns=delivery, select=sa.select(
+            value("event_id"), s.c.id, value("due_at")).where(where)))
+
+    return SimpleNamespace(
+        open_incidents=sql.Statement(sa.select(i.c.id).where(
+            i.c.resolved_at.is_(None), i.c.started_at <= value("now"),
+            sa.or_(i.c.kind != sql.const("maintenance"), i.c.scheduled_end > value("now")))),
+        insert_once=sql.Statement(lambda dialect: _insert_ignoring(o, {c: value(c) for c in (
+            "kind", "incident_id", "service", "payload", "created_at", "due_at")})(dialect)
+            .returning(o.c.id)),
+        due=sql.Statement(sa.select(o.c.id).where(
+            pending, o.c.due_at <= value("now"),
+            sa.or_(o.c.kind != sql.const("updated"), o.c.created_at + value("fold") <= value("now")))
+            .order_by(o.c.id)),
+        event=sql.Statement(sa.select(o).where(o.c.id == value("id"), pending)),
+        deliver_confirm=deliver_from(s.c.id == value("subscription_id")),
+        later=sql.Statement(sa.select(o.c.id).where(
+            o.c.incident_id == value("incident_id"), o.c.id > value("id"), pending,
+            o.c.kind.in_([sql.const("updated"), sql.const("resolved")])).order_by(o.c.id.desc()).limit(1)),
+        fold=sql.Statement(sa.update(o).where(o.c.id == value("id")).values(
+            state=sql.const("folded"), folded_into=value("into"))),
+        refold=sql.Statement(sa.update(o).where(o.c.folded_into == value("id")).values(
+            folded_into=value("into"))),
+        refold_earlier=sql.Statement(sa.update(o).where(o.c.folded_into.in_(
+            sa.select(earlier.c.id).where(
+                earlier.c.incident_id == value("incident_id"), earlier.c.id < value("id"),
+                earlier.c.state == sql.const("pending"), earlier.c.kind == sql.const("updated"))))
+            .values(folded_into=value("id"))),
+        fold_earlier=sql.Statement(sa.update(o).where(earlier_updates).values(
+            state=sql.const("folded"), folded_into=value("id"))),
+        payload=sql.Statement(sa.update(o).where(o.c.id == value("id")).values(payload=value("payload"))),
+        deliver=sql.Statement(_insert_ignoring(d, {c: value(c) for c in delivery})),
+        staff=sql.Statement(sa.select(s.c.id).where(
+            sql.truthy(s.c.staff), s.c.channel == value("channel"), s.c.address == value("address"))),
+        new_staff=sql.Statement(sa.insert(s).values({**{c: value(c) for c in (
+            "channel", "address", "secret", "token", "cell", "services", "lang", "created_at",
+            "confirmed_at")}, "staff": sql.const(1)}).returning(s.c.id)),
+        done=sql.Statement(sa.update(o).where(o.c.id == value("id")).values(
+            state=sql.const("done"), deliveries=value("deliveries"))),
+        deliver_town=deliver_from(sa.and_(s.c.town == value("town"), confirmed, wanted)),
+        points=sql.Statement(sa.select(s.c.id, s.c.lat, s.c.lon).where(
+            s.c.cell.is_not(None), confirmed, wanted, s.c.lat.between(value("south"), value("north")),
+            s.c.lon.between(value("west"), value("east")))),
+        folded=sql.Statement(sa.select(o.c.payload).where(o.c.folded_into == value("id")).order_by(o.c.id)),
+    )
