@@ -17,8 +17,8 @@ construct says it once:
 - ``geometry_in(value)`` and ``geometry_out(column)``: geometries are WKB bytes in Python;
   PostGIS keeps them as ``geometry`` (SRID 4326), made and read with ``ST_GeomFromWKB`` and
   ``ST_AsBinary``.
-- ``upsert(table, keys, values, update)``: ``INSERT ... ON CONFLICT DO UPDATE``, which
-  SQLAlchemy builds with a construct of each dialect's own.
+- ``upsert(...)`` and ``insert_ignoring(...)``: ``INSERT ... ON CONFLICT DO UPDATE`` / ``DO
+  NOTHING``, which SQLAlchemy builds with a construct of each dialect's own.
 - ``const(value)``: a constant written into the SQL, not bound. A partial index declared
   ``WHERE state = 'draft'`` serves only a query that says ``'draft'`` itself: SQLite cannot
   know what a bound value will be when it plans the statement.
@@ -142,19 +142,45 @@ def _geometry_out_postgres(element, compiler, **kw):
     return f"ST_AsBinary({compiler.process(element.column, **kw)}) AS {element.name}"
 
 
-def upsert(table: sa.Table, keys: list[str], values: dict, update: list[str]):
-    """Return an "insert, or update these columns when the key exists" for ``Statement``.
-
-    Each dialect spells ``ON CONFLICT`` with its own construct in SQLAlchemy; the statement is
-    made per dialect from the same description. ``values``: column → value (a ``bindparam``).
-    """
+def _dialect_insert(dialect: str, table: sa.Table):
+    """Return the dialect's own ``insert`` of a table (the one that knows ``ON CONFLICT``)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+    return (pg_insert if dialect == POSTGRESQL else sqlite_insert)(table)
+
+
+def upsert(table: sa.Table, keys: list[str], values: dict, update: list[str] | dict, returning=None):
+    """Return an "insert, or update when the key exists" for ``Statement``.
+
+    Each dialect spells ``ON CONFLICT`` with its own construct in SQLAlchemy; the statement is
+    made per dialect from the same description. ``values``: column → value (a ``bindparam``);
+    ``update``: the columns to take from the inserted row, or column → new value (e.g. a count
+    plus one); ``returning``: columns to give back.
+    """
     def make(dialect: str):
-        found = (pg_insert if dialect == POSTGRESQL else sqlite_insert)(table).values(values)
-        return found.on_conflict_do_update(index_elements=keys,
-                                           set_={c: getattr(found.excluded, c) for c in update})
+        found = _dialect_insert(dialect, table).values(values)
+        changes = update if isinstance(update, dict) else {c: getattr(found.excluded, c) for c in update}
+        found = found.on_conflict_do_update(index_elements=keys, set_=changes)
+        return found.returning(*returning) if returning is not None else found
+
+    return make
+
+
+def insert_ignoring(table: sa.Table, values: dict | None = None, *, columns: list | None = None, select=None,
+                    keys: list[str] | None = None, returning=None):
+    """Return an "insert unless a unique key already holds the row" (``ON CONFLICT DO NOTHING``) for ``Statement``.
+
+    SQLite's ``INSERT OR IGNORE`` said it before; ``ON CONFLICT DO NOTHING`` says it on both
+    engines. ``values``: column → value; or ``columns`` filled from a ``select``. ``keys``: the
+    unique key meant (any, when not given: needed for a unique index on expressions);
+    ``returning``: columns given back for a row inserted (nothing for one ignored).
+    """
+    def make(dialect: str):
+        found = _dialect_insert(dialect, table)
+        found = found.values(values) if select is None else found.from_select(columns, select)
+        found = found.on_conflict_do_nothing(index_elements=keys)
+        return found.returning(*returning) if returning is not None else found
 
     return make
 

@@ -188,17 +188,13 @@ def staff_rows(conn, size_m: float = PUBLIC_CELL_M) -> list[dict]:
 @sql.collection
 def _statements() -> SimpleNamespace:
     """Return the statements of this module (``portal.data.statements``)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     i, d, t = sql.table("interest"), sql.table("demand_thresholds"), sql.table("towns")
     value = sa.bindparam
 
-    def register(dialect: str):
-        # A household already registered here: nothing is inserted and no id comes back.
-        made = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(i).values({c: value(c) for c in (
-            "household", "town", "cell", "lat", "lon", "email", "lang", "token", "created_at")})
-        return made.on_conflict_do_nothing(index_elements=["household"]).returning(i.c.id)
+    # A household already registered here: nothing is inserted and no id comes back.
+    register = sql.insert_ignoring(i, {c: value(c) for c in (
+        "household", "town", "cell", "lat", "lon", "email", "lang", "token", "created_at")},
+        keys=["household"], returning=[i.c.id])
 
     with_email = i.c.email.is_not(None)
     return SimpleNamespace(

@@ -160,13 +160,8 @@ def _statements() -> SimpleNamespace:
 
     columns = {c: value(c) for c in ("event_id", "interest_id", "feedback_id", "due_at")}
 
-    def insert_once(dialect: str):
-        # ``INSERT OR IGNORE`` on SQLite (``letters_once``, an index on expressions, names no columns).
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = pg_insert if dialect == sql.POSTGRESQL else sqlite_insert
-        return insert(t).values(columns).on_conflict_do_nothing()
+    # Once per event and addressee (``letters_once``, an index on expressions: no key columns named).
+    insert_once = sql.insert_ignoring(t, columns)
 
     return SimpleNamespace(
         **vars(q),

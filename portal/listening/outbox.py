@@ -294,24 +294,6 @@ def _deliver(conn, event_id: int, subscription_ids: list[int], due_at: float) ->
         cursor.close()
 
 
-def _insert_ignoring(table: sa.Table, values: dict | None = None, columns: list | None = None, select=None):
-    """Return an "insert unless a unique index already holds the row" for ``Statement``.
-
-    SQLite's ``INSERT OR IGNORE`` said it before; ``ON CONFLICT DO NOTHING`` says it on both
-    engines, a construct SQLAlchemy builds per dialect (as ``statements.upsert`` does). ``values``:
-    column → value; or ``columns`` filled from a ``select``.
-    """
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    def make(dialect: str):
-        found = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(table)
-        found = found.values(values) if select is None else found.from_select(columns, select)
-        return found.on_conflict_do_nothing()
-
-    return make
-
-
 @sql.collection
 def _fan() -> SimpleNamespace:
     """Return the statements of the periodic check and the fan-out, on every engine (``statements``)."""
@@ -327,16 +309,15 @@ def _fan() -> SimpleNamespace:
     delivery = ["event_id", "subscription_id", "due_at"]
 
     def deliver_from(where):
-        return sql.Statement(_insert_ignoring(d, columns=delivery, select=sa.select(
+        return sql.Statement(sql.insert_ignoring(d, columns=delivery, select=sa.select(
             value("event_id"), s.c.id, value("due_at")).where(where)))
 
     return SimpleNamespace(
         open_incidents=sql.Statement(sa.select(i.c.id).where(
             i.c.resolved_at.is_(None), i.c.started_at <= value("now"),
             sa.or_(i.c.kind != sql.const("maintenance"), i.c.scheduled_end > value("now")))),
-        insert_once=sql.Statement(lambda dialect: _insert_ignoring(o, {c: value(c) for c in (
-            "kind", "incident_id", "service", "payload", "created_at", "due_at")})(dialect)
-            .returning(o.c.id)),
+        insert_once=sql.Statement(sql.insert_ignoring(o, {c: value(c) for c in (
+            "kind", "incident_id", "service", "payload", "created_at", "due_at")}, returning=[o.c.id])),
         due=sql.Statement(sa.select(o.c.id).where(
             pending, o.c.due_at <= value("now"),
             sa.or_(o.c.kind != sql.const("updated"), o.c.created_at + value("fold") <= value("now")))
@@ -358,7 +339,7 @@ def _fan() -> SimpleNamespace:
         fold_earlier=sql.Statement(sa.update(o).where(earlier_updates).values(
             state=sql.const("folded"), folded_into=value("id"))),
         payload=sql.Statement(sa.update(o).where(o.c.id == value("id")).values(payload=value("payload"))),
-        deliver=sql.Statement(_insert_ignoring(d, {c: value(c) for c in delivery})),
+        deliver=sql.Statement(sql.insert_ignoring(d, {c: value(c) for c in delivery})),
         staff=sql.Statement(sa.select(s.c.id).where(
             sql.truthy(s.c.staff), s.c.channel == value("channel"), s.c.address == value("address"))),
         new_staff=sql.Statement(sa.insert(s).values({**{c: value(c) for c in (

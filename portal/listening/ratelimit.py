@@ -81,19 +81,11 @@ def _add(conn, key: str, window: int) -> int:
 @sql.collection
 def _statements() -> SimpleNamespace:
     """Return the statements of the counts kept in the database (``portal.data.statements``)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     counts = sql.table("rate_counts")
-
-    def add(dialect: str):
-        # ``sql.upsert`` sets columns to the inserted values; a count adds one to the stored one.
-        made = (pg_insert if dialect == sql.POSTGRESQL else sqlite_insert)(counts).values(
-            key=sa.bindparam("key"), window=sa.bindparam("window"), count=sql.const(1))
-        made = made.on_conflict_do_update(index_elements=["key", "window"],
-                                          set_={"count": counts.c.count + sql.const(1)})
-        return made.returning(counts.c.count)
-
+    # A count adds one to the stored one.
+    add = sql.upsert(counts, ["key", "window"], {"key": sa.bindparam("key"), "window": sa.bindparam("window"),
+                                                 "count": sql.const(1)},
+                     {"count": counts.c.count + sql.const(1)}, returning=[counts.c.count])
     return SimpleNamespace(add=sql.Statement(add))
 
 
