@@ -8,10 +8,15 @@ ROOT = Path(__file__).resolve().parent.parent
 GEODATA_DIR = ROOT / "geodata"
 
 
-def default_database_path() -> Path:
-    """Return ``$PORTAL_DB``, else ``instance/portal.sqlite`` beside the package."""
+INSTANCE_DIR = ROOT / "instance"
+
+
+def default_database_path() -> Path | str:
+    """Return ``$PORTAL_DB`` (a path, or a ``postgresql://`` URL as it is), else ``instance/portal.sqlite``."""
     env = os.environ.get("PORTAL_DB")
-    return Path(env) if env else ROOT / "instance" / "portal.sqlite"
+    if env and "://" in env:
+        return env  # a URL: a Path would fold its "//"
+    return Path(env) if env else INSTANCE_DIR / "portal.sqlite"
 
 
 # Settings read from the environment as ``PORTAL_<NAME>`` (``create_app`` config keys and the

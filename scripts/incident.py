@@ -76,6 +76,8 @@ def _migrated(db_path: Path) -> Path:
     Asked read-only first: an up-to-date database is not opened for writing at all (closing a
     writer would checkpoint its write-ahead log, and a refused command must leave every byte).
     """
+    if isinstance(db_path, str):  # a postgresql:// URL: made whole, its migrations are checked, not run
+        return migrated_database(db_path)
     with closing(db.connect_readonly(db_path)) as conn:
         pending = db.migrations.pending(sqlite_utils.Database(conn))
     return migrated_database(db_path) if pending else Path(db_path)

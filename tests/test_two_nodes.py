@@ -142,7 +142,7 @@ def test_a_staff_write_shows_on_the_other_node_at_its_next_request(nodes, databa
     before = _get(f"{b.base}/api/v1/status?town=pskov&lang=en")[1]
     assert not any(i["title"] == "Fibre cut on Rizhsky prospekt" for i in before["incidents"])
     done = run_script(INCIDENT, "open", "--db", database, "--title", "Fibre cut on Rizhsky prospekt",
-                      "--towns", "pskov", "--services", "internet", "--message", "Crews are on site.",
+                      "--town", "pskov", "--service", "internet", "--message", "Crews are on site.",
                       env=a.env)
     assert done.returncode == 0, done.stderr
     for node in (b, a):  # no restart, no wait: the next request of each node
@@ -165,7 +165,7 @@ def test_a_subscription_made_on_node_a_is_delivered_once_by_a_worker_of_node_b(n
     assert load.fetch(f"{b.base}{confirm}")[0] == 200
     a.start_worker()
     done = run_script(INCIDENT, "open", "--db", a.env["PORTAL_DB"], "--title", "Internet down in Zavelichye",
-                      "--towns", "pskov", "--services", "internet", "--message", "We are on it.", env=a.env)
+                      "--town", "pskov", "--service", "internet", "--message", "We are on it.", env=a.env)
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not _told(smtp):

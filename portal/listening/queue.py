@@ -30,6 +30,7 @@ def make_queue(settings):
         pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         huey = RedisHuey(NAME, connection_pool=pool, results=False)
     else:
+        settings.queue_file.parent.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey(NAME, filename=str(settings.queue_file), results=False)
     stop = threading.Event()
     me = deliveries.worker_id()

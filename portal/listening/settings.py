@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from portal.config import DEFAULTS, default_database_path
+from portal.config import DEFAULTS, INSTANCE_DIR
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Settings:
     def _beside(database: Path | str, name: str) -> Path:
         """Return a path beside the database file (in the instance folder when the data is in PostgreSQL)."""
         if isinstance(database, str):
-            return default_database_path().parent / name
+            return INSTANCE_DIR / name
         return database.parent / name
 
     @property
