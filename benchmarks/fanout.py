@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import sqlalchemy as sa  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from portal.data import build, db  # noqa: E402
@@ -104,7 +105,8 @@ def _write_and_nudge(db_path: Path, env: dict) -> float:
     from portal.listening import queue
     from portal.listening.settings import Settings
 
-    settings = Settings.from_config(config.settings({"DATABASE": str(db_path), "SMTP_URL": env["PORTAL_SMTP_URL"]}))
+    settings = Settings.from_config(config.settings({"DATABASE": str(db_path), "SMTP_URL": env["PORTAL_SMTP_URL"],
+                                                     "REDIS_URL": env.get("PORTAL_REDIS_URL")}))
     queue.nudge(settings)  # the first nudge opens the queue; the command pays that too, counted once here
     start = db.utcnow() + timedelta(days=300)
     t0 = time.perf_counter()
@@ -114,11 +116,22 @@ def _write_and_nudge(db_path: Path, env: dict) -> float:
     return time.perf_counter() - t0
 
 
-def run(folder: Path, subscribers: int, workers: int = 2, say=print) -> dict:
-    """Build the demo database with subscribers, open an outage as staff, measure the fan-out."""
+def run(folder: Path, subscribers: int, workers: int = 2, say=print, postgres: str | None = None,
+        redis: str | None = None) -> dict:
+    """Build the demo database with subscribers, open an outage as staff, measure the fan-out.
+
+    ``postgres``: the URL of an empty PostgreSQL database to run it on (the demo and its
+    subscribers copied there by ``migrate_db``'s copy), instead of the SQLite file; ``redis``: the
+    URL of the Redis the queue is in (as with several machines), else the queue is a SQLite file.
+    """
     db_path = folder / "fanout.sqlite"
     build.build_database(db_path)
     add_subscribers(db_path, subscribers)
+    if postgres is not None:
+        from portal.data import transfer
+
+        transfer.move(str(db_path), postgres)
+        db_path = postgres
     counter = Counter()
     port = _free_port()
     controller = Controller(counter, hostname="127.0.0.1", port=port)
@@ -126,10 +139,18 @@ def run(folder: Path, subscribers: int, workers: int = 2, say=print) -> dict:
     env = {**os.environ, "PORTAL_SMTP_URL": f"smtp://127.0.0.1:{port}", "PORTAL_BASE_URL": "https://portal.example",
            "PORTAL_AUTHOR": "bench"}
     env.pop("PORTAL_REDIS_URL", None)
+    if redis is not None:
+        env["PORTAL_REDIS_URL"] = redis
     worker = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "notify.py"), "run", "--db", str(db_path),
                                "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    conn = sqlite3.connect(db_path)
+    from portal.data import statements as sql
+
+    conn = sql.connect(db_path)
+    outbox, deliveries = sql.table("outbox"), sql.table("deliveries")
+    opened = sql.Statement(sa.select(outbox.c.id).where(outbox.c.incident_id == sa.bindparam("incident"),
+                                                        outbox.c.kind == "opened"))
+    queued_rows = sql.Statement(sa.select(sa.func.count()).where(deliveries.c.event_id == sa.bindparam("event")))
     try:
         time.sleep(2.0)  # the worker has started and caught up with the demo's own events
         sent_before = counter.count
@@ -145,10 +166,9 @@ def run(folder: Path, subscribers: int, workers: int = 2, say=print) -> dict:
         if staff.returncode != 0:
             raise RuntimeError(staff.stderr)
         incident = int(staff.stdout.strip().splitlines()[-1])
-        event = conn.execute("SELECT id FROM outbox WHERE incident_id = ? AND kind = 'opened'", (incident,)).fetchone()[0]
+        event = sql.scalar(conn, opened, incident=incident)
         # The write itself, as the audit row and the event's stamp date it, is inside the command's time.
-        queued = _wait(lambda: conn.execute("SELECT count(*) FROM deliveries WHERE event_id = ?", (event,)
-                                            ).fetchone()[0] >= subscribers, timeout=120)
+        queued = _wait(lambda: sql.scalar(conn, queued_rows, event=event) >= subscribers, timeout=120)
         queued_s = None if queued is None else queued + staff_s
         say(f"  staff command {staff_s:.2f} s ({staff_cpu_s:.2f} s of CPU; its write and nudge alone"
             f" {write_s * 1000:.0f} ms); all {subscribers} deliveries queued "

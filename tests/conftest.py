@@ -30,10 +30,23 @@ def db_path(demo_db_template, tmp_path):
     return path
 
 
+def pytest_generate_tests(metafunc):
+    """Run every test of the app on SQLite and on PostgreSQL, unless it reaches the SQLite file itself.
+
+    A test (or a fixture it uses) that asks for ``db_path`` reads or writes the SQLite file
+    directly, so it runs on SQLite only; the others see the portal only through the app, the
+    client and the scripts, and run on both engines.
+    """
+    if "app_engine" in metafunc.fixturenames:
+        engines = ["sqlite"] if "db_path" in metafunc.fixturenames else ["sqlite", "postgresql"]
+        metafunc.parametrize("app_engine", engines)
+
+
 @pytest.fixture
-def app(db_path):
-    """Create the app on the test's database with the clock pinned to the build time."""
-    return create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True})
+def app(app_engine, request):
+    """Create the app on the test's own copy of the demo database, the clock pinned to the build time."""
+    target = request.getfixturevalue("db_path" if app_engine == "sqlite" else "pg_url")
+    return create_app({"DATABASE": str(target), "NOW": DEMO_NOW, "TESTING": True})
 
 
 @pytest.fixture
