@@ -1,5 +1,6 @@
 """Provider-scale benchmark: point answers in-process and from PostGIS, HTTP load, page sizes, memory,
-notification fan-out (benchmarks/fanout.py), crowd reports (benchmarks/reports.py).
+notification fan-out (benchmarks/fanout.py), crowd reports (benchmarks/reports.py), the reads, reports
+and fan-out on both engines side by side (benchmarks/engines.py).
 
     python -m benchmarks.bench            # 1,000 towns, 100,000 polygons, 10,000 incidents, 1M points
     python -m benchmarks.bench --small    # the same steps on little data, in under a minute (CI)
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import datagen, fanout, load, memory, pg, reports  # noqa: E402
+from benchmarks import datagen, engines, fanout, load, memory, pg, reports  # noqa: E402
 from portal import answers, create_app  # noqa: E402
 from portal.coverage import snapshot as state  # noqa: E402
 from portal.coverage.locate import PolygonIndex  # noqa: E402
@@ -257,6 +258,11 @@ def main(argv=None) -> int:
         figures["fanout"] = fanout.run(folder, args.subscribers or (2_000 if args.small else 100_000), say=say)
         say("crowd reports (accepted per second while reads go on; a simulated outage replayed)")
         figures["reports"] = reports.run(folder, int(seconds), args.workers, say=say)
+        if pg.available() is None:
+            say("both engines side by side (SQLite; PostgreSQL + PostGIS with Redis), the demo data")
+            (folder / "engines").mkdir()
+            figures["engines"] = engines.run(folder / "engines", int(seconds),
+                                             args.subscribers or (2_000 if args.small else 100_000), say=say)
     say("memory as the layer grows")
     figures["memory"] = memory.run(args.small, say=say)
     figures["floors"] = floors(figures)

@@ -14,7 +14,7 @@ import click
 from cli import Refused, db_option
 
 from portal.config import DEFAULTS
-from portal.data import db
+from portal.data import audit, db
 
 TIMES_HELP = ("ISO 8601 (e.g. 2026-11-22 or 2026-11-22T19:40); a time without a zone is the region's"
               " local time.")
@@ -66,21 +66,9 @@ def main(db_path, incident_id, author, since, until, limit, as_json):
     """List the audit trail, oldest first: time (local), author, action, subject and what changed."""
     with closing(db.connect_readonly(db_path)) as conn:
         zone = ZoneInfo(db.get_meta(conn).get("timezone") or DEFAULTS["TIMEZONE"])
-        where, params = [], []
-        if incident_id is not None:
-            where.append("subject = ?")
-            params.append(f"incident:{incident_id}")
-        if author is not None:
-            where.append("author = ?")
-            params.append(author)
-        for option, text, op in (("--since", since, ">="), ("--until", until, "<")):
-            value = _time(option, text, zone)
-            if value is not None:
-                where.append(f"at {op} ?")
-                params.append(value)
-        sql = ("SELECT id, at, author, action, subject, detail FROM audit"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ?")
-        rows = list(reversed(conn.execute(sql, (*params, limit)).fetchall()))
+        rows = audit.entries(conn, subject=f"incident:{incident_id}" if incident_id is not None else None,
+                             author=author, since=_time("--since", since, zone), until=_time("--until", until, zone),
+                             limit=limit)
     if as_json:
         for r in rows:
             click.echo(json.dumps({"at": r["at"], "author": r["author"], "action": r["action"],
@@ -88,7 +76,8 @@ def main(db_path, incident_id, author, since, until, limit, as_json):
                                   ensure_ascii=False))
         return
     if not rows:
-        click.echo("no changes recorded" + (" for these filters" if where else ""))
+        filtered = incident_id is not None or author is not None or since or until
+        click.echo("no changes recorded" + (" for these filters" if filtered else ""))
         return
     for r in rows:
         at = db.parse_iso(r["at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")

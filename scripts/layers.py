@@ -21,7 +21,7 @@ def _layer(conn, layer_id: int) -> dict:
     """Return one layer's record or refuse naming the ids that exist."""
     info = layers.layer_info(conn, layer_id)
     if info is None:
-        ids = [r[0] for r in conn.execute("SELECT id FROM layers ORDER BY id")]
+        ids = [r["id"] for r in layers.all_layers(conn)]
         raise Refused(f"there is no layer {layer_id}; the layers are"
                       f" {', '.join(map(str, ids)) or 'none (nothing imported yet)'}.")
     return info
@@ -40,10 +40,7 @@ def list_layers(kind, db_path):
     conn = _open(db_path)
     try:
         live = layers.live_layer_ids(conn)
-        rows = conn.execute(
-            "SELECT * FROM layers" + (" WHERE kind = ?" if kind else "") + " ORDER BY id",
-            (kind,) if kind else (),
-        ).fetchall()
+        rows = layers.all_layers(conn, kind)
     finally:
         conn.close()
     click.echo(f"{'id':>4}  {'kind':8}  {'created (UTC)':20}  {'author':12}  {'features':>8}"
@@ -64,16 +61,14 @@ def show(layer_id, db_path):
     try:
         info = _layer(conn, layer_id)
         live = layers.live_layer_ids(conn)[info["kind"]] == layer_id
-        audit = conn.execute(
-            "SELECT at, author, action FROM audit WHERE subject = ? ORDER BY id",
-            (f"layer {layer_id}",)).fetchall()
+        trail = audit.entries(conn, subject=f"layer {layer_id}", limit=1000)
     finally:
         conn.close()
     report = json.loads(info.pop("report") or "null")
     for key, value in info.items():
         click.echo(f"{key}: {value}")
     click.echo(f"live: {'yes' if live else 'no'}")
-    for row in audit:
+    for row in trail:
         click.echo(f"history: {row['at']} {row['action']} by {row['author']}")
     if report is not None:
         click.echo("report: " + json.dumps(report, ensure_ascii=False, indent=2))

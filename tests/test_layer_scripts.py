@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,10 +13,12 @@ import geopandas as gpd
 import pytest
 import shapely
 from dbtools import database_with_towns, dump
+from enginetools import contents, engine_copy
 from test_imports import ALPHA, BETA, coverage, live_rows
 
 from portal.config import ROOT
 from portal.data import db, imports, layers
+from portal.data import statements as sql
 
 SCRIPTS = ROOT / "scripts"
 
@@ -28,6 +29,25 @@ def dbp(tmp_path):
     from test_imports import TOWNS
 
     return database_with_towns(tmp_path / "portal.sqlite", TOWNS, source="towns.test")
+
+
+@pytest.fixture(scope="module")
+def two_towns(tmp_path_factory):
+    """The two-towns database, made once: the template of ``target``."""
+    from test_imports import TOWNS
+
+    return database_with_towns(tmp_path_factory.mktemp("two-towns") / "portal.sqlite", TOWNS, source="towns.test")
+
+
+@pytest.fixture
+def target(engine, two_towns, tmp_path, request):
+    """The two-towns database on the engine under test: an SQLite path or a postgresql:// URL."""
+    return engine_copy(engine, two_towns, tmp_path, request)
+
+
+def snapshot(target) -> dict:
+    """Return every row of every table, to prove a refusal changed nothing (on either engine)."""
+    return contents(target)
 
 
 def run(script: str, *args, cwd=None, check=None) -> subprocess.CompletedProcess:
@@ -61,67 +81,67 @@ def test_help_ends_with_an_example(script):
     assert out[-2].strip() == "Example:" and out[-1].strip().startswith(f"python scripts/{script}")
 
 
-def test_import_dry_run_then_import_then_rollback(dbp, tmp_path):
+def test_import_dry_run_then_import_then_rollback(target, tmp_path):
     first = write_coverage(tmp_path / "v1.geojson", "dsl")
-    run("import_coverage.py", first, "--db", dbp, check=0)
+    run("import_coverage.py", first, "--db", target, check=0)
     second = write_coverage(tmp_path / "v2.geojson", "fiber")
-    before = dump(dbp)
-    dry = run("import_coverage.py", second, "--db", dbp, "--dry-run", check=0)
-    assert dump(dbp) == before
+    before = snapshot(target)
+    dry = run("import_coverage.py", second, "--db", target, "--dry-run", check=0)
+    assert snapshot(target) == before
     assert "2 changed" in dry.stdout and "Alpha (alpha): best dsl -> fiber" in dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
-    done = run("import_coverage.py", second, "--db", dbp, check=0)
+    done = run("import_coverage.py", second, "--db", target, check=0)
     assert "as layer 3 (replaces layer 2: 2 kept, 0 added, 0 removed)" in done.stdout
-    assert {a.technology for a in live_coverage(dbp)} == {"fiber"}
+    assert {a.technology for a in live_coverage(target)} == {"fiber"}
 
-    listing = run("layers.py", "list", "--db", dbp, check=0).stdout
+    listing = run("layers.py", "list", "--db", target, check=0).stdout
     rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
     assert "v2.geojson  LIVE" in rows["3"] and "olga" in rows["3"] and rows["3"].split()[5] == "2"
     assert rows["2"].rstrip().endswith("v1.geojson")
     assert "towns.test  LIVE" in rows["1"]
 
-    out = run("layers.py", "rollback", "2", "--db", dbp, check=0).stdout
+    out = run("layers.py", "rollback", "2", "--db", target, check=0).stdout
     assert "Layer 2" in out and "live again" in out
-    assert {a.technology for a in live_coverage(dbp)} == {"dsl"}
-    with closing(sqlite3.connect(dbp)) as conn:
-        (action, author, subject), = conn.execute(
-            "SELECT action, author, subject FROM audit WHERE action = 'layer.rollback'").fetchall()
+    assert {a.technology for a in live_coverage(target)} == {"dsl"}
+    with closing(sql.connect(target)) as conn:
+        (action, author, subject), = [tuple(r) for r in conn.execute(
+            "SELECT action, author, subject FROM audit WHERE action = 'layer.rollback'").fetchall()]
     assert (action, author, subject) == ("layer.rollback", "olga", "layer 2")
-    show = run("layers.py", "show", "2", "--db", dbp, check=0).stdout
+    show = run("layers.py", "show", "2", "--db", target, check=0).stdout
     assert "live: yes" in show and "layer.rollback by olga" in show and '"features_read": 2' in show
 
 
-def test_rollback_refusals(dbp):
-    before = dump(dbp)
-    missing = run("layers.py", "rollback", "42", "--db", dbp, check=2)
+def test_rollback_refusals(target):
+    before = snapshot(target)
+    missing = run("layers.py", "rollback", "42", "--db", target, check=2)
     assert "no layer 42" in missing.stderr and "1" in missing.stderr
-    live = run("layers.py", "rollback", "1", "--db", dbp, check=2)
+    live = run("layers.py", "rollback", "1", "--db", target, check=2)
     assert "already the live towns layer" in live.stderr
     assert "Traceback" not in missing.stderr + live.stderr
-    assert dump(dbp) == before
+    assert snapshot(target) == before
 
 
-def test_refused_file_exits_non_zero_with_every_feature_listed(dbp, tmp_path):
+def test_refused_file_exits_non_zero_with_every_feature_listed(target, tmp_path):
     path = tmp_path / "bad.geojson"
     rows = live_rows(3)
     rows[0]["technology"], rows[2]["technology"] = "SAT", "5G"
     coverage(rows, [ALPHA, BETA, ALPHA], 4326).to_file(path)
-    before = dump(dbp)
-    proc = run("import_coverage.py", path, "--db", dbp, check=2)
+    before = snapshot(target)
+    proc = run("import_coverage.py", path, "--db", target, check=2)
     assert "#1 (f0): unknown technology 'SAT'" in proc.stderr
     assert "#3 (f2): unknown technology '5G'" in proc.stderr
-    assert "Traceback" not in proc.stderr and dump(dbp) == before
-    run("import_coverage.py", path, "--db", dbp, "--skip-invalid", check=0)
-    assert [a.feature_id for a in live_coverage(dbp)] == ["f1"]
+    assert "Traceback" not in proc.stderr and snapshot(target) == before
+    run("import_coverage.py", path, "--db", target, "--skip-invalid", check=0)
+    assert [a.feature_id for a in live_coverage(target)] == ["f1"]
 
 
-def test_unreadable_file_message(dbp, tmp_path):
+def test_unreadable_file_message(target, tmp_path):
     path = write_coverage(tmp_path / "cut.geojson")
     path.write_bytes(path.read_bytes()[:200])
-    before = dump(dbp)
-    proc = run("import_coverage.py", path, "--db", dbp, check=2)
+    before = snapshot(target)
+    proc = run("import_coverage.py", path, "--db", target, check=2)
     assert proc.stderr.startswith("Error: cut.geojson cannot be read")
-    assert len(proc.stderr.strip().splitlines()) == 1 and dump(dbp) == before
+    assert len(proc.stderr.strip().splitlines()) == 1 and snapshot(target) == before
 
 
 def test_import_creates_a_missing_database_only_when_asked(tmp_path):
@@ -132,33 +152,33 @@ def test_import_creates_a_missing_database_only_when_asked(tmp_path):
     assert len(live_coverage(target)) == 2
 
 
-def test_towns_script(dbp, tmp_path):
+def test_towns_script(target, tmp_path):
     path = tmp_path / "towns.geojson"
     gpd.GeoDataFrame({"name": ["Gamma Town"], "population": [500]},
                      geometry=[shapely.box(30.9, 57.0, 31.0, 57.1)], crs=4326).to_file(path)
-    out = run("import_towns.py", path, "--db", dbp, "--dry-run", check=0).stdout
+    out = run("import_towns.py", path, "--db", target, "--dry-run", check=0).stdout
     assert "gamma-town" in out and "1 added, 2 removed" in out
-    run("import_towns.py", path, "--db", dbp, "--replace-all", check=0)
-    with closing(db.connect_readonly(dbp)) as conn:
+    run("import_towns.py", path, "--db", target, "--replace-all", check=0)
+    with closing(db.connect_readonly(target)) as conn:
         assert [t.slug for t in layers.load_towns(conn)] == ["gamma-town"]
 
 
-def test_export_round_trip(dbp, tmp_path):
+def test_export_round_trip(target, tmp_path):
     geoms = [ALPHA, shapely.Polygon([(30.70, 57.60), (30.80, 57.60), (30.75, 57.65)])]
-    imports.import_layer(dbp, "coverage", write_coverage(tmp_path / "c.geojson", geoms=geoms),
+    imports.import_layer(target, "coverage", write_coverage(tmp_path / "c.geojson", geoms=geoms),
                          author="t")
     out = tmp_path / "export"
-    run("export_layers.py", out, "--db", dbp, check=0)
+    run("export_layers.py", out, "--db", target, check=0)
     assert sorted(p.name for p in out.iterdir()) == ["coverage.geojson", "layers.gpkg", "towns.geojson"]
     import pyogrio
     assert sorted(name for name, _ in pyogrio.list_layers(out / "layers.gpkg")) == ["coverage", "towns"]
     for source, mapping in ((out / "layers.gpkg", {"layer": "coverage"}), (out / "coverage.geojson", None)):
-        dry = imports.import_layer(dbp, "coverage", source, mapping=mapping, author="t", dry_run=True)
+        dry = imports.import_layer(target, "coverage", source, mapping=mapping, author="t", dry_run=True)
         assert dry.diff["unchanged"] == 2 and not dry.diff["changed"] and not dry.diff["added"]
-    dry = imports.import_layer(dbp, "towns", out / "layers.gpkg", mapping={"layer": "towns"},
+    dry = imports.import_layer(target, "towns", out / "layers.gpkg", mapping={"layer": "towns"},
                                author="t", dry_run=True)
     assert dry.diff["unchanged"] == 2 and not dry.diff["changed"]
-    again = run("export_layers.py", out, "--db", dbp, check=2)
+    again = run("export_layers.py", out, "--db", target, check=2)
     assert "--force" in again.stderr
 
 

@@ -259,6 +259,13 @@ def layer_info(conn: sqlite3.Connection, layer_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def all_layers(conn, kind: str | None = None) -> list[dict]:
+    """Return the records of every stored layer (of a kind), oldest first."""
+    q = _statements()
+    rows = sql.run(conn, q.layers_of_kind, kind=kind) if kind else sql.run(conn, q.all_layers)
+    return [dict(r) for r in rows]
+
+
 SHARE_FIELDS = ("technology", "status", "share", "max_down_mbps", "max_up_mbps", "available_from")
 
 
@@ -286,6 +293,8 @@ def _statements() -> SimpleNamespace:
             "layer_id", "feature_id", "technology", "status", "max_down_mbps", "max_up_mbps",
             "available_from")}, "geom": sql.geometry_in(value("geom"))})),
         layer=sql.Statement(sa.select(layers).where(layers.c.id == value("id"))),
+        all_layers=sql.Statement(sa.select(layers).order_by(layers.c.id)),
+        layers_of_kind=sql.Statement(sa.select(layers).where(layers.c.kind == value("kind")).order_by(layers.c.id)),
         towns=sql.Statement(sa.select(
             towns.c.slug, towns.c.name, towns.c.name_ru, towns.c.population, towns.c.lat, towns.c.lon,
             towns.c.alt_names, sql.geometry_out(towns.c.geom)).where(towns.c.layer_id == value("layer_id"))
