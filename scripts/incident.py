@@ -403,8 +403,7 @@ def show_command(db_path, incident_id):
         click.echo(f"  {service} deadline ({d['hours']} h): {_local(d['due_at'], zone)}, {state}")
     click.echo("  timeline (numbers as edit --update takes them):")
     with _reader(db_path) as conn:
-        stored = conn.execute("SELECT at, status FROM incident_updates WHERE incident_id = ? ORDER BY at, id",
-                              (incident_id,)).fetchall()
+        stored = incidents.stored_updates(conn, incident_id)
     numbers = {}
     for n, row in enumerate(stored, start=1):
         numbers.setdefault((row["at"], row["status"]), []).append(n)

@@ -12,7 +12,8 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from click.testing import CliRunner
-from dbtools import database_with_towns, dump, square_town
+from dbtools import database_with_towns, square_town
+from enginetools import contents, engine_copy
 from shapely.geometry import box, mapping
 
 from portal import answers
@@ -37,10 +38,16 @@ TOWNS = [
 BUILDING = box(30.04, 60.04, 30.06, 60.06)
 
 
+@pytest.fixture(scope="module")
+def towns_template(tmp_path_factory):
+    """The database whose live towns are the hand-made squares, made once."""
+    return database_with_towns(tmp_path_factory.mktemp("towns") / "portal.sqlite", TOWNS)
+
+
 @pytest.fixture
-def db_path(tmp_path):
-    """Give a migrated database whose live towns are the hand-made squares."""
-    return database_with_towns(tmp_path / "portal.sqlite", TOWNS)
+def db_path(engine, towns_template, tmp_path, request):
+    """Give the test its own copy of it on the engine under test: a path, or a postgresql:// URL."""
+    return engine_copy(engine, towns_template, tmp_path, request)
 
 
 def when(hours_ago: float) -> str:
@@ -215,21 +222,21 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_refusals_name_the_value_and_leave_the_database_unchanged(busy_db, tmp_path, case):
     args, words = rejections(tmp_path)[case]
-    before = dump(busy_db)
+    before = contents(busy_db)
     result = cli(*args, "--db", busy_db)
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
     for word in words:
         assert word in result.stderr
-    assert dump(busy_db) == before
+    assert contents(busy_db) == before
 
 
 def test_refusal_in_a_real_process(busy_db):
-    before = dump(busy_db)
+    before = contents(busy_db)
     result = run("resolve", 2, "--db", busy_db, "--message", "again")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("Error: incident #2 is already resolved")
-    assert dump(busy_db) == before
+    assert contents(busy_db) == before
 
 
 def test_a_mistyped_database_is_refused_and_nothing_is_created(tmp_path):

@@ -54,6 +54,13 @@ class PostgresRead:
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """As ``with`` on an SQLite connection: the block's transaction ends; the connection stays open."""
+        self.rollback()
+
 
 @sql.collection
 def _meta_statement() -> sql.Statement:

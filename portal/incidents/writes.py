@@ -11,7 +11,6 @@ demo incidents are written by ``portal.incidents.demo``.
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -21,7 +20,7 @@ import shapely.geometry
 import sqlalchemy as sa
 
 from portal.coverage.places import Gazetteer
-from portal.data import db, layers
+from portal.data import audit, db, layers
 from portal.data import statements as sql
 from portal.data.text import BadText, check_text
 from portal.incidents import language
@@ -234,7 +233,7 @@ def _edit(conn, incident_id, *, title, message, update, cause, author, now, titl
         column = "place" if name == "where" else name
         _correct(conn, "incidents", rec.id, column, name, row, text, english, changes, f"of #{rec.id}")
     if message is not None or message_en is not None:
-        rows = sql.run(conn, _q().messages, id=rec.id).fetchall()
+        rows = stored_updates(conn, rec.id)
         number = len(rows) if update is None else update
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= len(rows):
             raise IncidentError(f"update {number!r} is not in the timeline of #{rec.id}; give a number from 1"
@@ -323,10 +322,15 @@ def _set_cause(conn, incident_id, cause: dict) -> None:
     sql.run(conn, _q().cause, cause=text, cause_en=english, id=incident_id)
 
 
+def stored_updates(conn, incident_id: int) -> list:
+    """Return an incident's stored updates in the order ``edit_incident(update=N)`` numbers them (1 first)."""
+    return sql.run(conn, _q().messages, id=incident_id).fetchall()
+
+
 def _audit(conn, now, author, action, incident_id, detail) -> None:
     """Record who changed which incident, when, and how."""
-    sql.run(conn, _q().audit, at=db.iso(now), author=author, action=f"incident.{action}",
-            subject=f"incident:{incident_id}", detail=json.dumps(detail, ensure_ascii=False))
+    audit.record(conn, author=author, action=f"incident.{action}", subject=f"incident:{incident_id}",
+                 detail=detail, at=now)
 
 
 @sql.collection
@@ -356,12 +360,11 @@ def _q() -> SimpleNamespace:
         update=sql.Statement(insert(
             "incident_updates", "incident_id", "at", "status", "message", "message_en", "eta", "author",
             "recorded_at")),
-        audit=sql.Statement(insert("audit", "at", "author", "action", "subject", "detail")),
         cause=sql.Statement(change(i, cause=value("cause"), cause_en=value("cause_en"))),
         resolved=sql.Statement(change(i, resolved_at=value("resolved_at"))),
         texts=sql.Statement(sa.select(i.c.title, i.c.title_en, i.c.cause, i.c.cause_en, i.c.place,
                                       i.c.place_en).where(i.c.id == value("id"))),
-        messages=sql.Statement(sa.select(u.c.id, u.c.message, u.c.message_en)
+        messages=sql.Statement(sa.select(u.c.id, u.c.at, u.c.status, u.c.message, u.c.message_en)
                                .where(u.c.incident_id == value("id")).order_by(u.c.at, u.c.id)),
         correct=correct,
         slugs=sql.Statement(sa.select(towns.c.slug).where(towns.c.layer_id == value("layer_id"))),

@@ -345,10 +345,8 @@ def _town_names(conn, slug: str | None) -> dict:
 
     if slug is None:
         return {}
-    live = layers.live_layer_ids(conn)["towns"]
-    row = conn.execute("SELECT name, name_ru FROM towns WHERE layer_id = ? AND slug = ?",
-                       (live, slug)).fetchone()
-    return {"en": row[0], "ru": row[1] or row[0]} if row else {"en": slug, "ru": slug}
+    town = next((t for t in layers.load_towns(conn) if t.slug == slug), None)
+    return {"en": town.name, "ru": town.name_ru or town.name} if town else {"en": slug, "ru": slug}
 
 
 def _draft_texts(draft, names: dict, lang: str) -> tuple[str, str]:
