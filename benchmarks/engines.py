@@ -21,11 +21,8 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,25 +31,6 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import fanout, load, pg, reports  # noqa: E402
 from portal.data import build, transfer  # noqa: E402
-
-
-@contextmanager
-def _redis(folder: Path):
-    """Run Debian's redis-server on a private Unix socket; yield its URL."""
-    server = shutil.which("redis-server")
-    if server is None:
-        raise RuntimeError("redis-server is missing (Debian: redis-server)")
-    socket_path = folder / "redis.sock"
-    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"unix://{socket_path}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _towns(db_path: Path) -> list[tuple[str, float, float]]:
@@ -97,7 +75,7 @@ def run(folder: Path, seconds: int, subscribers: int, say=print) -> dict:
     (folder / "fan-sqlite").mkdir()
     figures["sqlite"]["fanout"] = fanout.run(folder / "fan-sqlite", subscribers, say=lambda m: say("  " + m))
     say("  PostgreSQL + PostGIS (private cluster, Unix socket), Redis for the queue and the rate limits")
-    with pg.cluster() as dsn, _redis(folder) as redis_url:
+    with pg.cluster() as dsn, load.redis_server(folder) as redis_url:
         host = dict(part.split("=", 1) for part in dsn.split())["host"]
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench_loads")

@@ -250,3 +250,22 @@ def fetch(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+@contextmanager
+def redis_server(folder: Path):
+    """Run Debian's redis-server on a private Unix socket in ``folder``; yield its URL."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError("redis-server is missing (Debian: redis-server; make install-test installs it)")
+    socket_path = folder / "redis.sock"
+    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"unix://{socket_path}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -7,18 +7,18 @@ import email.header
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+from benchmarks.load import redis_server  # noqa: F401 -- the tests' Redis comes from here too
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTIFY = ROOT / "scripts" / "notify.py"
@@ -195,21 +195,3 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@contextmanager
-def redis_server(folder: Path):
-    """Run Debian's redis-server on a private Unix socket in ``folder``; yield its URL."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: make install-test installs it"
-    socket_path = folder / "redis.sock"
-    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"unix://{socket_path}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

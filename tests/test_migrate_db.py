@@ -11,7 +11,6 @@ import pytest
 import shapely
 from pgtools import PECHORY, Database, add_listening_rows, dump, migrate, pg_query
 
-from benchmarks import pg
 from portal import create_app
 from portal.data import transfer
 from portal.data.engines import describe, engine_for, is_postgres
@@ -23,12 +22,9 @@ ANSWERS = ["/api/v1/status?town=pechory", f"/api/v1/check?lat={OUTSIDE[0]}&lon={
 
 
 @pytest.fixture(scope="module")
-def server():
-    """Start one private cluster for the module; yield its socket folder."""
-    if pg.available() is not None:
-        pytest.skip(pg.available())
-    with pg.cluster() as dsn:
-        yield dict(part.split("=", 1) for part in dsn.split())["host"]
+def server(pg_server):
+    """The session's private cluster: its socket folder."""
+    return pg_server
 
 
 @pytest.fixture
