@@ -129,7 +129,10 @@ def migrated_database(db_path) -> Path:
     from portal.data import build
 
     path = require_database(db_path)
-    build.ensure_database(path)
+    try:
+        build.ensure_database(path)
+    except build.OtherVersion as exc:
+        raise Refused(f"--db {db_path}: {exc}.") from None
     return path
 
 

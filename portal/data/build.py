@@ -186,14 +186,26 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
 BUILD_LOCK_KEY = 5_303_001
 
 
+class OtherVersion(RuntimeError):
+    """A PostgreSQL portal made by another version of the migrations; the message says what to do."""
+
+
 def _check_postgres_migrations(conn) -> None:
-    """Refuse a PostgreSQL portal whose applied migrations are not this version's."""
+    """Refuse a PostgreSQL portal whose applied migrations are not this version's (``OtherVersion``)."""
     import sqlite_utils
 
     wanted = [m.name for m in db.migrations.pending(sqlite_utils.Database(memory=True))]  # all of them
     found = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = %s"
                                         " ORDER BY id", (db.migrations.name,))]
-    if found != wanted:
-        raise RuntimeError(
-            f"the PostgreSQL portal was made by another version (migrations {found[-1:] or 'none'}, this one"
-            f" expects {wanted[-1]}); move it through SQLite with scripts/migrate_db.py")
+    if found == wanted:
+        return
+    last = found[-1] if found else "none"
+    if found == wanted[:len(found)]:
+        raise OtherVersion(
+            f"the PostgreSQL portal was made by an older version (its last migration is {last}, this"
+            f" version's is {wanted[-1]}); there are no migrations on PostgreSQL yet: with the version that"
+            " made it, copy it to a file (python scripts/migrate_db.py URL portal.sqlite); with this one, open"
+            " the file once (python scripts/incident.py list --db portal.sqlite applies the migrations it"
+            " lacks) and copy it back (python scripts/migrate_db.py portal.sqlite URL --replace)")
+    raise OtherVersion(f"the PostgreSQL portal was made by another version (its last migration is {last},"
+                       f" this version's is {wanted[-1]}); run the version that made it")
