@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 import shapely
-from conftest import DEMO_NOW
 from enginetools import counts
 from shapely.geometry import box
 
@@ -20,6 +19,7 @@ from portal.data import statements as sql
 from portal.incidents import writes
 from portal.incidents.records import IncidentError, load_records
 from portal.listening import outbox, store
+from tests.conftest import DEMO_NOW
 
 H = timedelta(hours=1)
 NOW = DEMO_NOW
