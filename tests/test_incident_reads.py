@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from dbtools import database_with_towns, square_town
+from enginetools import engine_copy
 from shapely.geometry import box
 
 from portal import answers
@@ -152,20 +153,40 @@ def test_unknown_ids_services_and_listings():
         found.select(NOW, "open")
 
 
-def test_the_snapshot_reads_incidents_again_after_a_write_and_keeps_the_coverage(tmp_path):
-    path = database_with_towns(tmp_path / "reads.sqlite", [ALPHA, BETA])
+@pytest.fixture(scope="module")
+def alpha_and_beta(tmp_path_factory):
+    """A database whose live towns are Alpha and Beta, made once: the template of ``path``."""
+    return database_with_towns(tmp_path_factory.mktemp("alpha-beta") / "reads.sqlite", [ALPHA, BETA])
+
+
+@pytest.fixture
+def path(engine, alpha_and_beta, tmp_path, request):
+    """Alpha and Beta on the engine under test: an SQLite path or a postgresql:// URL."""
+    return engine_copy(engine, alpha_and_beta, tmp_path, request)
+
+
+def snapshot_of_a_request(conn, path, *hours):
+    """Return the snapshot as a web request reads it: inside its own read transaction (on either engine)."""
+    conn.begin()
+    try:
+        return state.snapshot(conn, str(path), 150, *hours)
+    finally:
+        conn.rollback()
+
+
+def test_the_snapshot_reads_incidents_again_after_a_write_and_keeps_the_coverage(path):
     conn = db.connect_readonly(path)
     try:
-        first = state.snapshot(conn, str(path), 150)
-        assert first.incidents.active(NOW) == [] and state.snapshot(conn, str(path), 150) is first
+        first = snapshot_of_a_request(conn, path)
+        assert first.incidents.active(NOW) == [] and snapshot_of_a_request(conn, path) is first
         new = writes.open_incident(path, title="Cut", services=["tv"], towns=["beta"], author="ops",
                                    at=NOW - H, now=NOW)
-        second = state.snapshot(conn, str(path), 150)
+        second = snapshot_of_a_request(conn, path)
         assert ids(second.incidents.affecting_point(60.05, 30.15, NOW)) == [new]
         # Only the incidents were read again: the towns and the coverage index are the same objects.
         assert second.coverage is first.coverage and second.incidents.towns is first.gazetteer
         # Other deadlines are another reading of the same incidents.
-        strict = state.snapshot(conn, str(path), 150, {"tv": 1})
+        strict = snapshot_of_a_request(conn, path, {"tv": 1})
         assert strict.incidents.deadlines(strict.incidents.get(new), NOW)["tv"]["missed"] is False
         assert strict.incidents.deadlines(strict.incidents.get(new), NOW + H)["tv"]["missed"] is True
     finally:
