@@ -1,8 +1,10 @@
-"""Importing GIS files: formats, CRSs, mapping, repair, refusals, dry runs, all-or-nothing."""
+"""Importing GIS files: formats, CRSs, mapping, repair, refusals, dry runs, all-or-nothing.
+
+Every test that writes or reads the database runs on SQLite and on PostgreSQL (``dbp``).
+"""
 from __future__ import annotations
 
 import json
-import sqlite3
 import warnings
 import zipfile
 from contextlib import closing
@@ -11,9 +13,11 @@ import geopandas as gpd
 import pyproj
 import pytest
 import shapely
-from dbtools import database_with_towns, dump
+from dbtools import database_with_towns
+from enginetools import contents, engine_copy
 
 from portal.data import db, imports, layers
+from portal.data import statements as sql
 from portal.data.import_report import format_diff, format_report
 from portal.data.layers import Area, Town
 
@@ -51,10 +55,16 @@ def read_conn(path):
     return closing(db.connect_readonly(path))
 
 
+@pytest.fixture(scope="module")
+def two_towns(tmp_path_factory):
+    """The database with the two towns live, made once: the template of ``dbp``."""
+    return database_with_towns(tmp_path_factory.mktemp("two-towns") / "portal.sqlite", TOWNS, source="towns.test")
+
+
 @pytest.fixture
-def dbp(tmp_path):
-    """Return a fresh database with the two towns live."""
-    return database_with_towns(tmp_path / "portal.sqlite", TOWNS, source="towns.test")
+def dbp(engine, two_towns, tmp_path, request):
+    """Return a fresh database with the two towns live, on the engine under test: a path or a URL."""
+    return engine_copy(engine, two_towns, tmp_path, request)
 
 
 def zip_shapefile(frame: gpd.GeoDataFrame, folder, name: str = "cov", with_prj: bool = True):
@@ -121,7 +131,7 @@ def test_zipped_shapefile_in_utm_with_truncated_columns_and_mapping(dbp, tmp_pat
     assert result.layer_id is not None
 
 
-def test_example_mapping_reads_a_provider_style_file(dbp, tmp_path):
+def test_example_mapping_reads_a_provider_style_file(tmp_path):
     frame = coverage(
         [{"CELL_ID": 7, "TECH": "GPON", "STATE": "in service", "DOWN_MBPS": 1000, "UP_MBPS": 1000,
           "AVAIL_FROM": None},
@@ -185,11 +195,11 @@ def test_unreadable_files_leave_the_database_unchanged(dbp, tmp_path, case):
     else:
         mapping = {"columns": {"technology": "TECHNO"}}
         expect = 'column "TECHNO", which the file does not have'
-    before = dump(dbp)
+    before = contents(dbp)
     with pytest.raises(imports.UnreadableFile) as err:
         imports.import_layer(dbp, "coverage", path, mapping=mapping, author="t")
     assert path.name in str(err.value) and expect in str(err.value)
-    assert dump(dbp) == before
+    assert contents(dbp) == before
 
 
 def test_unknown_values_refuse_the_whole_file_listing_every_feature(dbp, tmp_path):
@@ -200,7 +210,7 @@ def test_unknown_values_refuse_the_whole_file_listing_every_feature(dbp, tmp_pat
     path = tmp_path / "cov.geojson"
     coverage(rows, [shapely.box(30.41 + i / 100, 57.41, 30.415 + i / 100, 57.42) for i in range(5)],
              4326).to_file(path)
-    before = dump(dbp)
+    before = contents(dbp)
     with pytest.raises(imports.FileRefused) as err:
         imports.import_layer(dbp, "coverage", path, author="t")
     refused = err.value.result.report["refused"]
@@ -209,7 +219,7 @@ def test_unknown_values_refuse_the_whole_file_listing_every_feature(dbp, tmp_pat
     assert "'maybe'" in refused[2]["reason"]
     for label in ("#2 (f1)", "#4 (f3)", "#5 (f4)", "--skip-invalid"):
         assert label in str(err.value)
-    assert dump(dbp) == before
+    assert contents(dbp) == before
     result = imports.import_layer(dbp, "coverage", path, author="t", skip_invalid=True)
     with read_conn(dbp) as conn:
         assert [a.feature_id for a in layers.load_coverage(conn)] == ["f0", "f2"]
@@ -253,9 +263,9 @@ def test_dry_run_writes_nothing_and_reports_the_difference(dbp, tmp_path):
     coverage([{"feature_id": "a", "technology": "dsl", "status": "live", "max_down_mbps": 20},
               {"feature_id": "c", "technology": "fiber", "status": "live"}],
              [ALPHA, ALPHA], 4326).to_file(second)
-    before = dump(dbp)
+    before = contents(dbp)
     result = imports.import_layer(dbp, "coverage", second, author="t", dry_run=True)
-    assert dump(dbp) == before and result.layer_id is None
+    assert contents(dbp) == before and result.layer_id is None
     diff = result.diff
     assert diff["added"] == ["c"] and diff["removed"] == ["b"]
     assert diff["changed"] == [{"id": "a", "fields": ["max_down_mbps"]}]
@@ -301,12 +311,10 @@ def test_bad_mapping_is_refused(tmp_path):
 
 
 def test_towns_import(dbp, tmp_path):
-    conn = sqlite3.connect(dbp)
-    with conn:
+    with closing(sql.connect(dbp)) as conn:
         conn.execute("INSERT INTO incidents (id, title, kind, started_at, created_at, author)"
                      " VALUES (1, 'Cut', 'outage', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', 't')")
         conn.execute("INSERT INTO incident_towns VALUES (1, 'beta')")
-    conn.close()
     path = tmp_path / "towns.gpkg"
     gpd.GeoDataFrame(
         {"name": ["Alpha", "Velikiye Luki"], "name_ru": ["Альфа", "Великие Луки"],
@@ -332,11 +340,11 @@ def test_crash_while_writing_keeps_the_previous_layer(dbp):
     good = Area("fiber", "live", ALPHA, feature_id="ok")
     with db.writing(dbp) as conn:
         layers.store_layer(conn, "coverage", [good], source="v1", author="t")
-    before = dump(dbp)
+    before = contents(dbp)
     broken = Area("fiber", "live", "not a geometry", feature_id="bad")  # fails to serialise
     with pytest.raises(TypeError):
         imports.write_layer(dbp, "coverage", [good] * 1000 + [broken], source="v2", author="t")
-    assert dump(dbp) == before
+    assert contents(dbp) == before
 
 
 def test_dry_run_on_a_missing_database_creates_nothing(tmp_path):
