@@ -4,12 +4,13 @@ The tests that use ``path`` run twice: on SQLite and on PostgreSQL (the same han
 """
 from __future__ import annotations
 
-import sqlite3
+from contextlib import closing
 
 import pytest
+from enginetools import contents
 from listening_tools import towns_db
 
-from portal.data import db
+from portal.data import db, statements
 from portal.listening import cells, interest, store
 from portal.listening.subscriptions import SubscriptionError
 
@@ -100,11 +101,17 @@ def test_bad_input_names_the_field(path, data, field):
     assert caught.value.field == field
 
 
-def test_no_point_or_client_is_stored(sqlite_path):
+def _stored(target, skip=()) -> str:
+    """Every stored row of every table (but those in ``skip``) as text, one row a line."""
+    return "\n".join(f"{table}: {row}" for table, rows in contents(target).items() if table not in skip
+                     for row in rows)
+
+
+def test_no_point_or_client_is_stored(path):
     lat, lon = 60.051234, 30.054321
-    register(sqlite_path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9",
+    register(path, {"lat": lat, "lon": lon, "email": "a@example.org"}, client="203.0.113.9",
              cookie="secret-c")
-    text = "\n".join(sqlite3.connect(sqlite_path).iterdump())
+    text = _stored(path)
     for needle in (str(lat), str(lon), "203.0.113.9", "secret-c", "60.0512", "30.0543"):
         assert needle not in text
 
@@ -119,7 +126,7 @@ def _household(app, n):
     return c
 
 
-def test_twelve_households_show_in_the_town_answer_and_the_layer(app, db_path):
+def test_twelve_households_show_in_the_town_answer_and_the_layer(app):
     for n in range(12):
         c = _household(app, n)
         sent = c.post("/api/v1/interest", json={"lat": PECHORY[0] + n * 2e-5, "lon": PECHORY[1]})
@@ -134,16 +141,15 @@ def test_twelve_households_show_in_the_town_answer_and_the_layer(app, db_path):
     assert [f["properties"]["households"] for f in layer.get_json()["features"]] == [12]
     # Privacy: no submitted coordinate in any public answer nor in the stored rows.
     # (Rate-limit windows key the client address for an hour, as for subscriptions; not a record of interest.)
-    stored = "\n".join(line for line in sqlite3.connect(db_path).iterdump()
-                       if not line.startswith('INSERT INTO "rate_counts"'))
+    stored = _stored(app.config["DATABASE"], skip=("rate_counts",))
     for text in (str(town), layer.get_data(as_text=True), stored):
         for needle in ("57.81237", "27.61453", "198.51.100"):
             assert [line[:200] for line in text.splitlines() if needle in line] == []
 
 
-def test_api_refuses_bad_fields_and_limits_clients(db_path):
+def test_api_refuses_bad_fields_and_limits_clients(db_target):
     from portal import create_app
-    app = create_app({"DATABASE": str(db_path), "TESTING": True,
+    app = create_app({"DATABASE": str(db_target), "TESTING": True,
                       "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
     c = app.test_client()
     bad = c.post("/api/v1/interest", json={"lat": 57.8, "lon": 200})
@@ -154,7 +160,7 @@ def test_api_refuses_bad_fields_and_limits_clients(db_path):
     assert limited.status_code == 429 and "Retry-After" in limited.headers
 
 
-def test_form_post_needs_the_same_site_and_ignores_robots(app, db_path):
+def test_form_post_needs_the_same_site_and_ignores_robots(app):
     c = app.test_client()
     cross = c.post("/interest", data={"town": "pechory"}, headers={"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
@@ -178,10 +184,10 @@ def test_town_page_shows_demand_and_the_form(app):
     assert 'id="interest"' in check.get_data(as_text=True)
 
 
-def test_threshold_progress_on_the_russian_town_page(app, db_path):
+def test_threshold_progress_on_the_russian_town_page(app):
     for n in range(3):
         _household(app, n).post("/api/v1/interest", json={"town": "pechory"})
-    with store.transaction(db_path) as conn:
+    with store.transaction(app.config["DATABASE"]) as conn:
         interest.set_threshold(conn, "pechory", 12, "2027-06-30", db.utcnow())
     c = app.test_client()
     c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ru"
@@ -206,7 +212,7 @@ def test_towns_list_sorts_by_demand_and_maps_load_the_demand_layer(app):
         assert '"demandUrl":"/api/v1/demand.geojson"' in c.get(url).get_data(as_text=True)
 
 
-def test_an_address_given_is_only_sent_a_confirmation(app, db_path):
+def test_an_address_given_is_only_sent_a_confirmation(app):
     c = app.test_client()
     c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     page = c.post("/interest", data={"town": "pechory", "email": "vera@example.org"},
@@ -214,6 +220,6 @@ def test_an_address_given_is_only_sent_a_confirmation(app, db_path):
     assert page.status_code == 202 and 'id="interest-confirm"' in page.get_data(as_text=True)
     answer = _household(app, 7).post("/api/v1/interest", json={"town": "pskov", "email": "ivan@example.org"})
     assert answer.get_json() == {"status": "counted", "confirmation": "sent"}
-    with sqlite3.connect(db_path) as conn:
+    with closing(statements.connect(app.config["DATABASE"])) as conn:
         kinds = [r[0] for r in conn.execute("SELECT kind FROM outbox ORDER BY id")]
     assert kinds[-2:] == ["interest_confirm", "interest_confirm"]
