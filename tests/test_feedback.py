@@ -2,15 +2,16 @@
 real SMTP server, the town's public numbers, and that nothing anyone wrote is shown to the public."""
 from __future__ import annotations
 
-import sqlite3
+from contextlib import closing
 
 import pytest
-from dbtools import dump
+from enginetools import contents
 from listening_tools import settings_for
 from mailserver import BASE_URL, SmtpServer, body, run_script, subject, worker_env
 from tests_paths import ROOT
 
 from portal import create_app
+from portal.data import statements
 from portal.listening import feedback, worker
 
 FEEDBACK = ROOT / "scripts" / "feedback.py"
@@ -22,7 +23,8 @@ def staff(db_path, *args):
     return run_script(FEEDBACK, *args, "--db", db_path, env=worker_env(None))
 
 
-def test_report_answer_reaches_its_author(app, db_path):
+def test_report_answer_reaches_its_author(app):
+    db_path = app.config["DATABASE"]  # the app's own copy of the demo database, on the engine under test
     server = SmtpServer().start()
     try:
         c = app.test_client()
@@ -40,10 +42,10 @@ def test_report_answer_reaches_its_author(app, db_path):
         listed = staff(db_path, "list")
         assert listed.returncode == 0 and "#1" in listed.stdout and "Lenina 5" in listed.stdout
         assert "\x07" not in listed.stdout and "pechory" in listed.stdout
-        before = dump(db_path)
+        before = contents(db_path)
         bad = staff(db_path, "answer", "99", "--message", "x")
         assert bad.returncode != 0 and "no feedback report 99" in bad.stderr and "Traceback" not in bad.stderr
-        assert dump(db_path) == before
+        assert contents(db_path) == before
         done = staff(db_path, "answer", "1", "--message", "Checked: fiber reaches your street since May.")
         assert done.returncode == 0, done.stderr
         worker.run_once(settings)
@@ -66,8 +68,8 @@ def test_report_answer_reaches_its_author(app, db_path):
         server.stop()
 
 
-def test_form_on_every_verdict_and_its_defences(db_path):
-    app = create_app({"DATABASE": str(db_path), "TESTING": True, "FEEDBACK_RESPONSE_DAYS": 14,
+def test_form_on_every_verdict_and_its_defences(db_target):
+    app = create_app({"DATABASE": str(db_target), "TESTING": True, "FEEDBACK_RESPONSE_DAYS": 14,
                       "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
     c = app.test_client()
     c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
@@ -86,7 +88,7 @@ def test_form_on_every_verdict_and_its_defences(db_path):
     assert first.status_code == 202  # the refused form post counted as this client's first
     limited = c.post("/api/v1/feedback", json={"town": "pechory", "technology": "dsl", "message": "slow"})
     assert limited.status_code == 429 and "Retry-After" in limited.headers
-    with sqlite3.connect(db_path) as conn:
+    with closing(statements.connect(db_target)) as conn:
         assert conn.execute("SELECT count(*) FROM feedback").fetchone()[0] == 1
 
 
