@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from dbtools import database_with_towns, square_town
+from enginetools import engine_copy, reading
 
 from portal import answers, create_app
-from portal.data import db
 from portal.incidents import writes
 from portal.incidents.reads import IncidentReads
 
@@ -23,24 +23,30 @@ PROVIDER = {"PROVIDER_NAME": "Альфа Телеком", "PROVIDER_NAME_EN": "A
             "PROVIDER_ADDRESS": "Альфа, ул. Первая, 1", "PROVIDER_ADDRESS_EN": "1 First St, Alpha"}
 
 
+@pytest.fixture(scope="module")
+def towns_template(tmp_path_factory):
+    """A migrated SQLite database whose live towns are one hand-made square, built once."""
+    return database_with_towns(tmp_path_factory.mktemp("claims") / "portal.sqlite", TOWNS)
+
+
 @pytest.fixture
-def db_path(tmp_path):
-    """Give a migrated database whose live towns are one hand-made square."""
-    return database_with_towns(tmp_path / "portal.sqlite", TOWNS)
+def target(engine, towns_template, tmp_path, request):
+    """The test's own copy of the one-town database on the engine under test: a path or a postgresql:// URL."""
+    return engine_copy(engine, towns_template, tmp_path, request)
 
 
-def client(db_path, **config):
+def client(target, **config):
     """Return a test client with the clock at NOW and the test provider."""
-    settings = {"DATABASE": str(db_path), "NOW": NOW, "TESTING": True, **PROVIDER, **config}
+    settings = {"DATABASE": str(target), "NOW": NOW, "TESTING": True, **PROVIDER, **config}
     return create_app(settings).test_client()
 
 
-def outage(db_path, started: datetime, services=("internet",), resolved: datetime | None = None) -> int:
+def outage(target, started: datetime, services=("internet",), resolved: datetime | None = None) -> int:
     """Record an outage in Alpha that started (and maybe ended) at the given times; return its id."""
-    incident_id = writes.open_incident(db_path, title="Нет связи в Альфе", title_en="No service in Alpha",
+    incident_id = writes.open_incident(target, title="Нет связи в Альфе", title_en="No service in Alpha",
                                        services=services, towns=["alpha"], at=started, author="ops", now=NOW)
     if resolved is not None:
-        writes.resolve_incident(db_path, incident_id, message="Починили", message_en="Fixed", at=resolved,
+        writes.resolve_incident(target, incident_id, message="Починили", message_en="Fixed", at=resolved,
                                 author="ops", now=NOW)
     return incident_id
 
@@ -53,26 +59,26 @@ def words(html: str) -> str:
 # --- deadline passed or not, from known times ----------------------------------------------------------
 
 
-def test_thirty_hours_into_an_internet_outage_the_24_hour_deadline_passed_6_hours_ago(db_path):
-    incident_id = outage(db_path, NOW - 30 * H)  # 2026-03-09 03:00 UTC
-    found = client(db_path).get(f"/api/v1/incidents/{incident_id}").get_json()
+def test_thirty_hours_into_an_internet_outage_the_24_hour_deadline_passed_6_hours_ago(target):
+    incident_id = outage(target, NOW - 30 * H)  # 2026-03-09 03:00 UTC
+    found = client(target).get(f"/api/v1/incidents/{incident_id}").get_json()
     assert found["claims"] == [{
         "service": "internet", "incident_id": incident_id, "hours": 24, "due_at": "2026-03-10T03:00:00Z",
         "started_at": "2026-03-09T03:00:00Z", "ended_at": None, "ongoing": True,
         "as_of": "2026-03-10T09:00:00Z", "lasted_s": 30 * 3600, "late_s": 6 * 3600, "days": 1,
         "monthly_fee": 600, "owed": 20.0, "currency": "RUB",
         "url": f"/incidents/{incident_id}/claim/internet"}]
-    page = words(client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True))
+    page = words(client(target).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True))
     assert ("The contract's restoration deadline for Internet passed 6 h ago (10 Mar 2026, 6:00 AM (MSK)):"
             " you are owed a recalculation of the fee.") in page
     assert "Print a written claim for Internet" in page
-    ru = words(client(db_path).get(f"/incidents/{incident_id}?lang=ru").get_data(as_text=True))
+    ru = words(client(target).get(f"/incidents/{incident_id}?lang=ru").get_data(as_text=True))
     assert "Срок восстановления услуги «Интернет» по договору истёк 6 ч назад" in ru
 
 
-def test_twenty_hours_in_the_deadline_has_not_passed_and_there_is_no_claim(db_path):
-    incident_id = outage(db_path, NOW - 20 * H, services=("internet", "phone"))
-    web = client(db_path)
+def test_twenty_hours_in_the_deadline_has_not_passed_and_there_is_no_claim(target):
+    incident_id = outage(target, NOW - 20 * H, services=("internet", "phone"))
+    web = client(target)
     found = web.get(f"/api/v1/incidents/{incident_id}").get_json()
     assert found["claims"] == []
     assert {c["service"]: c["left_s"] for c in found["clock"]} == {"internet": 4 * 3600, "phone": 52 * 3600}
@@ -81,37 +87,37 @@ def test_twenty_hours_in_the_deadline_has_not_passed_and_there_is_no_claim(db_pa
     assert web.get(f"/incidents/{incident_id}/claim/internet").status_code == 404
 
 
-def test_the_phone_deadline_is_72_hours(db_path):
-    incident_id = outage(db_path, NOW - 73 * H, services=("internet", "phone"))
-    found = client(db_path).get(f"/api/v1/incidents/{incident_id}").get_json()
+def test_the_phone_deadline_is_72_hours(target):
+    incident_id = outage(target, NOW - 73 * H, services=("internet", "phone"))
+    found = client(target).get(f"/api/v1/incidents/{incident_id}").get_json()
     assert [(c["service"], c["late_s"], c["days"], c["owed"]) for c in found["claims"]] == [
         ("internet", 49 * 3600, 3, 60.0), ("phone", 3600, 1, 8.33)]
 
 
-def test_a_resolved_outage_that_missed_its_deadline_still_has_its_claim(db_path):
-    incident_id = outage(db_path, NOW - 50 * H, resolved=NOW - 10 * H)  # 40 hours without service
-    with db.connect_readonly(db_path) as conn:
+def test_a_resolved_outage_that_missed_its_deadline_still_has_its_claim(target):
+    incident_id = outage(target, NOW - 50 * H, resolved=NOW - 10 * H)  # 40 hours without service
+    with reading(target) as conn:
         found = answers.incident_report(IncidentReads.read(conn), incident_id, NOW)
     (claim,) = found["claims"]
     assert (claim["ongoing"], claim["ended_at"], claim["lasted_s"], claim["late_s"], claim["days"],
             claim["owed"]) == (False, "2026-03-09T23:00:00Z", 40 * 3600, 16 * 3600, 1, 20.0)
-    page = client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)
+    page = client(target).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)
     assert 'id="deadline-passed"' not in page  # not ongoing: no alarm, but the claim is offered
     assert f"/incidents/{incident_id}/claim/internet" in page
 
 
-def test_monthly_fees_are_a_setting(db_path):
-    incident_id = outage(db_path, NOW - 30 * H)
-    found = client(db_path, MONTHLY_FEES={"internet": 900}).get(f"/api/v1/incidents/{incident_id}").get_json()
+def test_monthly_fees_are_a_setting(target):
+    incident_id = outage(target, NOW - 30 * H)
+    found = client(target, MONTHLY_FEES={"internet": 900}).get(f"/api/v1/incidents/{incident_id}").get_json()
     assert (found["claims"][0]["monthly_fee"], found["claims"][0]["owed"]) == (900, 30.0)
 
 
 # --- the written claim ----------------------------------------------------------------------------------
 
 
-def test_the_claim_is_filled_in_from_the_incident_in_english(db_path):
-    incident_id = outage(db_path, NOW - 30 * H)
-    response = client(db_path).get(f"/incidents/{incident_id}/claim/internet?lang=en")
+def test_the_claim_is_filled_in_from_the_incident_in_english(target):
+    incident_id = outage(target, NOW - 30 * H)
+    response = client(target).get(f"/incidents/{incident_id}/claim/internet?lang=en")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     page = words(html)
@@ -131,9 +137,9 @@ def test_the_claim_is_filled_in_from_the_incident_in_english(db_path):
     assert "css/claim.css" in html
 
 
-def test_the_claim_in_russian(db_path):
-    incident_id = outage(db_path, NOW - 30 * H)
-    html = client(db_path).get(f"/incidents/{incident_id}/claim/internet?lang=ru").get_data(as_text=True)
+def test_the_claim_in_russian(target):
+    incident_id = outage(target, NOW - 30 * H)
+    html = client(target).get(f"/incidents/{incident_id}/claim/internet?lang=ru").get_data(as_text=True)
     page = words(html)
     assert "Кому: Альфа Телеком Альфа, ул. Первая, 1" in page
     assert "Претензия о перерасчёте абонентской платы" in page
@@ -141,9 +147,9 @@ def test_the_claim_in_russian(db_path):
     assert "600,00 ₽ × 1 / 30 = 20,00 ₽" in page
 
 
-def test_a_claim_for_a_service_the_incident_does_not_hit_or_an_unknown_incident_is_404(db_path):
-    incident_id = outage(db_path, NOW - 30 * H)
-    web = client(db_path)
+def test_a_claim_for_a_service_the_incident_does_not_hit_or_an_unknown_incident_is_404(target):
+    incident_id = outage(target, NOW - 30 * H)
+    web = client(target)
     assert web.get(f"/incidents/{incident_id}/claim/tv").status_code == 404
     assert web.get("/incidents/999/claim/internet").status_code == 404
     assert web.get("/incidents/abc/claim/internet").status_code == 404
@@ -160,8 +166,8 @@ def test_the_claim_stylesheet_prints_only_the_claim():
 
 
 @pytest.mark.parametrize("path", ["/", "/towns", "/incidents", "/check?lat=60.05&lon=30.05"])
-def test_every_footer_names_the_provider_and_how_to_reach_it(db_path, path):
-    web = client(db_path)
+def test_every_footer_names_the_provider_and_how_to_reach_it(target, path):
+    web = client(target)
     en = web.get(path + ("&" if "?" in path else "?") + "lang=en").get_data(as_text=True)
     ru = web.get(path + ("&" if "?" in path else "?") + "lang=ru").get_data(as_text=True)
     footer_en, footer_ru = (words(p.split("<footer", 1)[1]) for p in (en, ru))
@@ -172,22 +178,22 @@ def test_every_footer_names_the_provider_and_how_to_reach_it(db_path, path):
     assert 'href="tel:+78112223344"' in en and 'href="mailto:help@alpha.example"' in en
 
 
-def test_a_phone_written_with_brackets_still_dials(db_path):
-    page = client(db_path, PROVIDER_PHONE="+7 (8112) 22-33-44").get("/?lang=en").get_data(as_text=True)
+def test_a_phone_written_with_brackets_still_dials(target):
+    page = client(target, PROVIDER_PHONE="+7 (8112) 22-33-44").get("/?lang=en").get_data(as_text=True)
     assert '<a href="tel:+78112223344">+7 (8112) 22-33-44</a>' in page
 
 
-def test_every_incident_page_says_how_to_reach_a_person(db_path):
-    incident_id = outage(db_path, NOW - 2 * H)
-    page = client(db_path).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)
+def test_every_incident_page_says_how_to_reach_a_person(target):
+    incident_id = outage(target, NOW - 2 * H)
+    page = client(target).get(f"/incidents/{incident_id}?lang=en").get_data(as_text=True)
     contact = words(page.split('id="contact"', 1)[1].split("</section>", 1)[0])
     assert "Talk to a person at Alpha Telecom" in contact
     assert "Phone: +7 811 222-33-44" in contact and "E-mail: help@alpha.example" in contact
     assert "Hours: Day and night" in contact
 
 
-def test_a_provider_named_only_in_russian_shows_marked_on_english_pages(db_path):
-    page = client(db_path, PROVIDER_NAME_EN="").get("/?lang=en").get_data(as_text=True)
+def test_a_provider_named_only_in_russian_shows_marked_on_english_pages(target):
+    page = client(target, PROVIDER_NAME_EN="").get("/?lang=en").get_data(as_text=True)
     assert '<span lang="ru">Альфа Телеком</span>' in page.split("<footer", 1)[1]
 
 

@@ -1,6 +1,7 @@
 """Registered interest: one household once, counts per town and per public cell, thresholds, privacy.
 
-The tests that use ``path`` run twice: on SQLite and on PostgreSQL (the same hand-made towns copied there).
+Every test that touches the database runs twice: on SQLite and on PostgreSQL (the hand-made towns of ``path``
+or the demo database copied there).
 """
 from __future__ import annotations
 
