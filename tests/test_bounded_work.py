@@ -7,7 +7,6 @@ per rung whatever values clients send; an answer over the area or byte cap is a 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BBOX = "27.0,56.0,31.5,59.0"
 
 
-def make_client(db_path, **config):
-    """Return (app, client) on the demo database with these settings."""
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True, **config})
+def make_client(db_target, **config):
+    """Return (app, client) on the demo database (a path or a postgresql:// URL) with these settings."""
+    app = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "TESTING": True, **config})
     return app, app.test_client()
 
 
@@ -39,8 +38,8 @@ def test_ladder_is_the_maps_zoom_levels():
     assert ladder_tolerance(3.3) == 5  # nearest by ratio
 
 
-def test_300_distinct_simplify_values_keep_the_cache_bounded(db_path):
-    app, client = make_client(db_path)
+def test_300_distinct_simplify_values_keep_the_cache_bounded(db_target):
+    app, client = make_client(db_target)
     for n in range(300):
         value = 0.5 + n * 33.3  # 300 distinct values from 0.5 to ~9957 m
         response = client.get(f"/api/v1/coverage.geojson?bbox={BBOX}&simplify={value}")
@@ -56,8 +55,8 @@ def test_values_on_one_rung_give_the_same_answer(client):
     assert first == client.get(f"/api/v1/coverage.geojson?bbox={BBOX}&simplify=313").data
 
 
-def test_too_many_areas_is_a_400_that_names_bbox(db_path):
-    _, client = make_client(db_path, MAX_GEOJSON_FEATURES=10)
+def test_too_many_areas_is_a_400_that_names_bbox(db_target):
+    _, client = make_client(db_target, MAX_GEOJSON_FEATURES=10)
     response = client.get("/api/v1/coverage.geojson")
     assert response.status_code == 400
     body = response.get_json()
@@ -66,21 +65,21 @@ def test_too_many_areas_is_a_400_that_names_bbox(db_path):
     assert client.get("/api/v1/coverage.geojson?bbox=28.115,57.795,28.14,57.815").status_code == 200
 
 
-def test_too_many_bytes_is_a_400_that_names_bbox(db_path):
-    _, client = make_client(db_path, MAX_GEOJSON_BYTES=20_000)
+def test_too_many_bytes_is_a_400_that_names_bbox(db_target):
+    _, client = make_client(db_target, MAX_GEOJSON_BYTES=20_000)
     response = client.get("/api/v1/coverage.geojson")
     assert response.status_code == 400
     assert response.get_json()["parameter"] == "bbox" and "narrow the bbox" in response.get_json()["error"]
 
 
-def test_over_budget_is_a_503_with_retry_after(db_path):
-    _, client = make_client(db_path, REQUEST_BUDGET_SECONDS=1e-9)
+def test_over_budget_is_a_503_with_retry_after(db_target):
+    _, client = make_client(db_target, REQUEST_BUDGET_SECONDS=1e-9)
     response = client.get(f"/api/v1/coverage.geojson?bbox={BBOX}&simplify=40")
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     assert "error" in response.get_json()
     # The worker is fine: with time to spare the same request is answered.
-    _, relaxed = make_client(db_path)
+    _, relaxed = make_client(db_target)
     assert relaxed.get(f"/api/v1/coverage.geojson?bbox={BBOX}&simplify=40").status_code == 200
 
 
@@ -106,11 +105,9 @@ def _rss_kib(pid: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
-def test_gunicorn_worker_memory_stays_flat_over_300_simplify_values(demo_db_template, tmp_path):
-    path = tmp_path / "portal.sqlite"
-    shutil.copy(demo_db_template, path)
+def test_gunicorn_worker_memory_stays_flat_over_300_simplify_values(db_target, tmp_path):
     port, log = _free_port(), tmp_path / "gunicorn.log"
-    env = {**os.environ, "PORTAL_DB": str(path), "PORTAL_WORKERS": "1", "PORTAL_BIND": f"127.0.0.1:{port}"}
+    env = {**os.environ, "PORTAL_DB": str(db_target), "PORTAL_WORKERS": "1", "PORTAL_BIND": f"127.0.0.1:{port}"}
     with open(log, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
                                  str(ROOT / "docs" / "gunicorn.conf.py"), "wsgi:app"],

@@ -1,10 +1,11 @@
 """Incident writes, what they affect, deadlines, maintenance windows, availability, the demo.
 
-The tests that use ``db_path`` run twice: on SQLite and on PostgreSQL (a private cluster).
+Every test that touches the database runs twice: on SQLite and on PostgreSQL (a private cluster).
 """
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -14,12 +15,13 @@ from enginetools import contents, engine_copy, reading
 from shapely.geometry import Point, Polygon, box, shape
 
 from portal import answers
-from portal.config import DEFAULTS, GEODATA_DIR
-from portal.data import build, db, layers
+from portal.config import DEFAULTS
+from portal.data import db, layers
 from portal.incidents import demo as demo_incidents
 from portal.incidents import writes as incidents
 from portal.incidents.reads import IncidentReads
 from portal.incidents.writes import IncidentError
+from tests.conftest import DEMO_NOW
 
 MSK = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow
@@ -366,11 +368,18 @@ def test_demo_time_expressions():
         demo_incidents.demo_time("soon", now, MSK)
 
 
-def test_demo_incidents_tell_the_stories(tmp_path):
+@pytest.fixture
+def demo_target(engine, demo_db_template, tmp_path, request):
+    """The test's own copy of the demo database (build.build_database at DEMO_NOW) on the engine under test."""
+    if engine == "sqlite":
+        return shutil.copy(demo_db_template, tmp_path / "demo.sqlite")
+    return request.getfixturevalue("pg_url")
+
+
+def test_demo_incidents_tell_the_stories(demo_target):
     now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
-    path = tmp_path / "demo.sqlite"
-    build.build_database(path, GEODATA_DIR, now=now)
-    with read(path) as conn:
+    assert now == DEMO_NOW  # the moment the demo database was built
+    with read(demo_target) as conn:
         active = answers.incident_list(reads(conn), now)
         history = answers.in_language(answers.incident_list(reads(conn), now, "resolved"), "en")
         towns = {t.slug for t in layers.load_towns(conn)}
