@@ -14,7 +14,7 @@ import pytest
 import shapely
 from dbtools import database_with_towns, dump
 from enginetools import contents, engine_copy
-from test_imports import ALPHA, BETA, coverage, live_rows
+from test_imports import ALPHA, BETA, coverage, live_rows, two_towns  # noqa: F401 -- two_towns: a fixture
 
 from portal.config import ROOT
 from portal.data import db, imports, layers
@@ -31,23 +31,10 @@ def dbp(tmp_path):
     return database_with_towns(tmp_path / "portal.sqlite", TOWNS, source="towns.test")
 
 
-@pytest.fixture(scope="module")
-def two_towns(tmp_path_factory):
-    """The two-towns database, made once: the template of ``target``."""
-    from test_imports import TOWNS
-
-    return database_with_towns(tmp_path_factory.mktemp("two-towns") / "portal.sqlite", TOWNS, source="towns.test")
-
-
 @pytest.fixture
-def target(engine, two_towns, tmp_path, request):
+def target(engine, tmp_path, request):
     """The two-towns database on the engine under test: an SQLite path or a postgresql:// URL."""
-    return engine_copy(engine, two_towns, tmp_path, request)
-
-
-def snapshot(target) -> dict:
-    """Return every row of every table, to prove a refusal changed nothing (on either engine)."""
-    return contents(target)
+    return engine_copy(engine, request.getfixturevalue("two_towns"), tmp_path, request)
 
 
 def run(script: str, *args, cwd=None, check=None) -> subprocess.CompletedProcess:
@@ -85,9 +72,9 @@ def test_import_dry_run_then_import_then_rollback(target, tmp_path):
     first = write_coverage(tmp_path / "v1.geojson", "dsl")
     run("import_coverage.py", first, "--db", target, check=0)
     second = write_coverage(tmp_path / "v2.geojson", "fiber")
-    before = snapshot(target)
+    before = contents(target)
     dry = run("import_coverage.py", second, "--db", target, "--dry-run", check=0)
-    assert snapshot(target) == before
+    assert contents(target) == before
     assert "2 changed" in dry.stdout and "Alpha (alpha): best dsl -> fiber" in dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
     done = run("import_coverage.py", second, "--db", target, check=0)
@@ -112,13 +99,13 @@ def test_import_dry_run_then_import_then_rollback(target, tmp_path):
 
 
 def test_rollback_refusals(target):
-    before = snapshot(target)
+    before = contents(target)
     missing = run("layers.py", "rollback", "42", "--db", target, check=2)
     assert "no layer 42" in missing.stderr and "1" in missing.stderr
     live = run("layers.py", "rollback", "1", "--db", target, check=2)
     assert "already the live towns layer" in live.stderr
     assert "Traceback" not in missing.stderr + live.stderr
-    assert snapshot(target) == before
+    assert contents(target) == before
 
 
 def test_refused_file_exits_non_zero_with_every_feature_listed(target, tmp_path):
@@ -126,11 +113,11 @@ def test_refused_file_exits_non_zero_with_every_feature_listed(target, tmp_path)
     rows = live_rows(3)
     rows[0]["technology"], rows[2]["technology"] = "SAT", "5G"
     coverage(rows, [ALPHA, BETA, ALPHA], 4326).to_file(path)
-    before = snapshot(target)
+    before = contents(target)
     proc = run("import_coverage.py", path, "--db", target, check=2)
     assert "#1 (f0): unknown technology 'SAT'" in proc.stderr
     assert "#3 (f2): unknown technology '5G'" in proc.stderr
-    assert "Traceback" not in proc.stderr and snapshot(target) == before
+    assert "Traceback" not in proc.stderr and contents(target) == before
     run("import_coverage.py", path, "--db", target, "--skip-invalid", check=0)
     assert [a.feature_id for a in live_coverage(target)] == ["f1"]
 
@@ -138,10 +125,10 @@ def test_refused_file_exits_non_zero_with_every_feature_listed(target, tmp_path)
 def test_unreadable_file_message(target, tmp_path):
     path = write_coverage(tmp_path / "cut.geojson")
     path.write_bytes(path.read_bytes()[:200])
-    before = snapshot(target)
+    before = contents(target)
     proc = run("import_coverage.py", path, "--db", target, check=2)
     assert proc.stderr.startswith("Error: cut.geojson cannot be read")
-    assert len(proc.stderr.strip().splitlines()) == 1 and snapshot(target) == before
+    assert len(proc.stderr.strip().splitlines()) == 1 and contents(target) == before
 
 
 def test_import_creates_a_missing_database_only_when_asked(tmp_path):

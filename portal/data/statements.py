@@ -290,8 +290,13 @@ def _rows(cursor):
     """psycopg row factory: rows of ``Row`` named by the cursor's columns."""
     if cursor.description is None:
         return tuple
-    kind = type("Row", (Row,), {"__slots__": (), "_names": tuple(c.name for c in cursor.description)})
-    return kind
+    return _row_type(tuple(c.name for c in cursor.description))
+
+
+@cache
+def _row_type(names: tuple[str, ...]) -> type:
+    """Return the ``Row`` class of a result's column names, made once per shape of result."""
+    return type("Row", (Row,), {"__slots__": (), "_names": names})
 
 
 def connect(target):
