@@ -126,12 +126,12 @@ def example(examples: dict, name: str) -> str:
 
 def migrated_database(db_path) -> Path:
     """Return the existing portal database, with any migration it lacks applied."""
-    from portal.data import build
+    from portal.data import build, pgupgrade
 
     path = require_database(db_path)
     try:
         build.ensure_database(path)
-    except build.OtherVersion as exc:
+    except pgupgrade.OtherVersion as exc:
         raise Refused(f"--db {db_path}: {exc}.") from None
     return path
 

@@ -75,17 +75,3 @@ def test_a_static_export_of_a_postgresql_portal(db_target, tmp_path):
     out = tmp_path / "export"
     run("export_static.py", out, "--db", db_target)
     assert (out / "index.html").exists() and (out / "towns" / "pechory" / "index.html").exists()
-
-
-@pytest.mark.parametrize("engine", ["postgresql"])
-def test_a_portal_made_by_an_older_version_is_refused_with_what_to_do(db_target):
-    from portal import create_app
-    from portal.data import build
-
-    with closing(sql.connect(db_target)) as conn:
-        conn.execute("DELETE FROM _sqlite_migrations WHERE id = (SELECT max(id) FROM _sqlite_migrations)")
-    with pytest.raises(build.OtherVersion, match="older version.*migrate_db.py URL portal.sqlite"):
-        create_app({"DATABASE": db_target})
-    refused = run("incident.py", "list", "--db", db_target, check=2)
-    assert refused.stderr.startswith("Error: --db ") and "older version" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1

@@ -157,20 +157,20 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
     """Give an empty PostgreSQL database the demo portal; True when built, False when it holds one.
 
     The demo is built as every SQLite portal is, in a temporary folder, and copied over by
-    ``migrate_db``'s own copy (``transfer.move``: checked, in one transaction). An advisory lock
-    keeps nodes starting at once from building it twice. A database holding a portal made by
-    another version of the migrations is refused: a PostgreSQL portal is moved between versions
-    with ``scripts/migrate_db.py`` (there are no migrations on PostgreSQL yet).
+    ``migrate_db``'s own copy (``transfer.move``: checked, in one transaction). A portal an older
+    version made gets the migrations it lacks (``pgupgrade.upgrade``, in one transaction); one a
+    newer or another version made is refused (``OtherVersion``). An advisory lock keeps nodes
+    starting at once from building or upgrading it twice.
     """
     import tempfile
 
-    from portal.data import portable, statements, transfer
+    from portal.data import pgupgrade, portable, statements, transfer
 
     conn = statements.connect_postgres(url)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
         if conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None:
-            _check_postgres_migrations(conn)
+            pgupgrade.upgrade(conn)
             return False
         with tempfile.TemporaryDirectory(prefix="portal-demo-") as folder:
             demo = Path(folder) / "portal.sqlite"
@@ -184,28 +184,3 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
 
 # Any fixed number: the key of the advisory lock the demo build of a PostgreSQL portal takes.
 BUILD_LOCK_KEY = 5_303_001
-
-
-class OtherVersion(RuntimeError):
-    """A PostgreSQL portal made by another version of the migrations; the message says what to do."""
-
-
-def _check_postgres_migrations(conn) -> None:
-    """Refuse a PostgreSQL portal whose applied migrations are not this version's (``OtherVersion``)."""
-    import sqlite_utils
-
-    wanted = [m.name for m in db.migrations.pending(sqlite_utils.Database(memory=True))]  # all of them
-    found = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = %s"
-                                        " ORDER BY id", (db.migrations.name,))]
-    if found == wanted:
-        return
-    last = found[-1] if found else "none"
-    if found == wanted[:len(found)]:
-        raise OtherVersion(
-            f"the PostgreSQL portal was made by an older version (its last migration is {last}, this"
-            f" version's is {wanted[-1]}); there are no migrations on PostgreSQL yet: with the version that"
-            " made it, copy it to a file (python scripts/migrate_db.py URL portal.sqlite); with this one, open"
-            " the file once (python scripts/incident.py list --db portal.sqlite applies the migrations it"
-            " lacks) and copy it back (python scripts/migrate_db.py portal.sqlite URL --replace)")
-    raise OtherVersion(f"the PostgreSQL portal was made by another version (its last migration is {last},"
-                       f" this version's is {wanted[-1]}); run the version that made it")

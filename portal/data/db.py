@@ -9,8 +9,9 @@ URL; ``portal.data.statements``).
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,7 +171,35 @@ def m003_town_shares(db: sqlite_utils.Database) -> None:
     )
 
 
+# What a migration writes besides its schema, by the migration's name: a function of a driver
+# connection (``portal.data.statements``), run by the migration on SQLite and by the in-place
+# upgrade of a PostgreSQL portal (``portal.data.pgupgrade``), which derives everything else from
+# the schema the migration makes. A migration that writes rows must say so here.
+data_steps: dict[str, Callable] = {}
+
+
+def writes_rows(step: Callable):
+    """Mark a migration that also writes rows: ``step(conn)`` runs after its schema, on every engine."""
+    def mark(migration):
+        @functools.wraps(migration)
+        def both(database: sqlite_utils.Database) -> None:
+            migration(database)
+            step(database.conn)
+
+        data_steps[migration.__name__] = step
+        return both
+
+    return mark
+
+
+def _new_listening_key(conn) -> None:
+    from portal.listening import schema
+
+    schema.new_listening_key(conn)
+
+
 @migrations()
+@writes_rows(_new_listening_key)
 def m010_listening(db: sqlite_utils.Database) -> None:
     """Create subscriptions, the notification outbox, deliveries and rate counts (portal.listening.schema)."""
     from portal.listening import schema
@@ -248,12 +277,12 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def migrate(path: str | Path) -> None:
-    """Create the file if needed and apply every pending migration."""
+def migrate(path: str | Path, before: str | None = None) -> None:
+    """Create the file if needed and apply every pending migration (or those up to ``before``, one's name)."""
     db = sqlite_utils.Database(str(path))
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        migrations.apply(db)
+        migrations.apply(db, stop_before=before)
     finally:
         db.close()
 

@@ -80,6 +80,7 @@ class Reference:
     foreign_keys: list[ForeignKey]
     autoincrement: set[str] = field(default_factory=set)  # tables declared AUTOINCREMENT
     hidden_rowid: set[str] = field(default_factory=set)  # tables whose rowid is no column of theirs
+    before: str | None = None  # made by the migrations before this one (an older version's); None: all
 
     def tables(self) -> list[sa.Table]:
         """Return the tables in an order that puts every referred table before its referrers."""
@@ -103,15 +104,20 @@ def rowid_key(table: sa.Table) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def reference() -> Reference:
-    """Return the schema the migrations make, built once per process in a temporary folder."""
+@lru_cache(maxsize=None)
+def reference(before: str | None = None) -> Reference:
+    """Return the schema the migrations make, built once per process in a temporary folder.
+
+    ``before``: a migration's name; the schema the migrations before it make (an older version's).
+    """
     from portal.data import db
 
     with tempfile.TemporaryDirectory(prefix="portal-schema-") as folder:
         path = Path(folder) / "reference.sqlite"
-        db.migrate(path)
-        return read_schema(path)
+        db.migrate(path, before)
+        found = read_schema(path)
+        found.before = before
+        return found
 
 
 def read_schema(path: Path) -> Reference:

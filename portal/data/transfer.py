@@ -37,16 +37,18 @@ class Refusal(Exception):
 
 
 def move(source: str, target: str, *, replace: bool = False, batch: int = 1000,
-         progress: Callable[[str, int], object] | None = None, totals: Callable[[dict], object] | None = None
-         ) -> list[Count]:
+         progress: Callable[[str, int], object] | None = None, totals: Callable[[dict], object] | None = None,
+         before: str | None = None) -> list[Count]:
     """Copy the portal at ``source`` to ``target``; return the per-table counts (all equal).
 
     ``totals`` is called with the source's row count per table before the copy starts,
-    ``progress`` with a table's name and the rows just copied after each batch.
+    ``progress`` with a table's name and the rows just copied after each batch. ``before``
+    (a migration's name) copies a portal of an older version's schema, the one the migrations
+    before it make, as that version's ``migrate_db`` did.
     """
     if _same(source, target):
         raise Refusal(f"FROM and TO are the same database: {describe(source)}")
-    ref = portable.reference()
+    ref = portable.reference(before)
     src_engine = _engine(source, readonly=True)
     try:
         with _connect(src_engine, source) as src:
@@ -196,7 +198,7 @@ def _to_sqlite(copy: TableCopy, target: Path, replace: bool) -> list[Count]:
     for leftover in leftovers:
         leftover.unlink(missing_ok=True)
     try:
-        db.migrate(tmp)  # the same schema a new portal database gets
+        db.migrate(tmp, copy.ref.before)  # the same schema a new portal database gets
         engine = engine_for(tmp)
         try:
             with writing(tmp), engine.begin() as conn:

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import secrets
 
+import sqlalchemy as sa
+
+from portal.data import statements as sql
+
 SERVICE_BITS = {"internet": 1, "tv": 2, "phone": 4}
 
 
@@ -91,8 +95,19 @@ def create(db) -> None:
             PRIMARY KEY (key, window)
         ) WITHOUT ROWID"""
     )
-    # Keys e-mail addresses for rate limits, so no address is kept outside its subscription.
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('listening_key', ?)", [secrets.token_hex(32)])
+
+
+_META = sa.table("meta", sa.column("key"), sa.column("value"))  # as m001 made it
+_SET_LISTENING_KEY = sql.Statement(sql.upsert(_META, ["key"], {"key": sql.const("listening_key"),
+                                                               "value": sa.bindparam("value")}, ["value"]))
+
+
+def new_listening_key(conn) -> None:
+    """Write a new secret that keys e-mail addresses for rate limits (``m010_listening``'s row, any engine).
+
+    With it no address is kept outside its subscription.
+    """
+    sql.run(conn, _SET_LISTENING_KEY, value=secrets.token_hex(32))
 
 
 def create_reports(db) -> None:
