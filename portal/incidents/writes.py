@@ -6,24 +6,20 @@ Every write validates everything before touching the database and runs in one
 ``IncidentError`` naming the bad value and leaves the database as it was. ``target`` is
 the database: an SQLite file, or a ``postgresql://`` URL (the statements run on either).
 
-The reads pages, the API, feeds and scripts ask are ``portal.incidents.reads``; the shipped
-demo incidents are written by ``portal.incidents.demo``.
+What a write accepts (texts in two languages, services, towns, areas, times) is checked by
+``portal.incidents.checks``. The reads pages, the API, feeds and scripts ask are
+``portal.incidents.reads``; the shipped demo incidents are written by ``portal.incidents.demo``.
 """
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import shapely
-import shapely.geometry
 import sqlalchemy as sa
 
-from portal.coverage.places import Gazetteer
-from portal.data import audit, db, layers
+from portal.data import audit, db
 from portal.data import statements as sql
-from portal.data.text import BadText, check_text
-from portal.incidents import language
+from portal.incidents import checks, language
 from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part of this module's interface
     KINDS,
     MAINTENANCE_STATUSES,
@@ -35,11 +31,6 @@ from portal.incidents.records import (  # noqa: F401 -- the vocabulary is part o
     load_records,
 )
 from portal.listening import outbox
-
-# Staff and server clocks disagree by a little; beyond this, an event has not happened yet.
-FUTURE_TOLERANCE = timedelta(minutes=5)
-_LATIN = re.compile("[A-Za-z]")
-
 
 # --- writes -----------------------------------------------------------------
 
@@ -109,44 +100,45 @@ def cancel_maintenance(target, incident_id, *, message, author, now=None, messag
 def _open(conn, *, title, services, towns, area, kind, at, eta, message, cause, author, now, title_en=None,
           message_en=None, cause_en=None, where=None, where_en=None) -> int:
     """Validate and insert an outage or degraded incident with its first update."""
-    title, author = _texts("title", title, title_en, required=True), _text("author", author)
-    cause, place = _texts("cause", cause, cause_en), _texts("where", where, where_en)
-    services = _services(services)
+    title, author = checks.texts("title", title, title_en, required=True), checks.text("author", author)
+    cause, place = checks.texts("cause", cause, cause_en), checks.texts("where", where, where_en)
+    services = checks.services(services)
     if kind not in ("outage", "degraded"):
         hint = "; use schedule_maintenance for maintenance" if kind == "maintenance" else ""
         raise IncidentError(f"unknown kind {kind!r}; expected one of outage, degraded{hint}")
-    slugs, area = _towns(conn, towns), _area(area)
+    slugs, area = checks.towns(conn, towns), checks.area(area)
     if not slugs and area is None:
         raise IncidentError("no towns and no area given; name at least one town or an area polygon")
-    at = _past("at", at, now)
-    eta = _time("eta", eta)
+    at = checks.past("at", at, now)
+    eta = checks.time("eta", eta)
     if eta is not None and eta < at:
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(at)}")
-    message = _message(message, message_en, title)
+    message = checks.message(message, message_en, title)
     incident_id = _insert(conn, title=title, kind=kind, cause=cause, started=at, end=None, services=services,
                           towns=slugs, area=area, place=place, author=author, now=now)
     _add_update(conn, incident_id, at, "investigating", message, eta, author, now)
     _audit(conn, now, author, "open", incident_id, {
-        **_said("title", title), "kind": kind, "services": services, "towns": slugs, "at": db.iso(at),
-        "eta": db.iso(eta), **_said("cause", cause), **_said("message", message), **_said("where", place),
-        "area": _wkt(area)})
+        **checks.said("title", title), "kind": kind, "services": services, "towns": slugs, "at": db.iso(at),
+        "eta": db.iso(eta), **checks.said("cause", cause), **checks.said("message", message),
+        **checks.said("where", place),
+        "area": checks.wkt(area)})
     return incident_id
 
 
 def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, message_en=None,
             cause_en=None) -> None:
     """Validate and add one update (a status 'resolved' resolves)."""
-    rec = _record(conn, incident_id)
-    author = _text("author", author)
-    message = _texts("message", message, message_en, multiline=True, required=True)
+    rec = checks.record(conn, incident_id)
+    author = checks.text("author", author)
+    message = checks.texts("message", message, message_en, multiline=True, required=True)
     if rec.kind != "maintenance" and status == "resolved":
         if eta is not None:
-            raise IncidentError(f"eta {db.iso(_time('eta', eta))} given with status 'resolved'; "
+            raise IncidentError(f"eta {db.iso(checks.time('eta', eta))} given with status 'resolved'; "
                                 "a resolved incident has no ETA")
         return _resolve(conn, incident_id, message=message, at=at, author=author, now=now, cause=cause,
                         cause_en=cause_en)
-    at = _after_timeline(rec, _past("at", at, now), now)
-    eta = _time("eta", eta)
+    at = checks.after_timeline(rec, checks.past("at", at, now), now)
+    eta = checks.time("eta", eta)
     if rec.kind == "maintenance":
         derived = rec.status(at)
         if status != derived:
@@ -161,67 +153,68 @@ def _update(conn, incident_id, *, status, message, at, eta, cause, author, now, 
                             f"{', '.join(STATUSES)}")
     if eta is not None and eta < rec.started_at:
         raise IncidentError(f"eta {db.iso(eta)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
-    cause = _texts("cause", cause, cause_en)
+    cause = checks.texts("cause", cause, cause_en)
     if cause is not None:
         _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, status, message, eta, author, now)
     _audit(conn, now, author, "update", rec.id, {
-        "status": status, **_said("message", message), "at": db.iso(at), "eta": db.iso(eta),
-        **_said("cause", cause)})
+        "status": status, **checks.said("message", message), "at": db.iso(at), "eta": db.iso(eta),
+        **checks.said("cause", cause)})
 
 
 def _resolve(conn, incident_id, *, message, at, author, now, cause=None, message_en=None,
              cause_en=None) -> None:
     """Validate and close an incident or maintenance (``message`` may be texts already checked)."""
-    rec = _record(conn, incident_id)
-    author = _text("author", author)
+    rec = checks.record(conn, incident_id)
+    author = checks.text("author", author)
     if not isinstance(message, dict):
-        message = _texts("message", message, message_en, multiline=True, required=True)
-    at = _after_timeline(rec, _past("at", at, now), now)
+        message = checks.texts("message", message, message_en, multiline=True, required=True)
+    at = checks.after_timeline(rec, checks.past("at", at, now), now)
     closing = "completed" if rec.kind == "maintenance" else "resolved"
     if rec.kind == "maintenance" and at < rec.started_at:
         raise IncidentError(f"maintenance #{rec.id} starts at {db.iso(rec.started_at)}; it cannot be "
                             f"completed at {db.iso(at)} before it began")
-    cause = _texts("cause", cause, cause_en)
+    cause = checks.texts("cause", cause, cause_en)
     sql.run(conn, _q().resolved, resolved_at=db.iso(at), id=rec.id)
     if cause is not None:
         _set_cause(conn, rec.id, cause)
     _add_update(conn, rec.id, at, closing, message, None, author, now)
-    _audit(conn, now, author, "resolve", rec.id, {**_said("message", message), "at": db.iso(at),
-                                                  **_said("cause", cause)})
+    _audit(conn, now, author, "resolve", rec.id, {**checks.said("message", message), "at": db.iso(at),
+                                                  **checks.said("cause", cause)})
 
 
 def _schedule(conn, *, title, services, towns, area, start, end, message, author, now, title_en=None,
               message_en=None, where=None, where_en=None) -> int:
     """Validate and insert a maintenance window with its announcement."""
-    title, author = _texts("title", title, title_en, required=True), _text("author", author)
-    place = _texts("where", where, where_en)
-    services = _services(services)
-    slugs, area = _towns(conn, towns), _area(area)
+    title, author = checks.texts("title", title, title_en, required=True), checks.text("author", author)
+    place = checks.texts("where", where, where_en)
+    services = checks.services(services)
+    slugs, area = checks.towns(conn, towns), checks.area(area)
     if not slugs and area is None:
         raise IncidentError("no towns and no area given; name at least one town or an area polygon")
-    start, end = _time("start", start), _time("end", end)
+    start, end = checks.time("start", start), checks.time("end", end)
     if start is None or end is None:
         raise IncidentError("a maintenance needs both a start and an end")
     if end <= start:
         raise IncidentError(f"end {db.iso(end)} is not after start {db.iso(start)}; a maintenance must "
                             "end after it starts")
-    message = _message(message, message_en, title)
+    message = checks.message(message, message_en, title)
     incident_id = _insert(conn, title=title, kind="maintenance", cause=None, started=start, end=end,
                           services=services, towns=slugs, area=area, place=place, author=author, now=now)
     # The announcement is stamped when it is made, or at the start when recording a past window.
     _add_update(conn, incident_id, min(now, start), "scheduled", message, None, author, now)
     _audit(conn, now, author, "maintenance", incident_id, {
-        **_said("title", title), "services": services, "towns": slugs, "start": db.iso(start),
-        "end": db.iso(end), **_said("message", message), **_said("where", place), "area": _wkt(area)})
+        **checks.said("title", title), "services": services, "towns": slugs, "start": db.iso(start),
+        "end": db.iso(end), **checks.said("message", message), **checks.said("where", place),
+        "area": checks.wkt(area)})
     return incident_id
 
 
 def _edit(conn, incident_id, *, title, message, update, cause, author, now, title_en=None, message_en=None,
           cause_en=None, where=None, where_en=None) -> dict:
     """Validate and apply corrections to an incident's published text (either language, or the place)."""
-    rec = _record(conn, incident_id)
-    author = _text("author", author)
+    rec = checks.record(conn, incident_id)
+    author = checks.text("author", author)
     if all(v is None for v in (title, message, cause, title_en, message_en, cause_en, where, where_en)):
         raise IncidentError("nothing to correct; give a new title, a new message or a new cause")
     if update is not None and message is None and message_en is None:
@@ -255,13 +248,13 @@ def _correct(conn, table, row_id, column, name, row, text, english, changes, who
     if text is None and english is None:
         return
     if text is not None:
-        text = _text(name, text, multiline)
+        text = checks.text(name, text, multiline)
     if english is not None:
         if text is not None and language.text_language(text) == "en":
             raise IncidentError(f"{name} {text!r} has no Cyrillic letter, so it is taken as English, and"
                                 f" {name}-en gives English too; give the Russian text as {name} and the"
                                 f" English one as {name}-en")
-        english = _texts(name, None, english, multiline=multiline)["en"]
+        english = checks.texts(name, None, english, multiline=multiline)["en"]
     word = "the title" if name == "title" else f"the {name}" if name != "message" else "the text"
     for key, value, col in ((name, text, column), (f"{name}_en", english, f"{column}_en")):
         if value is None:
@@ -275,9 +268,9 @@ def _correct(conn, table, row_id, column, name, row, text, english, changes, who
 
 def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None:
     """Validate and call off a maintenance window before it begins."""
-    rec = _record(conn, incident_id)
-    author = _text("author", author)
-    message = _texts("message", message, message_en, multiline=True, required=True)
+    rec = checks.record(conn, incident_id)
+    author = checks.text("author", author)
+    message = checks.texts("message", message, message_en, multiline=True, required=True)
     if rec.kind != "maintenance":
         raise IncidentError(f"#{rec.id} is an {rec.kind}, not a maintenance; only planned work can be"
                             " cancelled (resolve an outage instead)")
@@ -287,18 +280,18 @@ def _cancel(conn, incident_id, *, message, author, now, message_en=None) -> None
     if now >= rec.started_at:
         state = rec.status(now)
         raise IncidentError(f"maintenance #{rec.id} began at {db.iso(rec.started_at)} and is {state!r};"
-                            " only a"
-                            " window that has not begun can be cancelled (end it early with resolve)")
+                            " only a window that has not begun can be cancelled (end it early with resolve)")
     sql.run(conn, _q().resolved, resolved_at=db.iso(now), id=rec.id)
     _add_update(conn, rec.id, now, "cancelled", message, None, author, now)
-    _audit(conn, now, author, "cancel", rec.id, {**_said("message", message), "start": db.iso(rec.started_at),
+    _audit(conn, now, author, "cancel", rec.id, {**checks.said("message", message),
+                                                 "start": db.iso(rec.started_at),
                                                  "end": db.iso(rec.scheduled_end)})
 
 
 def _insert(conn, *, title, kind, cause, started, end, services, towns, area, place, author, now) -> int:
     """Insert the incident row, its services, towns and area; return its id."""
     q = _q()
-    (title, title_en), (cause, cause_en), (place, place_en) = map(_columns, (title, cause, place))
+    (title, title_en), (cause, cause_en), (place, place_en) = map(checks.columns, (title, cause, place))
     incident_id = sql.scalar(conn, q.incident, title=title, title_en=title_en, kind=kind, cause=cause,
                              cause_en=cause_en, place=place, place_en=place_en, started_at=db.iso(started),
                              scheduled_end=db.iso(end), created_at=db.iso(now), author=author)
@@ -311,14 +304,14 @@ def _insert(conn, *, title, kind, cause, started, end, services, towns, area, pl
 
 def _add_update(conn, incident_id, at, status, message, eta, author, now) -> None:
     """Insert one timeline entry."""
-    text, english = _columns(message)
+    text, english = checks.columns(message)
     sql.run(conn, _q().update, incident_id=incident_id, at=db.iso(at), status=status, message=text,
             message_en=english, eta=db.iso(eta), author=author, recorded_at=db.iso(now))
 
 
 def _set_cause(conn, incident_id, cause: dict) -> None:
     """Replace the incident's cause (both languages' columns)."""
-    text, english = _columns(cause)
+    text, english = checks.columns(cause)
     sql.run(conn, _q().cause, cause=text, cause_en=english, id=incident_id)
 
 
@@ -349,7 +342,6 @@ def _q() -> SimpleNamespace:
     correct = SimpleNamespace(**{t.name: SimpleNamespace(**{
         c: sql.Statement(change(t, **{c: value("value")})) for name in names for c in (name, f"{name}_en")})
         for t, names in ((i, ("title", "cause", "place")), (u, ("message",)))})
-    towns = sql.table("towns")
     return SimpleNamespace(
         incident=sql.Statement(insert(
             "incidents", "title", "title_en", "kind", "cause", "cause_en", "place", "place_en", "started_at",
@@ -367,164 +359,4 @@ def _q() -> SimpleNamespace:
         messages=sql.Statement(sa.select(u.c.id, u.c.at, u.c.status, u.c.message, u.c.message_en)
                                .where(u.c.incident_id == value("id")).order_by(u.c.at, u.c.id)),
         correct=correct,
-        slugs=sql.Statement(sa.select(towns.c.slug).where(towns.c.layer_id == value("layer_id"))),
     )
-
-
-# --- validation -------------------------------------------------------------
-
-
-def _text(name, value, multiline: bool = False) -> str:
-    """Return the text normalised (``portal.data.text``), refusing an empty one or a control character."""
-    if not isinstance(value, str) or not value.strip():
-        raise IncidentError(f"empty {name}; give a non-empty {name}")
-    try:
-        value = check_text(name, value, multiline=multiline)
-    except BadText as exc:
-        raise IncidentError(str(exc)) from None
-    if not value:
-        raise IncidentError(f"empty {name}; give a non-empty {name}")
-    return value
-
-
-def _texts(name, text, english=None, *, multiline: bool = False, required: bool = False) -> dict | None:
-    """Return ``{"ru": ..., "en": ...}`` from the text in the region's language and the English one.
-
-    ``text`` without a Cyrillic letter is English (``language.text_language``); then an English
-    text given beside it is refused, naming both. None when neither is given (and not required).
-    """
-    found = {"ru": None, "en": None}
-    if required or (isinstance(text, str) and text.strip()):
-        text = _text(name, text, multiline)
-        found[language.text_language(text)] = text
-    if english is not None:
-        english = _text(f"{name}-en", english, multiline)
-        if language.text_language(english) == "ru" and not _LATIN.search(english):
-            raise IncidentError(f"{name}-en {english!r} is written in Cyrillic; give the English text as"
-                                f" {name}-en and the Russian one as {name}")
-        if found["en"] is not None:
-            raise IncidentError(f"{name} {found['en']!r} has no Cyrillic letter, so it is taken as English,"
-                                f" and {name}-en gives English too; give the Russian text as {name} and the"
-                                f" English one as {name}-en")
-        found["en"] = english
-    return found if found["ru"] or found["en"] else None
-
-
-def _message(message, message_en, title: dict) -> dict:
-    """Return the first update's texts: the messages given, else the title's."""
-    if message is None and message_en is None:
-        return dict(title)
-    return _texts("message", message, message_en, multiline=True, required=message is not None or not
-                  message_en)
-
-
-def _columns(found: dict | None) -> tuple[str | None, str | None]:
-    """Return what the two columns of a text hold: the first text (Russian if given), English beside it."""
-    if found is None:
-        return None, None
-    return language.first(found), found["en"] if found["ru"] else None
-
-
-def _said(name: str, found: dict | None) -> dict:
-    """Return a text for the audit log: ``{name: first}``, and ``{name}_en`` beside a Russian one."""
-    first, english = _columns(found)
-    return {name: first, **({f"{name}_en": english} if english else {})}
-
-
-def _services(services) -> list[str]:
-    """Return the services in canonical order, refusing unknown ones."""
-    if isinstance(services, str):
-        services = [services]
-    services = list(services or ())
-    if not services:
-        raise IncidentError(f"no service given; expected one or more of {', '.join(SERVICES)}")
-    for s in services:
-        check_service(s)
-    return [s for s in SERVICES if s in services]
-
-
-def _towns(conn, towns) -> list[str]:
-    """Return the sorted slugs, refusing any not in the live towns layer (with suggestions)."""
-    if isinstance(towns, str):
-        towns = [towns]
-    # Slugs only: parsing every extent per write made bulk writes quadratic in the towns.
-    live = layers.live_layer_ids(conn)["towns"]
-    known = {r[0] for r in sql.run(conn, _q().slugs, layer_id=live)}
-    slugs = list(dict.fromkeys(towns or ()))
-    for slug in slugs:
-        if slug not in known:
-            # Only a refusal needs the names: the towns are read whole for the suggestions alone.
-            error = Gazetteer(layers.load_towns(conn, live)).unknown(str(slug))
-            hint = "" if error.suggestions else "; give a slug of the live towns layer"
-            raise IncidentError(f"{error}{hint}") from error
-    return sorted(slugs)
-
-
-def _area(area):
-    """Return the area polygon, refusing anything that is not a valid lon/lat polygon."""
-    if area is None:
-        return None
-    if not isinstance(area, shapely.Geometry):
-        raise IncidentError(f"area must be a polygon geometry, not {type(area).__name__}")
-    if area.geom_type not in ("Polygon", "MultiPolygon"):
-        raise IncidentError(f"area is a {area.geom_type}; expected a Polygon or MultiPolygon")
-    if area.is_empty:
-        raise IncidentError("area is empty; draw a polygon around the affected place")
-    if not area.is_valid:
-        raise IncidentError(f"area is not a valid polygon ({shapely.is_valid_reason(area)}); fix it, "
-                            "e.g. remove the self-crossing")
-    minx, miny, maxx, maxy = area.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise IncidentError(f"area bounds {area.bounds} are not longitude/latitude; give WGS 84 (EPSG:4326)")
-    return area
-
-
-def _time(name, value) -> datetime | None:
-    """Return an aware datetime to the second, refusing naive ones."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise IncidentError(f"{name} {value!r} has no time zone; give an aware datetime")
-    return value.replace(microsecond=0)
-
-
-def _past(name, value, now) -> datetime:
-    """Return the event time (default now), refusing one in the future."""
-    value = _time(name, value) or now.replace(microsecond=0)
-    if value > now + FUTURE_TOLERANCE:
-        raise IncidentError(f"{name} {db.iso(value)} is in the future (now {db.iso(now)}); record events "
-                            "that have happened")
-    return value
-
-
-def _after_timeline(rec: Record, at: datetime, now: datetime) -> datetime:
-    """Refuse changes to a closed incident or dated before its start or last update."""
-    if rec.resolved_at is not None:
-        word = "cancelled" if rec.cancelled else "completed" if rec.kind == "maintenance" else "resolved"
-        raise IncidentError(f"incident #{rec.id} is already {word} (at {db.iso(rec.resolved_at)}); "
-                            "open a new incident instead")
-    if rec.kind == "maintenance" and rec.status(now) == "completed":
-        raise IncidentError(f"maintenance #{rec.id} already completed at {db.iso(rec.scheduled_end)}")
-    if rec.kind != "maintenance" and at < rec.started_at:
-        raise IncidentError(f"at {db.iso(at)} is before the start {db.iso(rec.started_at)} of #{rec.id}")
-    last = rec.updates[-1]["at"] if rec.updates else rec.started_at
-    if at < last:
-        raise IncidentError(f"at {db.iso(at)} is before the previous update {db.iso(last)} of #{rec.id}")
-    return at
-
-
-def _record(conn, incident_id) -> Record:
-    """Return the stored incident, refusing an unknown id."""
-    try:
-        incident_id = int(incident_id)
-    except (TypeError, ValueError):
-        raise IncidentError(f"incident id {incident_id!r} is not a number") from None
-    found = load_records(conn, [incident_id])
-    if not found:
-        raise IncidentError(f"no incident #{incident_id}; see the list of incidents for ids")
-    return found[0]
-
-
-def _wkt(area) -> str | None:
-    """Return the area as WKT for the audit log."""
-    return None if area is None else shapely.to_wkt(area, rounding_precision=7)
