@@ -29,12 +29,12 @@ def test_pages_vary_by_language_and_the_etag_names_it(client):
     assert en.headers["ETag"] != ru.headers["ETag"]
 
 
-def test_if_none_match_gets_304_until_the_data_changes(client, db_path):
+def test_if_none_match_gets_304_until_the_data_changes(app, client):
     first = client.get("/api/v1/status?town=pechory")
     again = client.get("/api/v1/status?town=pechory", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
     assert again.headers["ETag"] == first.headers["ETag"]
-    incidents.open_incident(db_path, title="Cut", services=["internet"], towns=["pechory"],
+    incidents.open_incident(app.config["DATABASE"], title="Cut", services=["internet"], towns=["pechory"],
                             author="test", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=1))
     changed = client.get("/api/v1/status?town=pechory", headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200 and changed.json["down"] is True
@@ -47,9 +47,9 @@ def test_if_modified_since_gets_304(client):
     assert again.status_code == 304
 
 
-def test_the_etag_changes_with_the_minute(db_path):
+def test_the_etag_changes_with_the_minute(db_target):
     def etag(now):
-        app = create_app({"DATABASE": str(db_path), "NOW": now, "TESTING": True})
+        app = create_app({"DATABASE": str(db_target), "NOW": now, "TESTING": True})
         return app.test_client().get("/api/v1/summary").headers["ETag"]
 
     assert etag(DEMO_NOW) == etag(DEMO_NOW + timedelta(seconds=20))
@@ -101,12 +101,12 @@ def test_api_errors_vary_by_language_because_their_messages_are_translated(clien
     assert "Accept-Language" not in client.get("/api/v1/towns?q=Pskov").headers.get("Vary", "")
 
 
-def test_last_modified_follows_the_latest_write(client, db_path):
+def test_last_modified_follows_the_latest_write(app, client):
     from email.utils import parsedate_to_datetime
 
     from portal.data import db
 
-    incidents.open_incident(db_path, title="Cut", services=["internet"], towns=["pechory"],
+    incidents.open_incident(app.config["DATABASE"], title="Cut", services=["internet"], towns=["pechory"],
                             author="test", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=1))
     written = db.utcnow().replace(microsecond=0)
     r = client.get("/api/v1/summary")

@@ -62,9 +62,9 @@ def test_unknown_town_feed_is_404(client):
     assert response.status_code == 404
 
 
-def test_feed_shows_a_new_incident_on_the_next_request(client, db_path):
-    incidents.open_incident(db_path, title="No TV in Dno", services=["tv"], towns=["dno"], author="ops",
-                            now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=10))
+def test_feed_shows_a_new_incident_on_the_next_request(app, client):
+    incidents.open_incident(app.config["DATABASE"], title="No TV in Dno", services=["tv"], towns=["dno"],
+                            author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=10))
     parsed = atom(client, "/feeds/towns/dno.atom")
     assert parsed.entries[0].title == "No TV in Dno — Investigating"
 
@@ -87,8 +87,9 @@ def test_maintenance_uids_are_stable_between_requests(client):
     assert first == [str(e["uid"]) for e in calendar(client).walk("VEVENT")]
 
 
-def test_staff_text_is_escaped_in_feeds_and_calendar(client, db_path):
-    incident_id = incidents.open_incident(db_path, title=NASTY, services=["internet"], towns=["pechory"],
+def test_staff_text_is_escaped_in_feeds_and_calendar(app, client):
+    target = app.config["DATABASE"]  # the app's own copy of the demo, on the engine under test
+    incident_id = incidents.open_incident(target, title=NASTY, services=["internet"], towns=["pechory"],
                                           message=NASTY, author="ops", now=DEMO_NOW,
                                           at=DEMO_NOW - timedelta(hours=1))
     raw = client.get("/feeds/incidents.atom").get_data(as_text=True)
@@ -96,7 +97,7 @@ def test_staff_text_is_escaped_in_feeds_and_calendar(client, db_path):
     entry = next(e for e in atom(client, "/feeds/towns/pechory.atom").entries
                  if e.link.endswith(f"/incidents/{incident_id}"))
     assert entry.title == f"{NASTY} — Investigating"
-    incidents.schedule_maintenance(db_path, title=NASTY, services=["tv"], towns=["pechory"],
+    incidents.schedule_maintenance(target, title=NASTY, services=["tv"], towns=["pechory"],
                                    start=DEMO_NOW + timedelta(days=3), end=DEMO_NOW + timedelta(days=3, hours=2),
                                    message=NASTY + "; line two,\nwith a comma", author="ops", now=DEMO_NOW)
     event = next(e for e in calendar(client).walk("VEVENT") if str(e["summary"]) == NASTY)

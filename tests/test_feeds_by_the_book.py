@@ -27,31 +27,31 @@ def events(client, path="/feeds/maintenance.ics", **headers) -> dict:
     return {str(e["uid"]): e for e in Calendar.from_ical(response.data).walk("VEVENT")}
 
 
-def at(db_path, moment):
+def at(target, moment):
     """Return a client whose clock reads ``moment``."""
-    return create_app({"DATABASE": str(db_path), "NOW": moment, "TESTING": True}).test_client()
+    return create_app({"DATABASE": str(target), "NOW": moment, "TESTING": True}).test_client()
 
 
-def test_dtstamp_is_the_last_change_and_sequence_counts_changes(db_path):
-    before = events(at(db_path, DEMO_NOW + timedelta(minutes=5)))
+def test_dtstamp_is_the_last_change_and_sequence_counts_changes(db_target):
+    before = events(at(db_target, DEMO_NOW + timedelta(minutes=5)))
     uid = next(u for u in before if u.startswith("incident-4@"))
     assert before[uid]["dtstamp"].dt == DEMO_NOW and int(before[uid]["sequence"]) == 0
     # Asked again later without a change: the same revision (not the request time).
-    assert events(at(db_path, DEMO_NOW + timedelta(hours=3)))[uid]["dtstamp"].dt == DEMO_NOW
+    assert events(at(db_target, DEMO_NOW + timedelta(hours=3)))[uid]["dtstamp"].dt == DEMO_NOW
 
-    writes.edit_incident(db_path, 4, title="Equipment upgrade in Pskov and Porkhov (new routers)",
+    writes.edit_incident(db_target, 4, title="Equipment upgrade in Pskov and Porkhov (new routers)",
                          author="ops", now=DEMO_NOW + timedelta(hours=1))
-    edited = events(at(db_path, DEMO_NOW + timedelta(hours=2)))[uid]
+    edited = events(at(db_target, DEMO_NOW + timedelta(hours=2)))[uid]
     assert edited["dtstamp"].dt == DEMO_NOW + timedelta(hours=1) and int(edited["sequence"]) == 1
     assert str(edited["status"]) == "CONFIRMED"
 
-    writes.cancel_maintenance(db_path, 4, message="Postponed.", author="ops",
+    writes.cancel_maintenance(db_target, 4, message="Postponed.", author="ops",
                               now=DEMO_NOW + timedelta(hours=2))
-    cancelled = events(at(db_path, DEMO_NOW + timedelta(hours=3)))[uid]
+    cancelled = events(at(db_target, DEMO_NOW + timedelta(hours=3)))[uid]
     assert str(cancelled["status"]) == "CANCELLED" and int(cancelled["sequence"]) == 2
     assert cancelled["dtstamp"].dt == DEMO_NOW + timedelta(hours=2)
     # The town calendar says the same.
-    town = events(at(db_path, DEMO_NOW + timedelta(hours=3)), "/feeds/towns/pskov.ics")[uid]
+    town = events(at(db_target, DEMO_NOW + timedelta(hours=3)), "/feeds/towns/pskov.ics")[uid]
     assert str(town["status"]) == "CANCELLED" and int(town["sequence"]) == 2
 
 

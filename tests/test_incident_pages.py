@@ -26,10 +26,11 @@ def section(page: str, element_id: str) -> str:
     return page[start:page.index("</section>", start)]
 
 
-def resolve_demo_outages(db_path):
+def resolve_demo_outages(target):
     """Resolve the demo's two ongoing outages (the Gdov street and Velikiye Luki)."""
     for incident_id in (2, 3):
-        incidents.resolve_incident(db_path, incident_id, message="Service is back.", author="ops", now=DEMO_NOW)
+        incidents.resolve_incident(target, incident_id, message="Service is back.", author="ops",
+                                   now=DEMO_NOW)
 
 
 # --- banner -----------------------------------------------------------------------------------------
@@ -50,9 +51,9 @@ def test_error_pages_keep_the_banner(client):
     assert 'id="status-banner"' in html(client, "/no-such-page", 404)
 
 
-def test_banner_says_all_clear_on_the_next_request_after_the_outages_end(client, db_path):
+def test_banner_says_all_clear_on_the_next_request_after_the_outages_end(app, client):
     assert 'class="banner down"' in html(client, "/")
-    resolve_demo_outages(db_path)
+    resolve_demo_outages(app.config["DATABASE"])
     page = html(client, "/")
     banner = section(page, "status-banner")
     assert '<section class="banner ok" id="status-banner"' in page
@@ -105,10 +106,10 @@ def test_incidents_history_pages_are_counted_like_the_town_list(client):
     assert "page" in refused and "from 1 to 1" in refused
 
 
-def test_incidents_page_shows_a_new_incident_without_restart(client, db_path):
+def test_incidents_page_shows_a_new_incident_without_restart(app, client):
     assert "Slow TV in Dno" not in html(client, "/incidents")
-    incidents.open_incident(db_path, title="Slow TV in Dno", services=["tv"], towns=["dno"], kind="degraded",
-                            author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=30))
+    incidents.open_incident(app.config["DATABASE"], title="Slow TV in Dno", services=["tv"], towns=["dno"],
+                            kind="degraded", author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=30))
     assert "Slow TV in Dno" in section(html(client, "/incidents"), "ongoing")
 
 
@@ -217,10 +218,10 @@ def test_partial_outage_days_are_marked_and_the_rule_is_published(client):
 # --- escaping -----------------------------------------------------------------------------------------
 
 
-def test_staff_text_is_escaped_on_every_page(client, db_path):
+def test_staff_text_is_escaped_on_every_page(app, client):
     incident_id = incidents.open_incident(
-        db_path, title=NASTY, services=["internet"], towns=["pechory"], message=NASTY, cause=NASTY,
-        author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(hours=1))
+        app.config["DATABASE"], title=NASTY, services=["internet"], towns=["pechory"], message=NASTY,
+        cause=NASTY, author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(hours=1))
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;"
     for url in ("/", f"/incidents/{incident_id}", "/incidents", "/towns/pechory"):
         page = html(client, url)

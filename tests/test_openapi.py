@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import jsonschema_rs
@@ -106,8 +107,8 @@ def test_every_described_answer_was_sampled():
 SAMPLED_ELSEWHERE = {("/api/v1/coverage.geojson", 503)}
 
 
-def test_an_answer_over_its_time_budget_is_described(db_path):
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True,
+def test_an_answer_over_its_time_budget_is_described(db_target):
+    app = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "TESTING": True,
                       "REQUEST_BUDGET_SECONDS": 1e-9})
     response = app.test_client().get("/api/v1/coverage.geojson?simplify=20")
     assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
@@ -122,11 +123,11 @@ def _post_validator(path: str, status: int):
     return jsonschema_rs.validator_for({**schema, "components": SPEC["components"]})
 
 
-def test_public_writes_answer_as_described(db_path):
+def test_public_writes_answer_as_described(db_target):
     """A subscription: accepted (202), a bad field (400), then over the client's limit (429)."""
     from portal import create_app
 
-    app = create_app({"DATABASE": str(db_path), "TESTING": True,
+    app = create_app({"DATABASE": str(db_target), "TESTING": True,
                       "RATE_LIMITS": {"client": (2, 3600), "email": (5, 86400)}})
     client = app.test_client()
     path = "/api/v1/subscriptions"
@@ -149,12 +150,31 @@ def test_docs_api_page_is_generated_from_the_description():
 # --- property-based: schemathesis over the description, hypothesis strings through search ------
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzz_target(request, demo_db_template, tmp_path_factory) -> str:
+    """Return the module's own copy of the demo database on each engine in turn: a path or a URL.
+
+    Module-wide (the fuzzing shares it), so it cannot take the per-test ``db_target``; on
+    PostgreSQL it is copied from the session's demo template as ``pg_url`` copies it.
+    """
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("fuzz") / "portal.sqlite"
+        shutil.copy(demo_db_template, path)
+        return str(path)
+    import psycopg
+
+    server = request.getfixturevalue("pg_server")
+    template = request.getfixturevalue("pg_demo_template")
+    name = f"portal_fuzz_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    return f"postgresql://bench@/{name}?host={server}"
+
+
 @pytest.fixture(scope="module")
-def fuzz_app(demo_db_template, tmp_path_factory):
-    """Return an app on its own copy of the demo database (shared by the whole module's fuzzing)."""
-    path = tmp_path_factory.mktemp("fuzz") / "portal.sqlite"
-    shutil.copy(demo_db_template, path)
-    return create_app({"DATABASE": str(path), "NOW": DEMO_NOW, "TESTING": True})
+def fuzz_app(fuzz_target):
+    """Return an app on the module's own copy of the demo database (shared by the whole module's fuzzing)."""
+    return create_app({"DATABASE": fuzz_target, "NOW": DEMO_NOW, "TESTING": True})
 
 
 @pytest.fixture(scope="module")

@@ -36,8 +36,8 @@ def test_every_answer_carries_the_security_headers(client, path, status):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_pages_allow_scripts_from_the_portal_and_images_from_the_tile_server(db_path):
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW,
+def test_pages_allow_scripts_from_the_portal_and_images_from_the_tile_server(db_target):
+    app = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW,
                       "TILES_URL": "https://{s}.tiles.example.net/{z}/{x}/{y}.png"})
     policy = app.test_client().get("/towns/pechory").headers["Content-Security-Policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
@@ -46,8 +46,8 @@ def test_pages_allow_scripts_from_the_portal_and_images_from_the_tile_server(db_
     assert directives["object-src"] == "'none'" and directives["base-uri"] == "'none'"
 
 
-def test_a_not_modified_answer_and_a_server_error_carry_them_too(db_path):
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW})
+def test_a_not_modified_answer_and_a_server_error_carry_them_too(db_target):
+    app = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW})
 
     @app.get("/boom")
     def boom():
@@ -72,7 +72,7 @@ def test_no_page_has_an_inline_script_or_handler(client, path):
     assert not re.search(r"\sstyle\s*=", html) and "<style" not in html, f"{path}: inline style"
 
 
-def test_a_title_cannot_end_the_map_data_block(client, db_path):
+def test_a_title_cannot_end_the_map_data_block(client):
     """The map's data is JSON inside a script element: '</script>' in a name must stay text."""
     html = client.get("/towns/pechory").get_data(as_text=True)
     block = re.search(r'<script type="application/json" class="map-data"[^>]*>(.*?)</script>', html, re.S)
@@ -101,8 +101,8 @@ def test_a_conditional_cross_origin_request_passes_its_preflight(client):
     assert "If-None-Match" in response.headers["Access-Control-Allow-Headers"]
 
 
-def test_absolute_links_use_base_url_never_the_host_header(db_path):
-    app = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "BASE_URL": "https://status.example.net"})
+def test_absolute_links_use_base_url_never_the_host_header(db_target):
+    app = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "BASE_URL": "https://status.example.net"})
     client = app.test_client()
     page = client.get("/incidents/1", headers={"Host": "evil.example.com"}).get_data(as_text=True)
     status = client.get("/api/v2/status.json", headers={"Host": "evil.example.com"}).get_json()
@@ -111,10 +111,10 @@ def test_absolute_links_use_base_url_never_the_host_header(db_path):
     assert status["page"]["url"] == "https://status.example.net/"
 
 
-def test_public_url_joins_base_url_and_a_path(db_path):
+def test_public_url_joins_base_url_and_a_path(db_target):
     from portal.web.security import public_url
 
-    app = create_app({"DATABASE": str(db_path), "BASE_URL": "https://example.net/portal/"})
+    app = create_app({"DATABASE": str(db_target), "BASE_URL": "https://example.net/portal/"})
     with app.test_request_context("/", headers={"Host": "evil.example.com"}):
         assert public_url("/incidents/3") == "https://example.net/portal/incidents/3"
         assert public_url("feeds/incidents.atom") == "https://example.net/portal/feeds/incidents.atom"

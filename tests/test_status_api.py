@@ -128,8 +128,8 @@ def test_summary_gives_every_service_and_the_active_incidents(client):
     assert ids(body) == {2, 3, 4} and ISO_Z.match(body["updated_at"])
 
 
-def test_the_deadline_setting_holds_in_every_answer(db_path):
-    client = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True,
+def test_the_deadline_setting_holds_in_every_answer(db_target):
+    client = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "TESTING": True,
                          "RESTORE_DEADLINE_HOURS": {"internet": 2, "tv": 2, "phone": 2}}).test_client()
     town = get(client, "/api/v1/towns/velikiye-luki")
     seen = [get(client, "/api/v1/incidents/3"),
@@ -175,12 +175,13 @@ def test_statuspage_status_has_the_page_and_indicator(client):
     assert body["status"]["indicator"] in {"none", "minor", "major", "critical", "maintenance"}
 
 
-def test_statuspage_follows_the_incidents_on_the_next_request(client, db_path):
+def test_statuspage_follows_the_incidents_on_the_next_request(app, client):
+    target = app.config["DATABASE"]  # the app's own copy of the demo, on the engine under test
     for incident_id in (2, 3):
-        incidents.resolve_incident(db_path, incident_id, message="Back.", author="ops", now=DEMO_NOW)
+        incidents.resolve_incident(target, incident_id, message="Back.", author="ops", now=DEMO_NOW)
     body = get(client, "/api/v2/status.json")
     assert body["status"] == {"indicator": "none", "description": "All Systems Operational"}
-    incidents.open_incident(db_path, title="Slow phone lines", services=["phone"], towns=["dno"],
+    incidents.open_incident(target, title="Slow phone lines", services=["phone"], towns=["dno"],
                             kind="degraded", author="ops", now=DEMO_NOW, at=DEMO_NOW - timedelta(minutes=5))
     body = get(client, "/api/v2/summary.json")
     assert {c["id"]: c["status"] for c in body["components"]}["phone"] == "degraded_performance"

@@ -77,11 +77,11 @@ def test_every_v2_endpoint_answers_in_statuspage_shapes(client):
     assert "5" in {m["id"] for m in get(client, "scheduled-maintenances.json")["scheduled_maintenances"]}
 
 
-def test_component_updated_at_is_the_last_change_affecting_it(db_path):
+def test_component_updated_at_is_the_last_change_affecting_it(db_target):
     later = DEMO_NOW + timedelta(hours=3)
-    writes.update_incident(db_path, 3, status="monitoring", message="Spliced; watching.", author="ops",
+    writes.update_incident(db_target, 3, status="monitoring", message="Spliced; watching.", author="ops",
                            now=DEMO_NOW + timedelta(hours=1))
-    client = create_app({"DATABASE": str(db_path), "NOW": later, "TESTING": True}).test_client()
+    client = create_app({"DATABASE": str(db_target), "NOW": later, "TESTING": True}).test_client()
     components = {c["id"]: c for c in get(client, "components.json")["components"]}
     assert components["internet"]["updated_at"] == "2026-11-22T13:00:00Z"  # the update to incident 3
     assert components["phone"]["updated_at"] == "2026-11-22T12:00:00Z"  # untouched since the build
@@ -93,14 +93,14 @@ def test_component_updated_at_is_the_last_change_affecting_it(db_path):
     assert newest["affected_components"] == [{"code": "internet", "name": "Internet",
                                              "old_status": "partial_outage", "new_status": "partial_outage"}]
     # Resolving moves the component back to operational on that update.
-    writes.resolve_incident(db_path, 3, message="Fixed.", author="ops", now=DEMO_NOW + timedelta(hours=2))
+    writes.resolve_incident(db_target, 3, message="Fixed.", author="ops", now=DEMO_NOW + timedelta(hours=2))
     resolved = next(i for i in get(client, "incidents.json")["incidents"] if i["id"] == "3")
     assert resolved["incident_updates"][0]["affected_components"][0]["new_status"] == "operational"
     assert resolved["resolved_at"] == "2026-11-22T14:00:00Z"
 
 
-def test_maintenance_moves_from_upcoming_to_active_and_back_to_operational(db_path):
-    during = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW + timedelta(hours=35),
+def test_maintenance_moves_from_upcoming_to_active_and_back_to_operational(db_target):
+    during = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW + timedelta(hours=35),
                          "TESTING": True}).test_client()
     assert get(during, "scheduled-maintenances/upcoming.json")["scheduled_maintenances"] == []
     active = get(during, "scheduled-maintenances/active.json")["scheduled_maintenances"]
@@ -113,10 +113,10 @@ def test_maintenance_moves_from_upcoming_to_active_and_back_to_operational(db_pa
     assert components["tv"]["updated_at"] == "2026-11-23T22:00:00Z"  # the window began
 
 
-def test_cancelled_maintenance_is_completed_with_its_notice_and_never_upcoming(db_path):
-    writes.cancel_maintenance(db_path, 4, message="Postponed to next month.", author="ops",
+def test_cancelled_maintenance_is_completed_with_its_notice_and_never_upcoming(db_target):
+    writes.cancel_maintenance(db_target, 4, message="Postponed to next month.", author="ops",
                               now=DEMO_NOW + timedelta(hours=1))
-    client = create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW + timedelta(hours=2),
+    client = create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW + timedelta(hours=2),
                          "TESTING": True}).test_client()
     assert get(client, "scheduled-maintenances/upcoming.json")["scheduled_maintenances"] == []
     listed = get(client, "scheduled-maintenances.json")["scheduled_maintenances"]
