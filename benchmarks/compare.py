@@ -3,10 +3,12 @@
     git worktree add ../portal-before 1800ef2
     python -m benchmarks.compare before=../portal-before after=. --rounds 8 --seconds 3
     python -m benchmarks.compare before=../portal-before after=. --paths report   # crowd reports
+    python -m benchmarks.compare before=../portal-before after=. --engine postgresql   # data in PostgreSQL
 
 Each checkout is served by its own gunicorn (its own ``docs/gunicorn.conf.py``, 2 sync workers,
 preloaded) on its own copy of one generated database (the benchmark's small data unless
-``--full``), beside the bare Flask endpoint. wrk loads them one after the other, round after
+``--full``), beside the bare Flask endpoint; with ``--engine postgresql`` each copy is a database of one
+private PostgreSQL + PostGIS cluster (``benchmarks.pg``). wrk loads them one after the other, round after
 round, the order reversed every other round, so that a slow spell of a shared machine falls on
 all of them. Printed per checkout and path: requests/s, the ratio to the bare endpoint and to
 the first checkout (overall and per round) and the workers' CPU time per request, which moves
@@ -46,6 +48,29 @@ def _run(server: tuple[str, int], paths: list[str], seconds: int, kind: str = "c
     return found
 
 
+def _copier(stack: ExitStack, source: Path, engine: str):
+    """Return a function that makes a checkout's own copy of the data: a file, or a PostgreSQL database."""
+    if engine == "sqlite":
+        def to_file(name: str) -> Path:
+            return Path(shutil.copy(source, source.with_name(f"{name}.sqlite")))
+        return to_file
+    import psycopg
+
+    from benchmarks import pg
+    from portal.data import transfer
+
+    dsn = stack.enter_context(pg.cluster())
+    host = dict(part.split("=", 1) for part in dsn.split())["host"]
+
+    def to_postgres(name: str) -> str:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "compare_{name}"')
+        url = f"postgresql://bench@/compare_{name}?host={host}"
+        transfer.move(str(source), url)
+        return url
+    return to_postgres
+
+
 def main(argv=None) -> int:
     """Build the data, start every server, load them in turns and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,6 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3, help="seconds of load per run (wrk: whole seconds)")
     parser.add_argument("--paths", default="check,status", help=f"of {', '.join(PATHS)}")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite", help="where the data is")
     args = parser.parse_args(argv)
     checkouts = dict(item.split("=", 1) for item in args.checkouts)
     kinds = args.paths.split(",")
@@ -71,9 +97,9 @@ def main(argv=None) -> int:
             # Each posted report names its client in X-Forwarded-For (random networks): no rate limit.
             os.environ["PORTAL_TRUSTED_PROXY_HOPS"] = "1"
         servers = {"bare": stack.enter_context(load.gunicorn("benchmarks.bare_app:app", None, probe="/bare"))}
+        copy = _copier(stack, folder / "portal.sqlite", args.engine)
         for name, folder_name in checkouts.items():
-            db_path = folder / f"{name}.sqlite"
-            shutil.copy(folder / "portal.sqlite", db_path)
+            db_path = copy(name)
             servers[name] = stack.enter_context(load.gunicorn("wsgi:app", db_path, probe="/api/v1/summary",
                                                               root=Path(folder_name).resolve()))
         names = list(checkouts)
