@@ -64,7 +64,7 @@ def counts(target) -> dict:
 
 
 def missing_database(engine: str, tmp_path, request):
-    """Return where no portal is yet on the engine under test: a path with no file, or an empty database's URL.
+    """Return where no portal is yet on the engine under test: a path with no file, or an empty database.
 
     What a first start (``build.ensure_database``) is given: SQLite makes the file, PostgreSQL is
     given a database made empty by its administrator.
