@@ -61,3 +61,20 @@ def counts(target) -> dict:
                  for name in sorted(sql.tables())}
         found["revision"] = db.revision(conn)
     return found
+
+
+def missing_database(engine: str, tmp_path, request):
+    """Return where no portal is yet on the engine under test: a path with no file, or an empty database.
+
+    What a first start (``build.ensure_database``) is given: SQLite makes the file, PostgreSQL is
+    given a database made empty by its administrator.
+    """
+    if engine == "sqlite":
+        return tmp_path / "portal.sqlite"
+    import psycopg
+
+    server = request.getfixturevalue("pg_server")
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql://bench@/{name}?host={server}"

@@ -1,13 +1,24 @@
-"""Rebuilding the database while it is read: the new content is copied in as one commit."""
+"""Rebuilding the database while it is read: the new content is copied in as one commit.
+
+A rebuild replaces an SQLite file (``scripts/build_db.py``): those tests are SQLite's. The first
+start, which gives a missing portal the demo (``build.ensure_database``: an SQLite file made, or
+an empty PostgreSQL database filled by ``ensure_postgres``), is tested on both engines.
+"""
 from __future__ import annotations
 
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
+
+import pytest
+from enginetools import contents, counts, missing_database
 
 from portal import create_app
 from portal.config import GEODATA_DIR
 from portal.data import build, db
+from portal.data import statements as sql
 from portal.incidents import writes as incidents
 
 
@@ -100,3 +111,45 @@ def test_a_new_database_is_not_read_against_the_write_ahead_log_of_a_deleted_one
     assert conn.execute("SELECT count(*) FROM towns").fetchone()[0] > 0
     conn.close()
     portal.close()
+
+
+def _rows(found: dict) -> dict:
+    """Return the row counts of ``enginetools.counts`` without the revision (which says when, not what)."""
+    return {name: n for name, n in found.items() if name != "revision"}
+
+
+def test_a_first_start_builds_the_demo_once_and_then_leaves_the_portal_and_its_writes(
+        engine, tmp_path, request, demo_db_template):
+    target = missing_database(engine, tmp_path, request)
+    assert build.ensure_database(target, GEODATA_DIR)
+    demo = counts(demo_db_template)
+    assert _rows(counts(target)) == _rows(demo)
+    incidents.open_incident(target, title="Fibre cut", services=["internet"], towns=["pechory"],
+                            author="test")
+    before = contents(target)
+    assert counts(target)["incidents"] == demo["incidents"] + 1
+
+    assert not build.ensure_database(target, GEODATA_DIR)  # the next start
+    assert contents(target) == before
+
+
+def test_nodes_starting_at_once_build_the_demo_once(engine, tmp_path, request, demo_db_template):
+    target = missing_database(engine, tmp_path, request)
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: build.ensure_database(target, GEODATA_DIR), range(2)))
+    assert sorted(built) == [False, True]
+    assert _rows(counts(target)) == _rows(counts(demo_db_template))  # one demo, not two
+
+
+# An SQLite file of an older version gets the migrations it lacks instead (``_migrate_if_pending``).
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_a_postgresql_portal_of_an_older_version_is_refused_at_start_and_left_alone(engine, tmp_path,
+                                                                                    request):
+    target = missing_database(engine, tmp_path, request)
+    build.ensure_database(target, GEODATA_DIR)
+    with closing(sql.connect(target)) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE id = (SELECT max(id) FROM _sqlite_migrations)")
+    before = contents(target)
+    with pytest.raises(build.OtherVersion, match=r"made by an older version .*scripts/migrate_db\.py"):
+        build.ensure_database(target, GEODATA_DIR)
+    assert contents(target) == before

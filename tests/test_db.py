@@ -1,14 +1,20 @@
-"""Read connections: meta kept until another connection commits; one version of the data per web request."""
+"""Read connections: meta kept until another connection commits; one version of the data per web request.
+
+The tests of SQLite's own read connection (``PRAGMA data_version``, the write-ahead log and its
+``-shm`` lock, the journal mode) run on SQLite; the others on SQLite and on PostgreSQL.
+"""
 from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from dbtools import database_with_towns, square_town
 
 from portal.data import db
+from portal.data import statements as sql
 from portal.web import caching
 from portal.web import request as web
 
@@ -32,12 +38,13 @@ def test_meta_is_read_again_only_after_another_connection_commits(tmp_path):
     reader.close()
 
 
-def test_every_write_notes_when_it_happened(tmp_path):
-    path = _db(tmp_path)
-    with db.writing(path):
+def test_every_write_notes_when_it_happened(db_target):
+    with closing(sql.connect(db_target)) as conn:
+        db.set_meta(conn, "written_at", "0")  # autocommit: long ago, whatever the build noted
+    with db.writing(db_target):
         pass
-    conn = sqlite3.connect(path)
-    written = int(conn.execute("SELECT value FROM meta WHERE key = 'written_at'").fetchone()[0])
+    with closing(sql.connect(db_target)) as conn:
+        written = int(db.get_meta(conn)["written_at"])
     assert abs(written - db.utcnow().timestamp()) < 60
 
 
@@ -70,12 +77,12 @@ def test_a_database_not_in_wal_mode_is_followed_too(tmp_path):
     reader.close()
 
 
-def test_a_request_reads_one_version_of_the_data_and_the_next_request_the_new_one(app, db_path):
+def test_a_request_reads_one_version_of_the_data_and_the_next_request_the_new_one(app):
     # A write that commits while a page is being built must not give the page the new data's
     # ETag: a cache would then keep the old body under the new name.
     with app.test_request_context("/api/v1/summary"):
         before = db.data_key(db.get_meta(web.get_db()))
-        with db.writing(db_path):
+        with db.writing(app.config["DATABASE"]):
             pass
         assert db.data_key(db.get_meta(web.get_db())) == before
         assert caching.validators()[0].startswith(f'W/"{before}-')
@@ -97,7 +104,7 @@ def _locked_by_this_process(path: Path) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
-def test_a_request_keeps_sqlites_own_lock_on_the_wal_index(app, db_path, client):
+def test_a_request_keeps_sqlites_own_lock_on_the_wal_index(app, db_path, client):  # SQLite's -shm file
     # SQLite holds a read lock on the -shm file to tell other processes that its WAL-index is
     # in use; if anything in the process closes another descriptor of that file, the lock is
     # gone and the next writer resets the WAL-index under the readers' memory maps (SIGBUS).

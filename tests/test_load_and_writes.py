@@ -4,7 +4,8 @@ next request after a write serves the new data.
 Real parts only: gunicorn with the shipped settings on a copy of the demo database, visitors
 in threads, the staff scripts run as staff run them, and meanwhile a stream of incident
 updates (the write the scripts' ``update`` makes, back to back, as many staff posting at once
-would): every write opens SQLite anew in another process while the workers keep reading.
+would): every write opens the database anew in another process while the workers keep reading.
+It runs on SQLite and on PostgreSQL (``PORTAL_DB`` a URL, the scripts given the same URL).
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -67,13 +67,15 @@ def _get_json(port: int, path: str) -> dict:
 
 
 @pytest.fixture
-def server(demo_db_template, tmp_path):
-    """Run gunicorn with the shipped settings and WORKERS workers on a copy of the demo database."""
-    path = tmp_path / "portal.sqlite"
-    shutil.copy(demo_db_template, path)
+def server(db_target, tmp_path):
+    """Run gunicorn with the shipped settings and WORKERS workers on the test's own copy of the demo database.
+
+    ``PORTAL_DB`` is the SQLite file or the PostgreSQL URL (the ``engine`` under test).
+    """
+    path = db_target
     port, log = _free_port(), tmp_path / "gunicorn.log"
     env = {**os.environ, "PORTAL_DB": str(path), "PORTAL_WORKERS": str(WORKERS),
-           "PORTAL_BIND": f"127.0.0.1:{port}"}
+           "PORTAL_BIND": f"127.0.0.1:{port}", "PORTAL_MAILDIR": str(tmp_path / "mail")}
     with open(log, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docs" / "gunicorn.conf.py"),

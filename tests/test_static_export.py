@@ -1,4 +1,7 @@
-"""The static export browses offline: served by a plain static server, every link and asset works."""
+"""The static export browses offline: served by a plain static server, every link and asset works.
+
+The site is exported from the demo on SQLite and from the demo on PostgreSQL; every test runs on both.
+"""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -37,16 +41,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, demo_db_template):
-    """Export the demo site once and serve it with python -m http.server."""
+def _demo_database(engine: str, request) -> str:
+    """Return the demo database on an engine: the session's SQLite file, or a PostgreSQL copy of its own."""
+    if engine == "sqlite":
+        return str(request.getfixturevalue("demo_db_template"))
+    import psycopg
+
+    server, template = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_demo_template")
+    name = f"static_export_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    return f"postgresql://bench@/{name}?host={server}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def exported(request, tmp_path_factory):
+    """Export the demo site once per engine and serve it with python -m http.server."""
     folder = tmp_path_factory.mktemp("export") / "site"
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_static.py"), str(folder),
-                          "--db", str(demo_db_template)], capture_output=True, text=True)
+                          "--db", _demo_database(request.param, request)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--directory", str(folder)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/"
     for _ in range(100):
         try:

@@ -1,4 +1,9 @@
-"""Every gunicorn worker serves new data on its next request after an incident change or an import."""
+"""Every gunicorn worker serves new data on its next request after an incident change or an import.
+
+The workers serve the demo from SQLite and from PostgreSQL (``PORTAL_DB`` a URL). A rebuild is
+each engine's own: build_db.py rebuilds an SQLite file in place; a PostgreSQL portal gets a built
+file copied in with migrate_db.py --replace.
+"""
 from __future__ import annotations
 
 import json
@@ -30,13 +35,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(demo_db_template, tmp_path):
-    """Run gunicorn with three workers (the shipped settings) on a copy of the demo database."""
-    path = tmp_path / "portal.sqlite"
-    shutil.copy(demo_db_template, path)
+def served(db_target, tmp_path):
+    """Run gunicorn with three workers (the shipped settings) on the test's own copy of the demo database.
+
+    ``PORTAL_DB`` is the SQLite file or the PostgreSQL URL (the ``engine`` under test).
+    """
+    path = db_target
     port, log = _free_port(), tmp_path / "access.log"
     env = {**os.environ, "PORTAL_DB": str(path), "PORTAL_WORKERS": str(WORKERS),
-           "PORTAL_BIND": f"127.0.0.1:{port}"}
+           "PORTAL_BIND": f"127.0.0.1:{port}", "PORTAL_MAILDIR": str(tmp_path / "mail")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docs" / "gunicorn.conf.py"),
          "--access-logfile", str(log), "--access-logformat", "%(p)s %(U)s", "wsgi:app"],
@@ -117,6 +124,9 @@ def test_every_worker_sees_a_new_incident_and_a_new_import(served, tmp_path):
     assert all(a["nearest"] == {} for a in answers)
 
 
+# build_db.py rebuilds an SQLite file in place (copied in while it is read, its log folded in);
+# a PostgreSQL portal is given a build with migrate_db.py instead (docs/deploy.md).
+@pytest.mark.parametrize("engine", ["sqlite"])
 def test_every_worker_sees_a_rebuild_from_other_data(served, tmp_path):
     base, path, log = served
     conn = db.connect_readonly(path)
@@ -152,5 +162,44 @@ def test_every_worker_sees_a_rebuild_from_other_data(served, tmp_path):
         assert fresh.execute("SELECT count(*) FROM coverage JOIN meta ON key = 'live_coverage'"
                              " AND layer_id = CAST(value AS INTEGER)").fetchone()[0] == 1
         assert db.revision(fresh) > revision_before + 1  # no validator of the old data matches
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_every_worker_sees_a_rebuild_copied_into_postgresql(served, tmp_path):
+    """A PostgreSQL portal is rebuilt as docs/deploy.md says: build_db.py makes a file, migrate_db.py
+    --replace copies it in (one transaction) while the workers serve."""
+    base, url, log = served
+    conn = db.connect_readonly(url)
+    town = next(t for t in layers.load_towns(conn) if t.slug == "pechory")
+    key_before = db.data_key(db.get_meta(conn))
+    conn.close()
+    centre = shapely.point_on_surface(town.geometry)
+    check = f"/api/v1/check?lat={centre.y:.6f}&lon={centre.x:.6f}"
+    assert all(a["available"] for a in _from_every_worker(base, check, log))
+    opened = incidents.open_incident(url, title="Fibre cut on Lenina", services=["internet"],
+                                     towns=["pechory"], author="test")
+    assert all(opened in {i["id"] for i in a["incidents"]} for a in _from_every_worker(base, check, log))
+
+    other = tmp_path / "geodata"
+    shutil.copytree(ROOT / "geodata", other)
+    (other / "coverage.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": shapely.geometry.mapping(centre.buffer(0.01)),
+        "properties": {"technology": "wireless", "status": "live", "max_down_mbps": 30,
+                       "max_up_mbps": 10, "feature_id": "w1"}}]}))
+    built = tmp_path / "rebuilt.sqlite"
+    for args in (["scripts/build_db.py", "--db", str(built), "--geodata", str(other)],
+                 ["scripts/migrate_db.py", str(built), url, "--replace"]):
+        run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+
+    answers = _from_every_worker(base, check, log)
+    assert all(a["available"] == [{"technology": "wireless", "max_down_mbps": 30.0, "max_up_mbps": 10.0}]
+               for a in answers)
+    assert all(opened not in {i["id"] for i in a["incidents"]} for a in answers)  # the rebuild has its own
+    fresh = db.connect_readonly(url)
+    try:
+        assert db.data_key(db.get_meta(fresh)) != key_before  # no validator of the old data matches
     finally:
         fresh.close()

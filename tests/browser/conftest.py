@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from pagecheck import ROOT, SIZES
 from tileserver import TileServer
 
 from portal.config import GEODATA_DIR
-from portal.data import build
+from portal.data import build, db
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -57,13 +58,20 @@ def demo_database(tmp_path_factory) -> Path:
     return template
 
 
-def _serve(workdir: Path, template: Path, tiles_url: str):
-    """Run gunicorn on a copy of the demo database with ``tiles_url``; yield its base URL."""
-    db_path = workdir / "portal.sqlite"
-    shutil.copy(template, db_path)
+def _serve(workdir: Path, template: Path, tiles_url: str, database: str | None = None):
+    """Run gunicorn on a copy of the demo database with ``tiles_url``; yield its base URL.
+
+    With ``database`` (a ``postgresql://`` URL holding the demo), gunicorn serves that instead,
+    its mail kept in ``workdir`` (by default it would go to the checkout's instance folder).
+    """
+    if database is None:
+        db_path = workdir / "portal.sqlite"
+        shutil.copy(template, db_path)
+        extra = {"PORTAL_DB": str(db_path)}
+    else:
+        extra = {"PORTAL_DB": database, "PORTAL_MAILDIR": str(workdir / "mail")}
     port = _free_port()
-    env = dict(os.environ, PORTAL_DB=str(db_path), PORTAL_TILES_URL=tiles_url,
-               PORTAL_TILES_ATTRIBUTION="Test tiles")
+    env = dict(os.environ, **extra, PORTAL_TILES_URL=tiles_url, PORTAL_TILES_ATTRIBUTION="Test tiles")
     base = f"http://127.0.0.1:{port}"
     with (workdir / "gunicorn.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -88,6 +96,45 @@ def server(tmp_path_factory, demo_database):
     dead_port = _free_port()
     yield from _serve(tmp_path_factory.mktemp("browser"), demo_database,
                       f"http://127.0.0.1:{dead_port}/tiles/{{z}}/{{x}}/{{y}}.png")
+
+
+@pytest.fixture(scope="session")
+def pg_served(tmp_path_factory, demo_database, pg_server):
+    """Serve the same demo from PostgreSQL, like ``server``: ``PORTAL_DB`` is a URL.
+
+    The demo is copied into a fresh database with ``migrate_db``'s copy (``transfer.move``).
+    """
+    import psycopg
+
+    from portal.data import transfer
+
+    with psycopg.connect(f"host={pg_server} dbname=postgres user=bench", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE browser_demo")
+    url = f"postgresql://bench@/browser_demo?host={pg_server}"
+    transfer.move(str(demo_database), url)
+    with db.writing(url):
+        pass  # a revision of its own, which the file does not have: its ETags show who answers
+    with closing(db.connect_readonly(url)) as conn:
+        data = db.data_key(db.get_meta(conn))
+    dead_port = _free_port()
+    served = _serve(tmp_path_factory.mktemp("browser-pg"), demo_database,
+                    f"http://127.0.0.1:{dead_port}/tiles/{{z}}/{{x}}/{{y}}.png", database=url)
+    base = next(served)
+    try:
+        with urllib.request.urlopen(base + "/api/v1/summary", timeout=10) as response:
+            assert response.headers["ETag"].startswith(f'W/"{data}-'), "gunicorn is not serving PostgreSQL"
+        yield base
+    finally:
+        served.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server_on_engine(request):
+    """The base URL of the demo portal on SQLite (``server``) and, in a second run, on PostgreSQL.
+
+    A test module that overrides ``server`` with it runs every test (and ``open_page``) on both.
+    """
+    return request.getfixturevalue("server" if request.param == "sqlite" else "pg_served")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""What people do in a real browser: find a town despite a typo, click the map, see outages, switch language."""
+"""What people do in a real browser: find a town despite a typo, click the map, see outages, switch language.
+
+Every journey is made on the portal serving SQLite and on the one serving PostgreSQL.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,12 @@ import urllib.request
 
 import pytest
 from pagecheck import wait_for_map, wait_for_paint
+
+
+@pytest.fixture
+def server(server_on_engine):
+    """Every journey here runs on the portal serving SQLite and on the one serving PostgreSQL."""
+    return server_on_engine
 
 
 def _json(server: str, path: str) -> dict:

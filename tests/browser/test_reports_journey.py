@@ -1,8 +1,19 @@
-"""Reporting a problem in a real browser: the self-check first, then the answer in place."""
+"""Reporting a problem in a real browser: the self-check first, then the answer in place.
+
+On the portal serving SQLite and on the one serving PostgreSQL.
+"""
 from __future__ import annotations
 
 import json
 import urllib.request
+
+import pytest
+
+
+@pytest.fixture
+def server(server_on_engine):
+    """Every journey here runs on the portal serving SQLite and on the one serving PostgreSQL."""
+    return server_on_engine
 
 
 def _count(server: str, town: str, service: str) -> int:
