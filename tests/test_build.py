@@ -9,16 +9,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from pathlib import Path
 
-import pytest
 from enginetools import contents, counts, missing_database
 
 from portal import create_app
 from portal.config import GEODATA_DIR
 from portal.data import build, db
-from portal.data import statements as sql
 from portal.incidents import writes as incidents
 
 
@@ -139,17 +136,3 @@ def test_nodes_starting_at_once_build_the_demo_once(engine, tmp_path, request, d
         built = list(pool.map(lambda _: build.ensure_database(target, GEODATA_DIR), range(2)))
     assert sorted(built) == [False, True]
     assert _rows(counts(target)) == _rows(counts(demo_db_template))  # one demo, not two
-
-
-# An SQLite file of an older version gets the migrations it lacks instead (``_migrate_if_pending``).
-@pytest.mark.parametrize("engine", ["postgresql"])
-def test_a_postgresql_portal_of_an_older_version_is_refused_at_start_and_left_alone(engine, tmp_path,
-                                                                                    request):
-    target = missing_database(engine, tmp_path, request)
-    build.ensure_database(target, GEODATA_DIR)
-    with closing(sql.connect(target)) as conn:
-        conn.execute("DELETE FROM _sqlite_migrations WHERE id = (SELECT max(id) FROM _sqlite_migrations)")
-    before = contents(target)
-    with pytest.raises(build.OtherVersion, match=r"made by an older version .*scripts/migrate_db\.py"):
-        build.ensure_database(target, GEODATA_DIR)
-    assert contents(target) == before
