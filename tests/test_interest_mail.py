@@ -4,17 +4,19 @@ scripts/import_coverage.py and a rollback through scripts/layers.py: each regist
 fiber reaches is told once, in their language; nobody else is told anything."""
 from __future__ import annotations
 
-import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from enginetools import engine_copy
 from listening_tools import towns_db
 from mailserver import BASE_URL, SmtpServer, body, run_script, start_worker, stop_worker, subject, worker_env
 from shapely.geometry import box
 
 from portal import create_app
+from portal.data import statements
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPORT = ROOT / "scripts" / "import_coverage.py"
@@ -26,9 +28,22 @@ FIELD = (60.05, 30.15)
 VILLAGE_FIBER = box(30.0, 60.0, 30.03, 60.03)
 
 
+@pytest.fixture(scope="module")
+def towns_template(tmp_path_factory):
+    """A database of two hand-made towns (Alpha and Beta) and no coverage, made once."""
+    return towns_db(tmp_path_factory.mktemp("towns") / "portal.db")
+
+
 @pytest.fixture
-def path(tmp_path):
-    return towns_db(tmp_path / "portal.db")
+def path(engine, towns_template, tmp_path, request):
+    """The test's own copy of the two towns on the engine under test: a path or a postgresql:// URL."""
+    return engine_copy(engine, towns_template, tmp_path, request)
+
+
+def rows(target, query: str) -> list[tuple]:
+    """Return the rows of a query without parameters, as tuples, on either engine."""
+    with closing(statements.connect(target)) as conn:
+        return [tuple(row) for row in conn.execute(query)]
 
 
 @pytest.fixture
@@ -77,7 +92,7 @@ def confirm_link(message) -> str:
 def test_confirmed_registrants_are_told_once_when_fiber_arrives(path, tmp_path, smtp, worker):
     # A first coverage layer with no fiber near anyone (cable in Beta).
     staff_import(path, coverage_file(tmp_path, "before.gpkg", [("cable", "live", None, box(30.1, 60.0, 30.2, 60.1))]))
-    app = create_app({"DATABASE": str(path), "TESTING": True})
+    app = create_app({"DATABASE": str(path), "TESTING": True, "MAILDIR": str(tmp_path / "mail")})
     c = app.test_client()
     register(c, *VILLAGE, "vera@example.org", "ru", 1)
     register(app.test_client(), VILLAGE[0] + 0.0002, VILLAGE[1], "ivan@example.org", "en", 2)
@@ -113,8 +128,7 @@ def test_confirmed_registrants_are_told_once_when_fiber_arrives(path, tmp_path, 
     assert rolled.returncode == 0, rolled.stderr
     time.sleep(3)
     assert len(smtp.inbox.messages) == 6
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM letters WHERE state <> 'sent'").fetchone()[0] == 0
+    assert rows(path, "SELECT count(*) FROM letters WHERE state <> 'sent'") == [(0,)]
 
     # Forgetting on request: the one-click link deletes the registration; the script covers the rest.
     one_click = "".join(news["ivan@example.org"]["List-Unsubscribe"].split()).strip("<>")
@@ -122,8 +136,7 @@ def test_confirmed_registrants_are_told_once_when_fiber_arrives(path, tmp_path, 
     assert done.status_code == 200
     forgot = run_script(SUBSCRIBERS, "forget", "VERA@example.org", "--db", path, env=worker_env(None))
     assert forgot.returncode == 0 and "1 fiber registration" in forgot.stdout
-    with sqlite3.connect(path) as conn:
-        left = [r[0] for r in conn.execute("SELECT email FROM interest WHERE email IS NOT NULL")]
+    left = [email for (email,) in rows(path, "SELECT email FROM interest WHERE email IS NOT NULL")]
     assert sorted(left) == ["far@example.org", "never@example.org"]
 
 
@@ -140,7 +153,7 @@ def test_arrival_survives_a_dead_mail_server(path, tmp_path):
         made = interest.register(conn, item, "household-1", db.utcnow())
         interest.confirm(conn, made["token"], db.utcnow())
     server = SmtpServer()
-    settings = settings_for(path, SMTP_URL=server.url)
+    settings = settings_for(path, SMTP_URL=server.url, MAILDIR=str(tmp_path / "mail"))
     staff_import(path, coverage_file(tmp_path, "planned.gpkg", [
         ("cable", "live", None, box(30.1, 60.0, 30.2, 60.1)), ("fiber", "planned", "2027-05-01", VILLAGE_FIBER)]))
     down = worker.run_once(settings)  # nobody listens on the port
@@ -176,7 +189,7 @@ def test_letters_of_a_killed_worker_are_sent_once(path, tmp_path):
             interest.confirm(conn, made["token"], db.utcnow())
     server = SmtpServer().start()
     try:
-        settings = settings_for(path, SMTP_URL=server.url)
+        settings = settings_for(path, SMTP_URL=server.url, MAILDIR=str(tmp_path / "mail"))
         conn = store.connect(path)
         worker.fan_out_due(conn, settings)
         # Claimed by a worker that has died (no such pid on this host), none of them sent yet.
@@ -216,8 +229,8 @@ def test_a_rollback_that_brings_fiber_back_tells_once(path):
             layers.activate_layer(conn, first)
         with db.writing(path) as conn:
             layers.activate_layer(conn, first + 1)
-    with sqlite3.connect(path) as conn:
-        events = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM outbox WHERE kind = 'coverage_arrived'")]
-        told = dict(conn.execute("SELECT email, told FROM interest"))
+    events = [json.loads(payload) for (payload,) in
+              rows(path, "SELECT payload FROM outbox WHERE kind = 'coverage_arrived'")]
+    told = dict(rows(path, "SELECT email, told FROM interest"))
     assert [[a["status"] for a in e["arrivals"]] for e in events] == [["live"]]
     assert told == {"p0@example.org": "live", "p1@example.org": None}

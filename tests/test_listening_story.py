@@ -4,8 +4,8 @@ when it is resolved, in Russian, and unsubscribes with one click. A real SMTP se
 a real worker process (scripts/notify.py run) and the real staff script."""
 from __future__ import annotations
 
-import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 from mailserver import (
@@ -21,6 +21,8 @@ from mailserver import (
     worker_env,
 )
 
+from portal.data import statements
+
 VISITOR = "vera@example.org"
 
 
@@ -33,16 +35,22 @@ def smtp():
 
 
 @pytest.fixture
-def worker(db_path, smtp):
-    """Give a worker process delivering to the test's SMTP server."""
-    proc = start_worker(db_path, worker_env(smtp.url))
+def target(app):
+    """The database the app under test runs on: an SQLite path or a postgresql:// URL."""
+    return app.config["DATABASE"]
+
+
+@pytest.fixture
+def worker(target, smtp):
+    """Give a worker process delivering to the test's SMTP server, on the app's own database."""
+    proc = start_worker(target, worker_env(smtp.url))
     yield proc
     stop_worker(proc)
 
 
-def staff(db_path, *args):
-    """Run scripts/incident.py as staff do; return its last line (an id for open)."""
-    done = run_script(INCIDENT, *args, "--db", db_path, env=worker_env(None))
+def staff(target, *args):
+    """Run scripts/incident.py as staff do (on a path or a URL); return its last line (an id for open)."""
+    done = run_script(INCIDENT, *args, "--db", target, env=worker_env(None))
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -63,7 +71,7 @@ def wait_about(inbox, address, incident_id, count, timeout=30.0):
     raise AssertionError(f"{len(about(inbox, address, incident_id))} of {count} messages about #{incident_id}")
 
 
-def test_subscribe_confirm_open_update_resolve_unsubscribe(client, db_path, smtp, worker):
+def test_subscribe_confirm_open_update_resolve_unsubscribe(client, target, smtp, worker):
     page = client.get("/towns/pechory?lang=ru")
     assert b'action="/subscriptions"' in page.data
     answer = client.post("/subscriptions", data={"town": "pechory", "services": ["internet"], "lang": "ru",
@@ -80,8 +88,8 @@ def test_subscribe_confirm_open_update_resolve_unsubscribe(client, db_path, smtp
     assert confirmed.status_code == 200 and confirmed.headers["Cache-Control"] == "no-store"
 
     # An incident elsewhere reaches nobody in Pechory.
-    elsewhere = staff(db_path, "open", "--title", "Нет ТВ в Пскове", "--service", "internet", "--town", "Pskov")
-    incident = staff(db_path, "open", "--title", "Нет интернета на ул. Ленина", "--service", "internet",
+    elsewhere = staff(target, "open", "--title", "Нет ТВ в Пскове", "--service", "internet", "--town", "Pskov")
+    incident = staff(target, "open", "--title", "Нет интернета на ул. Ленина", "--service", "internet",
                      "--town", "Печоры", "--message", "Бригада выехала")
     [opened] = wait_about(smtp.inbox, VISITOR, incident, 1)
     assert subject(opened).startswith("Печоры: Авария")
@@ -90,11 +98,11 @@ def test_subscribe_confirm_open_update_resolve_unsubscribe(client, db_path, smtp
     assert opened["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert opened["Content-Language"] == "ru"
 
-    staff(db_path, "update", incident, "--status", "identified", "--message", "Кабель перебит экскаватором",
+    staff(target, "update", incident, "--status", "identified", "--message", "Кабель перебит экскаватором",
           "--eta", "2030-01-01T12:00")
     [_, updated] = wait_about(smtp.inbox, VISITOR, incident, 2)
     assert "Причина найдена" in subject(updated) and "Кабель перебит" in body(updated)
-    staff(db_path, "resolve", incident, "--message", "Кабель срощен")
+    staff(target, "resolve", incident, "--message", "Кабель срощен")
     [*_, resolved] = wait_about(smtp.inbox, VISITOR, incident, 3)
     assert subject(resolved).startswith("Решено") and "Кабель срощен" in body(resolved)
 
@@ -109,8 +117,8 @@ def test_subscribe_confirm_open_update_resolve_unsubscribe(client, db_path, smtp
     done = fresh.post(link(resolved, "unsubscribe"), data="List-Unsubscribe=One-Click",
                       content_type="application/x-www-form-urlencoded")
     assert done.status_code == 200
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT count(*) FROM subscriptions WHERE address = ?", (VISITOR,)).fetchone()[0] == 0
-    again = staff(db_path, "open", "--title", "Снова нет интернета", "--service", "internet", "--town", "pechory")
+    with closing(statements.connect(target)) as conn:
+        assert VISITOR not in [row[0] for row in conn.execute("SELECT address FROM subscriptions")]
+    again = staff(target, "open", "--title", "Снова нет интернета", "--service", "internet", "--town", "pechory")
     time.sleep(3)
     assert about(smtp.inbox, VISITOR, again) == []

@@ -5,14 +5,13 @@ checks its times against the real clock too.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import feedparser
 import pytest
+from enginetools import engine_copy
 
 from portal import create_app
 from portal.config import GEODATA_DIR, ROOT
@@ -31,18 +30,20 @@ def live_template(tmp_path_factory):
 
 
 @pytest.fixture
-def live(live_template, tmp_path):
-    """Return (db_path, client) for an app on the real clock."""
-    path = tmp_path / "portal.sqlite"
-    shutil.copy(live_template, path)
-    client = create_app({"DATABASE": str(path), "TESTING": True}).test_client()
+def live(engine, live_template, tmp_path, request):
+    """Return (target, client): an app on the real clock over the test's own copy of the live demo.
+
+    The copy is on the engine under test: the target is a path or a postgresql:// URL.
+    """
+    target = engine_copy(engine, live_template, tmp_path, request)
+    client = create_app({"DATABASE": str(target), "TESTING": True}).test_client()
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return path, client
+    return target, client
 
 
-def staff(db_path: Path, *args: str) -> str:
+def staff(target, *args: str) -> str:
     """Run the staff script as a member of staff would; return its stdout."""
-    done = subprocess.run([sys.executable, str(SCRIPT), *args, "--db", str(db_path)],
+    done = subprocess.run([sys.executable, str(SCRIPT), *args, "--db", str(target)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -62,14 +63,14 @@ def part(text: str, element_id: str) -> str:
 
 
 def test_an_outage_from_the_shell_to_the_public_and_into_history(live):
-    db_path, client = live
+    target, client = live
     now = db.utcnow().replace(microsecond=0)
     started, identified, restored = now - timedelta(hours=2), now - timedelta(hours=1), now - timedelta(minutes=10)
     town = client.get("/api/v1/towns/pechory").get_json()
     assert "No known outage here." in part(page(client, "/towns/pechory"), "place-status")
 
     # Staff open the incident by the town's Russian name.
-    out = staff(db_path, "open", "--title", TITLE, "--service", "internet", "--town", "Печоры",
+    out = staff(target, "open", "--title", TITLE, "--service", "internet", "--town", "Печоры",
                 "--at", db.iso(started), "--message", "Subscribers in Pechory have no internet.",
                 "--author", "duty-engineer")
     incident_id = int(out.strip().splitlines()[-1])
@@ -88,14 +89,14 @@ def test_an_outage_from_the_shell_to_the_public_and_into_history(live):
     assert entry.title == f"{TITLE} — Investigating" and "Subscribers in Pechory" in entry.summary
 
     # An update, then the resolution, appear in the timeline.
-    staff(db_path, "update", str(incident_id), "--status", "identified", "--at", db.iso(identified),
+    staff(target, "update", str(incident_id), "--status", "identified", "--at", db.iso(identified),
           "--message", "The node lost power; an engineer is bringing a generator.",
           "--eta", db.iso(now + timedelta(hours=1)), "--author", "duty-engineer")
     detail = page(client, f"/incidents/{incident_id}")
     assert "an engineer is bringing a generator" in part(detail, "timeline")
     assert 'id="eta">' in detail and "Ongoing for 2 h" in detail
 
-    staff(db_path, "resolve", str(incident_id), "--at", db.iso(restored),
+    staff(target, "resolve", str(incident_id), "--at", db.iso(restored),
           "--message", "Mains power is back; service is restored.", "--author", "duty-engineer")
     detail = page(client, f"/incidents/{incident_id}")
     timeline = part(detail, "timeline")
@@ -119,13 +120,13 @@ def test_an_outage_from_the_shell_to_the_public_and_into_history(live):
 
 
 def test_a_refused_script_call_changes_nothing_the_public_sees(live):
-    db_path, client = live
+    target, client = live
     def public():
         found = client.get("/api/v1/incidents?status=all").get_json()["incidents"]
         return [(i["id"], i["status"], i["updated_at"]) for i in found]
 
     before = public()
-    done = subprocess.run([sys.executable, str(SCRIPT), "open", "--db", str(db_path), "--title", "X",
+    done = subprocess.run([sys.executable, str(SCRIPT), "open", "--db", str(target), "--title", "X",
                            "--service", "internet", "--town", "Atlantis", "--author", "duty-engineer"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode != 0 and "Atlantis" in done.stderr

@@ -9,8 +9,8 @@ next request, and every reporter who asked to be told is told when it is resolve
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 from mailserver import (
@@ -26,6 +26,7 @@ from mailserver import (
 )
 
 from portal import create_app
+from portal.data import statements
 from portal.listening import messages
 from tests.conftest import DEMO_NOW
 
@@ -34,10 +35,11 @@ REPORTERS = [f"r{n}@example.org" for n in range(3)]
 
 
 @pytest.fixture
-def app(db_path):
+def app(db_target):
+    """The app on the test's own copy of the demo database, on SQLite and on PostgreSQL."""
     return create_app(
         {
-            "DATABASE": str(db_path),
+            "DATABASE": str(db_target),
             "NOW": DEMO_NOW,
             "TESTING": True,
             "TRUSTED_PROXY_HOPS": 1,
@@ -64,9 +66,9 @@ def tap(app, n, **extra):
     return answer.json
 
 
-def staff(db_path, env, *args) -> str:
-    """Run scripts/incident.py as staff do; return its last line."""
-    done = run_script(INCIDENT, *args, "--db", db_path, env=env)
+def staff(target, env, *args) -> str:
+    """Run scripts/incident.py as staff do (on a path or a postgresql:// URL); return its last line."""
+    done = run_script(INCIDENT, *args, "--db", target, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -82,9 +84,9 @@ def wait_until(found, timeout=30.0):
     raise AssertionError("waited in vain")
 
 
-def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(app, db_path, smtp):
+def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(app, db_target, smtp):
     env = worker_env(smtp.url, PORTAL_STAFF_EMAIL=STAFF)
-    worker = start_worker(db_path, env)
+    worker = start_worker(db_target, env)
     try:
         seen = [
             tap(app, n, **({"email": REPORTERS[n], "lang": "en"} if n < 3 else {}))["last_hour"]
@@ -111,7 +113,7 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
 
         before = app.test_client().get("/api/v1/incidents?town=pskov&status=all").json["incidents"]
         assert all("reported by customers" not in i["title"] for i in before)  # a draft is not public
-        incident_id = int(staff(db_path, env, "confirm", draft_id))
+        incident_id = int(staff(db_target, env, "confirm", draft_id))
         # Public on the next request, with how many reported it.
         listed = app.test_client().get("/api/v1/incidents?town=pskov&service=internet").json["incidents"]
         assert incident_id in [i["id"] for i in listed]
@@ -123,7 +125,8 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
         for address in REPORTERS:
             wait_until(lambda a=address: [m for m in smtp.inbox.to(a) if f"/incidents/{incident_id}" in body(m)])
 
-        staff(db_path, env, "resolve", incident_id, "--message", "The cabinet on Oktyabrsky has power again")
+        staff(db_target, env, "resolve", incident_id,
+              "--message", "The cabinet on Oktyabrsky has power again")
         for address in REPORTERS:
             told = wait_until(
                 lambda a=address: [m for m in smtp.inbox.to(a) if subject(m).startswith("Resolved")]
@@ -137,22 +140,22 @@ def test_forty_in_pskov_staff_told_confirm_public_and_reporters_told_of_the_end(
     assert len(ids) == len(set(ids))
 
 
-def test_staff_notice_survives_a_killed_worker_and_is_sent_once(app, db_path, smtp):
+def test_staff_notice_survives_a_killed_worker_and_is_sent_once(app, db_target, smtp):
     staff_env = worker_env(smtp.url, PORTAL_STAFF_EMAIL=f"{STAFF}, duty@example.org")
     for n in range(12):
         tap(app, n)  # no worker yet: the notice waits in the outbox
-    with sqlite3.connect(db_path) as conn:
-        [(event_id, kind)] = conn.execute(
-            "SELECT id, kind FROM outbox WHERE kind = 'draft_opened'"
-        ).fetchall()
+    with closing(statements.connect(db_target)) as conn:
+        [(event_id, kind)] = [
+            tuple(row) for row in conn.execute("SELECT id, kind FROM outbox WHERE kind = 'draft_opened'")
+        ]
     smtp.inbox.hold_at(1)  # the first notice waits inside DATA; the worker is killed there
-    first = start_worker(db_path, staff_env)
+    first = start_worker(db_target, staff_env)
     try:
         assert smtp.inbox.held.wait(30)
     finally:
         stop_worker(first, kill=True)
     smtp.inbox.release()
-    second = start_worker(db_path, staff_env)
+    second = start_worker(db_target, staff_env)
     try:
         wait_until(lambda: len(smtp.inbox.messages) >= 2)
         time.sleep(1.5)
@@ -160,22 +163,23 @@ def test_staff_notice_survives_a_killed_worker_and_is_sent_once(app, db_path, sm
         stop_worker(second)
     got = sorted((m["To"], m["Message-ID"]) for m in smtp.inbox.messages)
     assert [to for to, _ in got] == ["duty@example.org", STAFF]
-    with sqlite3.connect(db_path) as conn:
-        ids = dict(conn.execute("SELECT address, id FROM subscriptions WHERE staff").fetchall())
+    with closing(statements.connect(db_target)) as conn:
+        staff_rows = conn.execute("SELECT address, id FROM subscriptions WHERE staff <> 0")
+        ids = dict(tuple(row) for row in staff_rows)
         assert (
             conn.execute(
-                "SELECT count(*) FROM subscriptions WHERE staff AND confirmed_at IS NULL"
+                "SELECT count(*) FROM subscriptions WHERE staff <> 0 AND confirmed_at IS NULL"
             ).fetchone()[0]
             == 0
         )
     assert {mid for _, mid in got} == {messages.message_id(event_id, ids[a], "localhost") for a in ids}
     assert all("12" in body(m) for m in smtp.inbox.messages)
     # Staff recipients are not subscribers: the public counts never show them.
-    counts = run_script(INCIDENT.parent / "subscribers.py", "counts", "--db", db_path, env=staff_env)
+    counts = run_script(INCIDENT.parent / "subscribers.py", "counts", "--db", db_target, env=staff_env)
     assert STAFF not in counts.stdout and "staff" not in counts.stdout
 
 
-def test_a_staff_webhook_gets_the_draft_as_json(app, db_path):
+def test_a_staff_webhook_gets_the_draft_as_json(app, db_target):
     from mailserver import WebhookReceiver
 
     hook = WebhookReceiver()
@@ -183,7 +187,7 @@ def test_a_staff_webhook_gets_the_draft_as_json(app, db_path):
     try:
         for n in range(10):
             tap(app, n)
-        done = run_script(INCIDENT.parent / "notify.py", "run", "--once", "--db", db_path, env=env)
+        done = run_script(INCIDENT.parent / "notify.py", "run", "--once", "--db", db_target, env=env)
         assert done.returncode == 0, done.stderr
         [got] = hook.received
         assert got["json"]["type"] == "draft.opened"

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def app(db_path):
-    return create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True, "TRUSTED_PROXY_HOPS": 1})
+def app(db_target):
+    """The app on the test's own copy of the demo database, on SQLite and on PostgreSQL."""
+    return create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "TESTING": True, "TRUSTED_PROXY_HOPS": 1})
 
 
 def form_of(html: str) -> str:
@@ -85,9 +86,10 @@ def test_bad_fields_and_other_sites_are_refused_on_the_page(app):
     assert elsewhere.status_code == 403
 
 
-def staff(db_path, *args) -> str:
+def staff(target, *args) -> str:
+    """Run scripts/incident.py on the database (a path or a postgresql:// URL); return its last line."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "incident.py"), *map(str, args), "--db", str(db_path)],
+        [sys.executable, str(ROOT / "scripts" / "incident.py"), *map(str, args), "--db", str(target)],
         capture_output=True,
         text=True,
         cwd=ROOT.parent,
@@ -96,10 +98,10 @@ def staff(db_path, *args) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_during_an_incident_the_answer_is_the_incident_and_it_shows_how_many_reported(app, db_path):
+def test_during_an_incident_the_answer_is_the_incident_and_it_shows_how_many_reported(app):
     incident = int(
         staff(
-            db_path,
+            app.config["DATABASE"],
             "open",
             "--title",
             "No TV in Pechory",

@@ -3,37 +3,42 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from enginetools import contents
 
 from portal import create_app
+from portal.data import statements
 from tests.conftest import DEMO_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "incident.py"
 
 
-def run(db_path, *args):
-    """Run the staff script in a real process, as staff would."""
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args), "--db", str(db_path)],
+def run(target, *args):
+    """Run the staff script in a real process, as staff would (on a path or a postgresql:// URL)."""
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args), "--db", str(target)],
                           capture_output=True, text=True, cwd=ROOT.parent,
                           env={**os.environ, "PORTAL_AUTHOR": "anna"})
 
 
-def digest(path) -> str:
-    """Hash the database file and its write-ahead log: a refusal must leave both as they were."""
-    wal = Path(f"{path}-wal")
-    return hashlib.sha256(Path(path).read_bytes() + (wal.read_bytes() if wal.exists() else b"")).hexdigest()
+def snapshot(target):
+    """Return what a refusal must leave as it was: the SQLite file and its log, or every PostgreSQL row."""
+    if "://" in str(target):
+        return contents(target)
+    wal = Path(f"{target}-wal")
+    return hashlib.sha256(Path(target).read_bytes() + (wal.read_bytes() if wal.exists() else b"")).hexdigest()
 
 
 @pytest.fixture
-def app(db_path):
-    return create_app({"DATABASE": str(db_path), "NOW": DEMO_NOW, "TESTING": True, "TRUSTED_PROXY_HOPS": 1,
-                       "MAIL_DIR": str(Path(db_path).parent / "mail")})
+def app(db_target, tmp_path):
+    """The app on the test's own copy of the demo database, on SQLite and on PostgreSQL."""
+    return create_app({"DATABASE": str(db_target), "NOW": DEMO_NOW, "TESTING": True, "TRUSTED_PROXY_HOPS": 1,
+                       "MAILDIR": str(tmp_path / "mail")})
 
 
 def tap(app, n, **extra):
@@ -41,17 +46,17 @@ def tap(app, n, **extra):
                                   headers={"X-Forwarded-For": f"10.{n}.3.{n}"})
 
 
-def test_forty_reports_draft_staff_confirm_and_it_is_public(app, db_path):
+def test_forty_reports_draft_staff_confirm_and_it_is_public(app, db_target):
     counts = [tap(app, n, **({"email": f"r{n}@example.org"} if n < 3 else {})).json["last_hour"]
               for n in range(40)]
     assert counts == list(range(1, 41))
-    listed = run(db_path, "drafts")
+    listed = run(db_target, "drafts")
     assert listed.returncode == 0, listed.stderr
     line = next(row for row in listed.stdout.splitlines() if "pskov" in row)
     draft_id, state, *_rest = line.split()
     assert state == "draft" and " 40 " in f" {line} "
 
-    confirmed = run(db_path, "confirm", draft_id)
+    confirmed = run(db_target, "confirm", draft_id)
     assert confirmed.returncode == 0, confirmed.stderr
     incident_id = int(confirmed.stdout.strip().splitlines()[-1])
     client = app.test_client()
@@ -69,33 +74,34 @@ def test_forty_reports_draft_staff_confirm_and_it_is_public(app, db_path):
     later = tap(app, 77).json
     assert later["incident"]["id"] == incident_id and later["reported"] == 41
     # Reporters who left an e-mail have a pending subscription to Pskov's internet (double opt-in).
-    conn = sqlite3.connect(db_path)
-    subs = conn.execute("SELECT town, services, confirmed_at FROM subscriptions ORDER BY id").fetchall()
-    assert subs == [("pskov", 1, None)] * 3
-    assert conn.execute("SELECT count(*) FROM outbox WHERE incident_id = ? AND kind = 'opened'",
-                        (incident_id,)).fetchone()[0] == 1
+    with closing(statements.connect(db_target)) as conn:
+        subs = conn.execute("SELECT town, services, confirmed_at FROM subscriptions ORDER BY id")
+        assert [tuple(row) for row in subs] == [("pskov", 1, None)] * 3
+        opened = [row[0] for row in conn.execute("SELECT incident_id FROM outbox WHERE kind = 'opened'")]
+        assert opened.count(incident_id) == 1
     # Deciding the same draft again is refused and changes nothing.
-    before = digest(db_path)
-    again = run(db_path, "dismiss", draft_id, "--reason", "late")
+    before = snapshot(db_target)
+    again = run(db_target, "dismiss", draft_id, "--reason", "late")
     assert again.returncode == 2 and "already confirmed" in again.stderr and "Traceback" not in again.stderr
-    assert digest(db_path) == before
+    assert snapshot(db_target) == before
 
 
-def test_dismiss_with_reason_and_refusals(app, db_path):
+def test_dismiss_with_reason_and_refusals(app, db_target):
     for n in range(12):
         tap(app, n)
-    (draft_id,) = sqlite3.connect(db_path).execute("SELECT id FROM report_drafts").fetchone()
-    before = digest(db_path)
+    with closing(statements.connect(db_target)) as conn:
+        (draft_id,) = conn.execute("SELECT id FROM report_drafts").fetchone()
+    before = snapshot(db_target)
     for args, words in ((("confirm", 999), "draft 999 does not exist"),
                         (("dismiss", draft_id, "--reason", "  "), "--reason is empty"),
                         (("dismiss", draft_id), "--reason")):
-        refused = run(db_path, *args)
+        refused = run(db_target, *args)
         assert refused.returncode == 2 and words in refused.stderr, refused.stderr
-        assert digest(db_path) == before
-    done = run(db_path, "dismiss", draft_id, "--reason", "A single building, known fault")
+        assert snapshot(db_target) == before
+    done = run(db_target, "dismiss", draft_id, "--reason", "A single building, known fault")
     assert done.returncode == 0, done.stderr
-    assert run(db_path, "drafts").stdout.strip() == "no open drafts"
-    everything = run(db_path, "drafts", "--all").stdout
+    assert run(db_target, "drafts").stdout.strip() == "no open drafts"
+    everything = run(db_target, "drafts", "--all").stdout
     assert "dismissed: A single building, known fault" in everything
     public = app.test_client().get("/api/v1/incidents?status=all").get_data(as_text=True)
     assert "reported by customers" not in public
