@@ -9,19 +9,74 @@ row) and then copied *into* the live database with SQLite's backup API: one comm
 a rebuild (``portal.data.build``). Every reader sees the old data or the restored data,
 never a mix, and every worker notices the change on its next request. The live data is
 saved first, so a restore can itself be undone.
+
+A PostgreSQL portal (a ``postgresql://`` URL) is backed up to the same kind of file, and
+restored from one, by ``migrate_db``'s checked copy (``portal.data.transfer``): the backup is read
+in one snapshot (``REPEATABLE READ``); the restore writes the stamped work file into the
+database in one transaction, so readers see the old data or the restored data, never a mix
+(they wait for the copy's commit). A backup file restores onto either engine.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import uuid
 from pathlib import Path
 
 from portal.data import audit, db
+from portal.data.engines import describe, is_postgres
 
 
 class RestoreRefused(ValueError):
     """The backup cannot be restored; the message says why and what would be right. Nothing was changed."""
+
+
+class BackupFailed(RuntimeError):
+    """The copy could not be made or failed its check; nothing was written at the destination."""
+
+
+def take_backup(source: str | Path, dest: Path) -> int:
+    """Copy the live database (an SQLite file or a PostgreSQL URL) to the file ``dest``; return its revision.
+
+    One consistent snapshot, taken while the portal serves and staff write. The copy appears
+    at ``dest`` only once finished and checked (never half-written); an existing ``dest`` is replaced.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        if is_postgres(str(source)):
+            from portal.data import transfer
+
+            try:
+                transfer.move(str(source), str(partial))  # counts and geometries checked
+            except (transfer.Refusal, transfer.CopyFailed) as exc:
+                raise BackupFailed(f"the copy of {describe(str(source))} failed ({exc})") from None
+        else:
+            live = db.connect_readonly(source)
+            try:
+                out = sqlite3.connect(partial)
+                try:
+                    live.backup(out)  # readers and writers carry on; the copy is one snapshot
+                    out.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+                finally:
+                    out.close()
+            finally:
+                live.close()
+        conn = sqlite3.connect(partial)
+        try:
+            ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            revision = db.revision(conn)
+        finally:
+            conn.close()
+        if ok != "ok":
+            raise BackupFailed(f"the copy failed SQLite's integrity check ({ok})")
+        partial.replace(dest)
+        return revision
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_backup(path: Path) -> int:
@@ -58,6 +113,8 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
     ``keep``: where to save the live data first (a consistent copy, like scripts/backup.py);
     None saves nothing. A missing ``live`` is refused unless ``create``.
     """
+    if is_postgres(str(live)):
+        return _restore_postgres(Path(backup), str(live), author=author, keep=keep)
     backup, live = Path(backup), Path(live)
     backed_up_revision = check_backup(backup)
     if backup.resolve() == live.resolve():
@@ -90,13 +147,7 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
         target = sqlite3.connect(live, timeout=30)
         try:
             if keep is not None:
-                keep.parent.mkdir(parents=True, exist_ok=True)
-                saved = sqlite3.connect(keep)
-                try:
-                    target.backup(saved)
-                    saved.execute("PRAGMA journal_mode=DELETE")
-                finally:
-                    saved.close()
+                take_backup(live, keep)
             # A write landing between this read and the copy may take the same revision number;
             # the new build id keeps the two apart (caches are keyed by ``db.data_key``).
             _stamp(work, after=db.revision(target), backup=backup, author=author, revision=backed_up_revision)
@@ -113,6 +164,43 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
     finally:
         for leftover in (work, *_wal_files(work)):
             leftover.unlink(missing_ok=True)
+
+
+def _restore_postgres(backup: Path, url: str, *, author: str, keep: Path | None) -> dict:
+    """Restore a backup file into a PostgreSQL portal: the stamped work file copied in, one transaction."""
+    from portal.data import statements, transfer
+
+    backed_up_revision = check_backup(backup)
+    if keep is not None and keep.exists():
+        raise RestoreRefused(f"{keep} already exists; the live data would be saved there: give a new name")
+    try:
+        conn = statements.connect(url)
+    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
+        raise RestoreRefused(f"cannot open {describe(url)} ({str(exc).strip().splitlines()[0]})") from None
+    try:
+        found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0]
+        live_revision = db.revision(conn) if found is not None else 0
+    finally:
+        conn.close()
+    with tempfile.TemporaryDirectory(prefix="portal-restore-") as folder:
+        work = Path(folder) / "restoring.sqlite"
+        _copy(backup, work)
+        db.migrate(work)  # a backup from an older version gets today's schema
+        if keep is not None:
+            try:
+                take_backup(url, keep)
+            except BackupFailed as exc:
+                raise RestoreRefused(f"the live data could not be saved first ({exc}); nothing was restored"
+                                     ) from None
+        # A write landing between the read of the revision and the copy may take the same number;
+        # the new build id keeps the two apart (caches are keyed by ``db.data_key``).
+        _stamp(work, after=live_revision, backup=backup, author=author, revision=backed_up_revision)
+        try:
+            transfer.move(str(work), url, replace=True)
+        except (transfer.Refusal, transfer.CopyFailed) as exc:
+            raise RestoreRefused(f"the restore into {describe(url)} failed and changed nothing ({exc})"
+                                 ) from None
+    return {"revision": live_revision + 1, "backup_revision": backed_up_revision, "kept": keep}
 
 
 def _copy(source: Path, dest: Path) -> None:
