@@ -187,15 +187,18 @@ def _what_and_where(func):
     return func
 
 
-def _place_in_words(func):
-    """Add --where and --where-en: the affected place in words (streets, buildings)."""
-    for option in reversed([
-        click.option("--where", help="The affected place in words, e.g. streets and houses (default: the"
-                                     " names column of the --area file, if it has one)." + LANG_HELP),
-        click.option("--where-en", help="The affected place in words, in English."),
-    ]):
-        func = option(func)
-    return func
+def _in_two_languages(name: str, text: str, english: str, required: bool = False):
+    """Add --NAME (a public text in the region's language, or English) and --NAME-en (English beside it)."""
+    def add(func):
+        func = click.option(f"--{name}-en", help=english)(func)
+        return click.option(f"--{name}", required=required, help=text + LANG_HELP)(func)
+    return add
+
+
+# The affected place in words (streets, buildings).
+_place_in_words = _in_two_languages(
+    "where", "The affected place in words, e.g. streets and houses (default: the names column of the --area"
+    " file, if it has one).", "The affected place in words, in English.")
 
 
 @click.group(epilog=_example("group"))
@@ -209,17 +212,15 @@ def main() -> None:
 
 @main.command("open", epilog=_example("open"))
 @db_option
-@click.option("--title", required=True, help="Public headline." + LANG_HELP)
-@click.option("--title-en", help="The headline in English.")
+@_in_two_languages("title", "Public headline.", "The headline in English.", required=True)
 @_what_and_where
 @_place_in_words
 @click.option("--kind", type=click.Choice(["outage", "degraded"]), default="outage", show_default=True)
 @click.option("--at", help="When it started. " + TIMES_HELP + " Default: now.")
 @click.option("--eta", help="Expected restoration. " + TIMES_HELP)
-@click.option("--message", help="First public update (default: the title)." + LANG_HELP)
-@click.option("--message-en", help="The first update in English.")
-@click.option("--cause", help="Cause, when already known." + LANG_HELP)
-@click.option("--cause-en", help="The cause in English.")
+@_in_two_languages("message", "First public update (default: the title).",
+                   "The first update in English.")
+@_in_two_languages("cause", "Cause, when already known.", "The cause in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def open_command(db_path, title, title_en, services, towns, areas, where, where_en, kind, at, eta, message,
                  message_en, cause, cause_en, author):
@@ -246,12 +247,10 @@ def open_command(db_path, title, title_en, services, towns, areas, where, where_
 @click.argument("incident_id", type=int)
 @click.option("--status", required=True,
               help="investigating, identified, monitoring or resolved (maintenance: as its window says).")
-@click.option("--message", required=True, help="Public text of the update." + LANG_HELP)
-@click.option("--message-en", help="The update in English.")
+@_in_two_languages("message", "Public text of the update.", "The update in English.", required=True)
 @click.option("--at", help="When it happened. " + TIMES_HELP + " Default: now.")
 @click.option("--eta", help="New expected restoration (the old one is kept in the history). " + TIMES_HELP)
-@click.option("--cause", help="Cause, once found." + LANG_HELP)
-@click.option("--cause-en", help="The cause in English.")
+@_in_two_languages("cause", "Cause, once found.", "The cause in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def update_command(db_path, incident_id, status, message, message_en, at, eta, cause, cause_en, author):
     """Add a public update to an incident: new status, message, ETA or cause."""
@@ -266,8 +265,7 @@ def update_command(db_path, incident_id, status, message, message_en, at, eta, c
 @main.command("resolve", epilog=_example("resolve"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--message", required=True, help="Closing public text." + LANG_HELP)
-@click.option("--message-en", help="The closing text in English.")
+@_in_two_languages("message", "Closing public text.", "The closing text in English.", required=True)
 @click.option("--at", help="When service was restored. " + TIMES_HELP + " Default: now.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def resolve_command(db_path, incident_id, message, message_en, at, author):
@@ -281,14 +279,12 @@ def resolve_command(db_path, incident_id, message, message_en, at, author):
 
 @main.command("maintenance", epilog=_example("maintenance"))
 @db_option
-@click.option("--title", required=True, help="Public headline." + LANG_HELP)
-@click.option("--title-en", help="The headline in English.")
+@_in_two_languages("title", "Public headline.", "The headline in English.", required=True)
 @_what_and_where
 @_place_in_words
 @click.option("--start", required=True, help="Window start. " + TIMES_HELP)
 @click.option("--end", required=True, help="Window end. " + TIMES_HELP)
-@click.option("--message", help="Public text (default: the title)." + LANG_HELP)
-@click.option("--message-en", help="The public text in English.")
+@_in_two_languages("message", "Public text (default: the title).", "The public text in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def maintenance_command(db_path, title, title_en, services, towns, areas, where, where_en, start, end,
                         message, message_en, author):
@@ -310,15 +306,12 @@ def maintenance_command(db_path, title, title_en, services, towns, areas, where,
 @main.command("edit", epilog=_example("edit"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--title", help="Corrected public headline." + LANG_HELP)
-@click.option("--title-en", help="Corrected (or first) English headline.")
-@click.option("--message", help="Corrected text of an update (the latest unless --update says which)."
-              + LANG_HELP)
-@click.option("--message-en", help="Corrected (or first) English text of that update.")
+@_in_two_languages("title", "Corrected public headline.", "Corrected (or first) English headline.")
+@_in_two_languages("message", "Corrected text of an update (the latest unless --update says which).",
+                   "Corrected (or first) English text of that update.")
 @click.option("--update", "update_number", type=int,
               help="Which update --message corrects: its number in `show` (1 is the first).")
-@click.option("--cause", help="Corrected cause." + LANG_HELP)
-@click.option("--cause-en", help="Corrected (or first) English cause.")
+@_in_two_languages("cause", "Corrected cause.", "Corrected (or first) English cause.")
 @_place_in_words
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def edit_command(db_path, incident_id, title, title_en, message, message_en, update_number, cause, cause_en,
@@ -339,9 +332,8 @@ def edit_command(db_path, incident_id, title, title_en, message, message_en, upd
 @main.command("cancel", epilog=_example("cancel"))
 @db_option
 @click.argument("incident_id", type=int)
-@click.option("--message", required=True, help="Public text: why the work is called off, what comes next."
-              + LANG_HELP)
-@click.option("--message-en", help="The same in English.")
+@_in_two_languages("message", "Public text: why the work is called off, what comes next.",
+                   "The same in English.", required=True)
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def cancel_command(db_path, incident_id, message, message_en, author):
     """Call off a planned maintenance window that has not begun (it stays in the history as cancelled)."""
@@ -446,12 +438,10 @@ def drafts_command(db_path, show_all):
 @main.command("confirm", epilog=_example("confirm"))
 @db_option
 @click.argument("draft_id", type=int)
-@click.option("--title", help="Public headline (default, in both languages: 'Internet down in TOWN (reported by"
-                               " customers)')." + LANG_HELP)
-@click.option("--title-en", help="The headline in English.")
-@click.option("--message", help="First public update (default, in both languages: how many reported it)."
-                                + LANG_HELP)
-@click.option("--message-en", help="The first update in English.")
+@_in_two_languages("title", "Public headline (default, in both languages: 'Internet down in TOWN (reported by"
+                   " customers)').", "The headline in English.")
+@_in_two_languages("message", "First public update (default, in both languages: how many reported it).",
+                   "The first update in English.")
 @click.option("--author", default=author_default, show_default="$PORTAL_AUTHOR or login name")
 def confirm_command(db_path, draft_id, title, title_en, message, message_en, author):
     """Publish a draft as a normal incident; its id alone on the last line."""
