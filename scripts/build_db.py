@@ -7,10 +7,11 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import click
-from cli import db_option
+from cli import Refused, db_option
 
 from portal.config import GEODATA_DIR
 from portal.data import build
+from portal.data.engines import describe
 
 
 @click.command()
@@ -20,7 +21,8 @@ from portal.data import build
 def main(db_path: Path, geodata: Path) -> None:
     """Rebuild the database from geodata/, replacing the data in the file at --db (or creating it).
 
-    The one script that makes a new database where --db names none.
+    The one script that makes a new database where --db names none. --db may be a postgresql://
+    URL: an empty database, or one holding a portal, which is replaced.
 
     The new database is built beside the old one and then copied in as one commit,
     so a running portal serves the old data until the new data is complete, and every
@@ -30,8 +32,11 @@ def main(db_path: Path, geodata: Path) -> None:
 
         python scripts/build_db.py --db instance/portal.sqlite
     """
-    build.build_database(db_path, geodata)
-    click.echo(f"built {db_path}")
+    try:
+        build.build_database(db_path, geodata)
+    except build.BuildRefused as exc:
+        raise Refused(f"--db {describe(str(db_path))}: {exc}.") from None
+    click.echo(f"built {describe(str(db_path))}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,29 @@
 """Rebuilding the database while it is read: the new content is copied in as one commit.
 
-A rebuild replaces an SQLite file (``scripts/build_db.py``): those tests are SQLite's. The first
-start, which gives a missing portal the demo (``build.ensure_database``: an SQLite file made, or
-an empty PostgreSQL database filled by ``ensure_postgres``), is tested on both engines.
+A rebuild of an SQLite file (``scripts/build_db.py``) has tests of the file's own (its write-ahead
+log, a file that is no database); a rebuild of a PostgreSQL portal is copied in by ``migrate_db``'s
+copy in one transaction. The first start, which gives a missing portal the demo
+(``build.ensure_database``: an SQLite file made, or an empty PostgreSQL database filled by
+``ensure_postgres``), is tested on both engines.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
+import pytest
 from enginetools import contents, counts, missing_database
 
 from portal import create_app
 from portal.config import GEODATA_DIR
 from portal.data import build, db
+from portal.data import statements as sql
 from portal.incidents import writes as incidents
 
 
@@ -136,3 +144,58 @@ def test_nodes_starting_at_once_build_the_demo_once(engine, tmp_path, request, d
         built = list(pool.map(lambda _: build.ensure_database(target, GEODATA_DIR), range(2)))
     assert sorted(built) == [False, True]
     assert _rows(counts(target)) == _rows(counts(demo_db_template))  # one demo, not two
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_db(*args) -> subprocess.CompletedProcess:
+    """Run scripts/build_db.py as staff do, from a folder of its own (nothing may be written there)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_db.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=os.getcwd(), timeout=600)
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_build_db_rebuilds_a_postgresql_portal_in_one_commit_continuing_its_revision(engine, pg_url, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with closing(db.connect_readonly(pg_url)) as reader:
+        first = dict(db.get_meta(reader))
+    opened = incidents.open_incident(pg_url, title="Fibre cut", services=["internet"], towns=["pechory"],
+                                     author="test")
+    done = build_db("--db", pg_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"built {pg_url}"
+    with closing(db.connect_readonly(pg_url)) as reader:
+        meta = db.get_meta(reader)
+    assert meta["build_id"] != first["build_id"]
+    assert int(meta["revision"]) == int(first["revision"]) + 2  # the write, then the rebuild: never reused
+    with closing(sql.connect(pg_url)) as conn:
+        assert conn.execute(f"SELECT count(*) FROM incidents WHERE id = {int(opened)}").fetchone()[0] == 0
+    assert list(tmp_path.iterdir()) == []  # built in a temporary folder, not in the working one
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_build_db_fills_an_empty_postgresql_database(engine, tmp_path, request, demo_db_template):
+    target = missing_database(engine, tmp_path, request)
+    done = build_db("--db", target)
+    assert done.returncode == 0, done.stderr
+    assert _rows(counts(target)) == _rows(counts(demo_db_template))
+
+
+def test_build_db_refuses_a_database_it_cannot_reach_or_replace_and_changes_nothing(pg_url, pg_server,
+                                                                                  tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with closing(sql.connect(pg_url)) as conn:
+        conn.execute("CREATE TABLE invoices (id bigint)")  # not the portal's: never dropped
+    before = contents(pg_url)
+    for target, said in ((pg_url, "not the portal's"),
+                         (f"postgresql://bench@/no_such_db?host={pg_server}", "cannot connect"),
+                         ("mysql://bench@localhost/portal", "give an SQLite file or a postgresql:// URL")):
+        refused = build_db("--db", target)
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        assert refused.stderr.startswith("Error: --db ") and len(refused.stderr.strip().splitlines()) == 1
+    assert contents(pg_url) == before
+    with closing(sql.connect(pg_url)) as conn:
+        assert conn.execute("SELECT to_regclass('public.invoices')").fetchone()[0] is not None
+    assert list(tmp_path.iterdir()) == []

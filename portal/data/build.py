@@ -17,14 +17,17 @@ from portal.incidents import demo as demo_incidents
 BUILD_AUTHOR = "build_db"
 
 
-def build_database(path: Path, geodata_dir: Path = GEODATA_DIR, now: datetime | None = None) -> None:
+def build_database(path: Path | str, geodata_dir: Path = GEODATA_DIR, now: datetime | None = None) -> None:
     """Write a fresh database at ``path`` from ``geodata_dir`` (replacing any database there).
 
     The database is built beside the target. A new target is that file moved into place
     (after removing any ``-wal``/``-shm`` a deleted database left there); an existing one gets
     the new content copied in (``_copy_into``), so a portal that is serving sees the old data
-    or the new, never a half-built database.
+    or the new, never a half-built database. A ``postgresql://`` URL: ``_build_into_postgres``.
     """
+    if "://" in str(path):
+        _build_into_postgres(str(path), Path(geodata_dir), now)
+        return
     path = Path(path)
     geodata_dir = Path(geodata_dir)
     now = now or db.utcnow()
@@ -109,6 +112,49 @@ def _copy_into(built: Path, path: Path) -> bool:
     return True
 
 
+class BuildRefused(RuntimeError):
+    """A PostgreSQL database the build cannot reach or replace; the message says why. Nothing was changed."""
+
+
+def _build_into_postgres(url: str, geodata_dir: Path, now: datetime | None = None) -> None:
+    """Build in a temporary file and copy it into PostgreSQL in one transaction (replacing a portal there).
+
+    As ``_copy_into`` does on SQLite: readers see the old data or the new, and the revision
+    continues from the old portal's. The build lock keeps a node's first start from building
+    the demo at the same time.
+    """
+    import tempfile
+
+    from portal.data import statements, transfer
+    from portal.data.engines import describe, is_postgres
+
+    if not is_postgres(url):
+        raise BuildRefused("give an SQLite file or a postgresql:// URL")
+    with tempfile.TemporaryDirectory(prefix="portal-build-") as folder:
+        built = Path(folder) / "portal.sqlite"
+        build_database(built, geodata_dir, now)
+        try:
+            conn = statements.connect_postgres(url)
+        except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
+            raise BuildRefused(f"cannot connect to {describe(url)} ({str(exc).strip().splitlines()[0]})"
+                               ) from None
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
+            found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None
+            source = sqlite3.connect(built)
+            try:
+                with source:
+                    db.bump_revision(source, after=db.revision(conn) if found else 0)
+            finally:
+                source.close()
+            try:
+                transfer.move(str(built), url, replace=True)
+            except (transfer.Refusal, transfer.CopyFailed) as exc:
+                raise BuildRefused(str(exc)) from None
+        finally:
+            conn.close()
+
+
 def _read(file: Path, kind: str):
     """Read one shipped layer, refusing it whole if any feature is unusable."""
     read = imports.read_layer(file, kind)
@@ -175,7 +221,7 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
         with tempfile.TemporaryDirectory(prefix="portal-demo-") as folder:
             demo = Path(folder) / "portal.sqlite"
             build_database(demo, geodata_dir)
-            transfer.move(str(demo), url)
+            transfer.move(str(demo), url)  # refuses a database that holds other tables
         portable.reference()  # the statements need it anyway: made while the lock is held
         return True
     finally:

@@ -147,7 +147,7 @@ def _refuse_nonempty(found: dict[str, int], target: str, replace: bool, ref: Ref
     foreign = [t for t in found if t not in ref.metadata.tables]
     if foreign:
         raise Refusal(f"{describe(target)} holds tables that are not the portal's ({', '.join(foreign)});"
-                      " --replace replaces a portal database only")
+                      " only a portal database is replaced")
 
 
 def _to_postgres(copy: TableCopy, target: str, replace: bool) -> list[Count]:
