@@ -41,8 +41,8 @@ def import_command(kind: str):
                   help=f"Allow the file to remove more than {imports.MAX_REMOVED_SHARE:.0%} of the live"
                        " layer's features: it really is the whole new layer.")
     @click.option("--create", is_flag=True,
-                  help="Make a new, empty portal database at --db when there is none (otherwise a missing"
-                       " --db is refused).")
+                  help="Make a new, empty portal database at --db when there is none, or in an empty"
+                       " PostgreSQL database (otherwise a missing --db is refused).")
     @db_option(must_exist=False)
     def command(file, mapping, dry_run, skip_invalid, author, as_of, progress, replace_all, create, db_path):
         if as_of is not None:
@@ -50,8 +50,9 @@ def import_command(kind: str):
                 datetime.fromisoformat(as_of.replace("Z", "+00:00"))
             except ValueError:
                 raise Refused(f"--as-of {as_of!r} is not an ISO 8601 date (e.g. 2025-06-30).")
-        if not (create and not isinstance(db_path, str) and not db_path.exists()):  # str: a URL
-            require_database(db_path)
+        url = isinstance(db_path, str)
+        if not (create and (url or not db_path.exists())):
+            require_database(db_path)  # with --create, a URL is checked by the import (an empty database)
         try:
             result = imports.import_layer(
                 db_path, kind, file, mapping=mapping, dry_run=dry_run, skip_invalid=skip_invalid,

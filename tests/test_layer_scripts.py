@@ -13,7 +13,7 @@ import geopandas as gpd
 import pytest
 import shapely
 from dbtools import database_with_towns, dump
-from enginetools import contents, engine_copy
+from enginetools import contents, engine_copy, missing_database
 from test_imports import ALPHA, BETA, coverage, live_rows, two_towns  # noqa: F401 -- two_towns: a fixture
 
 from portal.config import ROOT
@@ -64,8 +64,9 @@ def live_coverage(path) -> list:
 @pytest.mark.parametrize("script", ["import_coverage.py", "import_towns.py", "layers.py",
                                     "export_layers.py", "backup.py"])
 def test_help_ends_with_an_example(script):
-    out = run(script, "--help", check=0).stdout.rstrip().splitlines()
-    assert out[-2].strip() == "Example:" and out[-1].strip().startswith(f"python scripts/{script}")
+    out = [line.strip() for line in run(script, "--help", check=0).stdout.rstrip().splitlines()]
+    examples = out[out.index("Example:") + 1:]  # one command to copy, or one per engine
+    assert examples and all(line.startswith(f"python scripts/{script}") for line in examples)
 
 
 def test_import_dry_run_then_import_then_rollback(target, tmp_path):
@@ -131,12 +132,37 @@ def test_unreadable_file_message(target, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and contents(target) == before
 
 
-def test_import_creates_a_missing_database_only_when_asked(tmp_path):
-    target = tmp_path / "instance" / "portal.sqlite"
+def _tables(target) -> int:
+    """Return how many tables a database holds (a missing file holds none)."""
+    if "://" not in str(target):
+        return len(contents(target)) if Path(target).exists() else 0
+    with closing(sql.connect(target)) as conn:
+        return conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+
+
+def test_import_creates_a_missing_database_only_when_asked(engine, tmp_path, request):
+    # A file not there yet, or an empty PostgreSQL database (made by its administrator).
+    target = missing_database(engine, tmp_path / "instance", request)
     refused = run("import_coverage.py", write_coverage(tmp_path / "c.geojson"), "--db", target, check=2)
-    assert f"--db {target}: no such file" in refused.stderr and not target.parent.exists()
+    said = f"--db {target}: no such file" if engine == "sqlite" else "is not a portal database"
+    assert said in refused.stderr, refused.stderr
+    assert not (tmp_path / "instance").exists() and _tables(target) == 0
+    dry = run("import_coverage.py", tmp_path / "c.geojson", "--db", target, "--create", "--dry-run", check=0)
+    assert "Dry run: nothing was written." in dry.stdout
+    assert not (tmp_path / "instance").exists() and _tables(target) == 0
     run("import_coverage.py", tmp_path / "c.geojson", "--db", target, "--create", check=0)
     assert len(live_coverage(target)) == 2
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_create_refuses_a_postgresql_database_holding_other_tables(engine, tmp_path, request):
+    target = missing_database(engine, tmp_path, request)
+    with closing(sql.connect(target)) as conn:
+        conn.execute("CREATE TABLE invoices (id bigint)")
+    refused = run("import_coverage.py", write_coverage(tmp_path / "c.geojson"), "--db", target, "--create",
+                  check=2)
+    assert "not the portal's (invoices)" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert _tables(target) == 1
 
 
 def test_towns_script(target, tmp_path):

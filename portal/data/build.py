@@ -112,6 +112,62 @@ def _copy_into(built: Path, path: Path) -> bool:
     return True
 
 
+def postgres_holds_portal(url: str) -> bool:
+    """Return whether a PostgreSQL database holds a portal (its ``meta``); refuse one it cannot reach."""
+    conn = _reach(url)
+    try:
+        return conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None
+    finally:
+        conn.close()
+
+
+def create_empty_postgres(url: str) -> bool:
+    """Give an empty PostgreSQL database an empty portal: this version's schema, no rows (False: it had one).
+
+    What ``--create`` makes on SQLite (a migrated file), copied in by ``migrate_db``'s copy under
+    the build lock. A database holding other tables is refused (``BuildRefused``).
+    """
+    import tempfile
+
+    from portal.data import transfer
+    from portal.data.engines import describe
+
+    conn = _reach(url)
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
+        if conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None:
+            return False
+        others = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                                             " AND tablename <> 'spatial_ref_sys' ORDER BY 1")]
+        if others:
+            raise BuildRefused(f"{describe(url)} holds tables that are not the portal's"
+                               f" ({', '.join(others[:5])}); give an empty database")
+        with tempfile.TemporaryDirectory(prefix="portal-empty-") as folder:
+            empty = Path(folder) / "portal.sqlite"
+            db.migrate(empty)
+            try:
+                transfer.move(str(empty), url)
+            except (transfer.Refusal, transfer.CopyFailed) as exc:
+                raise BuildRefused(str(exc)) from None
+        return True
+    finally:
+        conn.close()
+
+
+def _reach(url: str):
+    """Return a connection to a PostgreSQL database, or refuse (``BuildRefused``) saying why not."""
+    from portal.data import statements
+    from portal.data.engines import describe, is_postgres
+
+    if not is_postgres(url):
+        raise BuildRefused("give an SQLite file or a postgresql:// URL")
+    try:
+        return statements.connect_postgres(url)
+    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
+        raise BuildRefused(f"cannot connect to {describe(url)} ({str(exc).strip().splitlines()[0]})"
+                           ) from None
+
+
 class BuildRefused(RuntimeError):
     """A PostgreSQL database the build cannot reach or replace; the message says why. Nothing was changed."""
 
@@ -125,19 +181,13 @@ def _build_into_postgres(url: str, geodata_dir: Path, now: datetime | None = Non
     """
     import tempfile
 
-    from portal.data import statements, transfer
-    from portal.data.engines import describe, is_postgres
+    from portal.data import transfer
 
-    if not is_postgres(url):
-        raise BuildRefused("give an SQLite file or a postgresql:// URL")
+    _reach(url).close()  # refused before the build's work, not after
     with tempfile.TemporaryDirectory(prefix="portal-build-") as folder:
         built = Path(folder) / "portal.sqlite"
         build_database(built, geodata_dir, now)
-        try:
-            conn = statements.connect_postgres(url)
-        except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
-            raise BuildRefused(f"cannot connect to {describe(url)} ({str(exc).strip().splitlines()[0]})"
-                               ) from None
+        conn = _reach(url)
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
             found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None

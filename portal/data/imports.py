@@ -146,7 +146,8 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
     the report) when features are refused and ``skip_invalid`` is false, RemovesTooMuch (with
     the difference) when the file would remove more than ``max_removed_share`` of the live
     layer's features and ``replace_all`` is false, and ImportFailure when ``db_path`` is no
-    database and ``create`` is false (only then is a new database file made).
+    database and ``create`` is false (only then is a new database file made, or an empty
+    PostgreSQL database given an empty portal).
     """
     from portal.data.import_report import diff_layers  # the diff pulls in the coverage index
 
@@ -157,19 +158,31 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
     if not author:
         raise ImportFailure("empty author; give who is importing (--author or $PORTAL_AUTHOR)")
     show = want_progress(progress)
-    if not is_url(db_path) and not Path(db_path).exists():
-        if dry_run:  # a dry run writes nothing, not even a new empty database
-            with tempfile.TemporaryDirectory() as tmp:
-                empty = Path(tmp) / "empty.sqlite"
-                db.migrate(empty)
-                result = import_layer(empty, kind, path, mapping=mapping, dry_run=True,
-                                      skip_invalid=skip_invalid, author=author, progress=progress)
-            return result
-        if not create:
-            raise ImportFailure(f"database {db_path} does not exist; give the portal's database (--db), or"
-                                " make a new empty one on purpose with --create")
-        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        db.migrate(db_path)
+    from portal.data import build  # build imports this module: imported here
+
+    try:
+        if is_url(db_path):
+            # An existing database: with --create, one holding no portal yet counts as missing.
+            missing = create and not build.postgres_holds_portal(str(db_path))
+        else:
+            missing = not Path(db_path).exists()
+        if missing:
+            if dry_run:  # a dry run writes nothing, not even a new empty database
+                with tempfile.TemporaryDirectory() as tmp:
+                    empty = Path(tmp) / "empty.sqlite"
+                    db.migrate(empty)
+                    return import_layer(empty, kind, path, mapping=mapping, dry_run=True,
+                                        skip_invalid=skip_invalid, author=author, progress=progress)
+            if not create:
+                raise ImportFailure(f"database {db_path} does not exist; give the portal's database (--db),"
+                                    " or make a new empty one on purpose with --create")
+            if is_url(db_path):
+                build.create_empty_postgres(str(db_path))
+            else:
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                db.migrate(db_path)
+    except build.BuildRefused as exc:
+        raise ImportFailure(f"--create: {exc}") from None
     conn = db.connect_readonly(db_path)
     try:
         region = live_region(conn) if kind == "coverage" else None
