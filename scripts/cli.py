@@ -84,17 +84,14 @@ def require_database(db_path) -> Path:
 
 def require_postgres(url: str) -> str:
     """Return a PostgreSQL URL that names a portal, or refuse saying what is wrong (one line)."""
-    from portal.data import statements
-    from portal.data.engines import describe, is_postgres
+    from portal.data.engines import Unreachable, describe, holds_portal, reach
 
-    if not is_postgres(url):
-        raise Refused(f"--db {url}: give an SQLite file or a postgresql:// URL.")
     try:
-        conn = statements.connect_postgres(url)
-    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
-        raise Refused(f"--db {describe(url)}: cannot connect ({str(exc).strip().splitlines()[0]}).") from None
+        conn = reach(url)
+    except Unreachable as exc:
+        raise Refused(f"--db {describe(url)}: {exc}.") from None
     try:
-        found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None and \
+        found = holds_portal(conn) and \
             conn.execute("SELECT 1 FROM meta WHERE key = 'revision'").fetchone() is not None
     finally:
         conn.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from portal.config import GEODATA_DIR
 from portal.data import db, imports, layers
+from portal.data.engines import Unreachable, describe, holds_portal, reach
 from portal.incidents import demo as demo_incidents
 
 BUILD_AUTHOR = "build_db"
@@ -116,7 +117,7 @@ def postgres_holds_portal(url: str) -> bool:
     """Return whether a PostgreSQL database holds a portal (its ``meta``); refuse one it cannot reach."""
     conn = _reach(url)
     try:
-        return conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None
+        return holds_portal(conn)
     finally:
         conn.close()
 
@@ -130,12 +131,11 @@ def create_empty_postgres(url: str) -> bool:
     import tempfile
 
     from portal.data import transfer
-    from portal.data.engines import describe
 
     conn = _reach(url)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
-        if conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None:
+        if holds_portal(conn):
             return False
         others = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
                                              " AND tablename <> 'spatial_ref_sys' ORDER BY 1")]
@@ -156,16 +156,10 @@ def create_empty_postgres(url: str) -> bool:
 
 def _reach(url: str):
     """Return a connection to a PostgreSQL database, or refuse (``BuildRefused``) saying why not."""
-    from portal.data import statements
-    from portal.data.engines import describe, is_postgres
-
-    if not is_postgres(url):
-        raise BuildRefused("give an SQLite file or a postgresql:// URL")
     try:
-        return statements.connect_postgres(url)
-    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
-        raise BuildRefused(f"cannot connect to {describe(url)} ({str(exc).strip().splitlines()[0]})"
-                           ) from None
+        return reach(url)
+    except Unreachable as exc:
+        raise BuildRefused(str(exc)) from None
 
 
 class BuildRefused(RuntimeError):
@@ -190,7 +184,7 @@ def _build_into_postgres(url: str, geodata_dir: Path, now: datetime | None = Non
         conn = _reach(url)
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
-            found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None
+            found = holds_portal(conn)
             source = sqlite3.connect(built)
             try:
                 with source:
@@ -265,7 +259,7 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
     conn = statements.connect_postgres(url)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
-        if conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None:
+        if holds_portal(conn):
             pgupgrade.upgrade(conn)
             return False
         with tempfile.TemporaryDirectory(prefix="portal-demo-") as folder:

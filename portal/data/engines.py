@@ -23,6 +23,27 @@ from sqlalchemy.engine import URL, make_url
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
+class Unreachable(RuntimeError):
+    """A PostgreSQL target that cannot be opened; the message says why (one line, without the URL)."""
+
+
+def reach(url: str):
+    """Open a driver connection to a PostgreSQL target (``statements.connect_postgres``); else ``Unreachable``."""
+    from portal.data import statements
+
+    if not is_postgres(url):
+        raise Unreachable("give an SQLite file or a postgresql:// URL")
+    try:
+        return statements.connect_postgres(url)
+    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
+        raise Unreachable(f"cannot connect ({str(exc).strip().splitlines()[0]})") from None
+
+
+def holds_portal(conn) -> bool:
+    """Return whether a PostgreSQL connection's database holds a portal (a ``meta`` table)."""
+    return conn.execute("SELECT to_regclass('public.meta')").fetchone()[0] is not None
+
+
 def is_postgres(target: str) -> bool:
     """Return whether ``target`` names a PostgreSQL database (a URL) rather than an SQLite file."""
     scheme = str(target).split("://", 1)[0] if "://" in str(target) else ""

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from portal.data import audit, db
-from portal.data.engines import describe, is_postgres
+from portal.data.engines import Unreachable, describe, holds_portal, is_postgres, reach
 
 
 class RestoreRefused(ValueError):
@@ -168,18 +168,17 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
 
 def _restore_postgres(backup: Path, url: str, *, author: str, keep: Path | None) -> dict:
     """Restore a backup file into a PostgreSQL portal: the stamped work file copied in, one transaction."""
-    from portal.data import statements, transfer
+    from portal.data import transfer
 
     backed_up_revision = check_backup(backup)
     if keep is not None and keep.exists():
         raise RestoreRefused(f"{keep} already exists; the live data would be saved there: give a new name")
     try:
-        conn = statements.connect(url)
-    except Exception as exc:  # noqa: BLE001 -- any failure to connect is the user's to fix
-        raise RestoreRefused(f"cannot open {describe(url)} ({str(exc).strip().splitlines()[0]})") from None
+        conn = reach(url)
+    except Unreachable as exc:
+        raise RestoreRefused(f"{describe(url)}: {exc}") from None
     try:
-        found = conn.execute("SELECT to_regclass('public.meta')").fetchone()[0]
-        live_revision = db.revision(conn) if found is not None else 0
+        live_revision = db.revision(conn) if holds_portal(conn) else 0
     finally:
         conn.close()
     with tempfile.TemporaryDirectory(prefix="portal-restore-") as folder:
