@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+import psycopg
 import sqlalchemy as sa
 
 from portal.data import statements as sql
@@ -23,13 +24,31 @@ class PostgresRead:
     """A read-only PostgreSQL connection with the ``ReadConnection`` interface the web side uses."""
 
     def __init__(self, url: str):
+        self._url = url
         self._conn = sql.connect_postgres(url)
         self._meta: Mapping[str, str] | None = None
 
     def begin(self) -> None:
-        """Start the request's read snapshot."""
+        """Start the request's read snapshot, on a new connection if the server closed the kept one.
+
+        A restart or failover of PostgreSQL (or an idle session ended) costs no request: a closed
+        connection is seen before it is used (``statements.still_open``), and one found closed by
+        the BEGIN itself, before anything of the request was read, is replaced and the BEGIN repeated.
+        """
         self._meta = None
-        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if not sql.still_open(self._conn):
+            self._reopen()
+        try:
+            self._conn.execute(_BEGIN)
+        except psycopg.OperationalError:
+            if not self._conn.broken:
+                raise
+            self._reopen()
+            self._conn.execute(_BEGIN)
+
+    def _reopen(self) -> None:
+        self._conn.close()
+        self._conn = sql.connect_postgres(self._url)
 
     def execute(self, statement, values=None):
         """Run SQL on the connection (``statements.run`` passes the dialect's own text)."""
@@ -46,9 +65,9 @@ class PostgresRead:
         return self._meta
 
     def rollback(self) -> None:
-        """End the request's snapshot (nothing was written)."""
+        """End the request's snapshot (nothing was written); a connection lost meanwhile has none to end."""
         self._meta = None
-        if self._conn.info.transaction_status != 0:  # not idle: a transaction is open
+        if not self._conn.broken and self._conn.info.transaction_status != 0:  # a transaction is open
             self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
@@ -60,6 +79,9 @@ class PostgresRead:
     def __exit__(self, *exc) -> None:
         """As ``with`` on an SQLite connection: the block's transaction ends; the connection stays open."""
         self.rollback()
+
+
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 @sql.collection

@@ -306,6 +306,21 @@ def connect(target):
     return store.connect(target)
 
 
+def still_open(conn) -> bool:
+    """Return whether a kept PostgreSQL connection can still be used, without a round trip to the server.
+
+    A server that restarts, fails over or ends an idle session closes the connection: it sends
+    a notice (or end-of-file), so the socket of a connection idle on our side turns readable.
+    A connection kept between requests is checked this way before its next use.
+    """
+    import select
+
+    if conn.closed or conn.broken:
+        return False
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return not readable
+
+
 def connect_postgres(url: str):
     """Open a psycopg connection in autocommit mode (a transaction is an explicit ``BEGIN``), rows like SQLite's."""
     import psycopg

@@ -43,13 +43,20 @@ def thread_connection(path: str | Path) -> sqlite3.Connection:
     """Return this thread's write connection to ``path``, opened once (per process: a fork opens its own).
 
     For writes made on every request (crowd reports): opening a connection costs about as much
-    as the write itself.
+    as the write itself. A PostgreSQL connection the server has closed since (a restart, a
+    failover) is replaced before it is used (``statements.still_open``).
     """
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
     key = (os.getpid(), str(path))
     conn = conns.get(key)
+    if conn is not None and not isinstance(conn, sqlite3.Connection):
+        from portal.data import statements
+
+        if not statements.still_open(conn):
+            conn.close()
+            conn = None
     if conn is None:
         for stale in [k for k in conns if k[0] != key[0]]:
             del conns[stale]  # inherited from the parent process: never used here
