@@ -91,7 +91,7 @@ def _serve(workdir: Path, template: Path, tiles_url: str, database: str | None =
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, demo_database):
+def sqlite_served(tmp_path_factory, demo_database):
     """Serve a fresh demo database with gunicorn; tiles point at a local port that answers nothing."""
     dead_port = _free_port()
     yield from _serve(tmp_path_factory.mktemp("browser"), demo_database,
@@ -100,7 +100,7 @@ def server(tmp_path_factory, demo_database):
 
 @pytest.fixture(scope="session")
 def pg_served(tmp_path_factory, demo_database, pg_server):
-    """Serve the same demo from PostgreSQL, like ``server``: ``PORTAL_DB`` is a URL.
+    """Serve the same demo from PostgreSQL, like ``sqlite_served``: ``PORTAL_DB`` is a URL.
 
     The demo is copied into a fresh database with ``migrate_db``'s copy (``transfer.move``).
     """
@@ -128,13 +128,21 @@ def pg_served(tmp_path_factory, demo_database, pg_server):
         served.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server_on_engine(request):
-    """The base URL of the demo portal on SQLite (``server``) and, in a second run, on PostgreSQL.
+# What these measure (pixels, Lighthouse's audits) does not depend on where the data lives.
+ONE_ENGINE = {"test_screenshots", "test_lighthouse"}
 
-    A test module that overrides ``server`` with it runs every test (and ``open_page``) on both.
-    """
-    return request.getfixturevalue("server" if request.param == "sqlite" else "pg_served")
+
+def pytest_generate_tests(metafunc):
+    """Run every page test on the portal serving SQLite and again on the one serving PostgreSQL."""
+    if "server" in metafunc.fixturenames:
+        one = metafunc.module.__name__.rsplit(".", 1)[-1] in ONE_ENGINE
+        metafunc.parametrize("served_from", ["sqlite"] if one else ["sqlite", "postgresql"], scope="session")
+
+
+@pytest.fixture(scope="session")
+def server(served_from, request):
+    """The base URL of the demo portal serving SQLite (``sqlite_served``) or PostgreSQL (``pg_served``)."""
+    return request.getfixturevalue("sqlite_served" if served_from == "sqlite" else "pg_served")
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,6 @@ import pytest
 from pagecheck import wait_for_map, wait_for_paint
 
 
-@pytest.fixture
-def server(server_on_engine):
-    """Every journey here runs on the portal serving SQLite and on the one serving PostgreSQL."""
-    return server_on_engine
-
-
 def _json(server: str, path: str) -> dict:
     """Return a JSON answer of the running server."""
     with urllib.request.urlopen(server + path, timeout=10) as response:

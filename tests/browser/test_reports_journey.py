@@ -7,14 +7,6 @@ from __future__ import annotations
 import json
 import urllib.request
 
-import pytest
-
-
-@pytest.fixture
-def server(server_on_engine):
-    """Every journey here runs on the portal serving SQLite and on the one serving PostgreSQL."""
-    return server_on_engine
-
 
 def _count(server: str, town: str, service: str) -> int:
     """Return the public count of the last hour for a town and service."""
