@@ -17,7 +17,7 @@ from cli import Refused, author_default, db_option, example, migrated_database
 from portal import answers
 from portal.config import DEFAULTS
 from portal.coverage.places import AmbiguousTown, Gazetteer, UnknownTown
-from portal.data import db, layers
+from portal.data import db, layers, migrations
 from portal.incidents import writes as incidents
 from portal.incidents.reads import IncidentReads
 from portal.vocabulary import duration
@@ -79,7 +79,7 @@ def _migrated(db_path: Path) -> Path:
     if isinstance(db_path, str):  # a postgresql:// URL: made whole, its migrations are checked, not run
         return migrated_database(db_path)
     with closing(db.connect_readonly(db_path)) as conn:
-        pending = db.migrations.pending(sqlite_utils.Database(conn))
+        pending = migrations.MIGRATIONS.pending(sqlite_utils.Database(conn))
     return migrated_database(db_path) if pending else Path(db_path)
 
 

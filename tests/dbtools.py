@@ -5,12 +5,12 @@ import sqlite3
 
 from shapely.geometry import box
 
-from portal.data import db, layers
+from portal.data import db, layers, migrations
 
 
 def database_with_towns(path, towns, source: str = "test"):
     """Create a migrated database at ``path`` whose live towns layer is ``towns``; return the path."""
-    db.migrate(path)
+    migrations.migrate(path)
     with db.writing(path) as conn:
         layers.store_layer(conn, "towns", towns, source=source, author="test")
     return path

@@ -15,7 +15,7 @@ from enginetools import contents, engine_copy
 from shapely.geometry import box, mapping
 
 from portal import create_app
-from portal.data import db
+from portal.data import db, migrations
 from tests.conftest import DEMO_NOW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +157,7 @@ def test_m015_keeps_old_incidents_and_reads_their_language_from_their_letters(tm
     # SQLite only: a database older than m015 is brought up to date on SQLite (PostgreSQL ones are refused).
     path = tmp_path / "old.sqlite"
     conn = sqlite_utils.Database(str(path))
-    db.migrations.apply(conn, stop_before="m015_incident_languages")
+    migrations.MIGRATIONS.apply(conn, stop_before="m015_incident_languages")
     conn.close()
     raw = sqlite3.connect(path)
     with raw:
@@ -168,7 +168,7 @@ def test_m015_keeps_old_incidents_and_reads_their_language_from_their_letters(tm
     columns_before = {r[1] for r in raw.execute("PRAGMA table_info(incidents)")}
     raw.close()
     assert "title_en" not in columns_before
-    db.migrate(path)
+    migrations.migrate(path)
     raw = sqlite3.connect(path)
     columns = {r[1] for r in raw.execute("PRAGMA table_info(incidents)")}
     update_columns = {r[1] for r in raw.execute("PRAGMA table_info(incident_updates)")}
@@ -266,7 +266,7 @@ def test_the_script_brings_an_older_database_up_to_date_before_writing(tmp_path)
     # SQLite only: a database older than m015 is brought up to date on SQLite (PostgreSQL ones are refused).
     path = tmp_path / "old.sqlite"
     conn = sqlite_utils.Database(str(path))
-    db.migrations.apply(conn, stop_before="m015_incident_languages")
+    migrations.MIGRATIONS.apply(conn, stop_before="m015_incident_languages")
     conn.close()
     from portal.data import layers
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from portal import create_app
-from portal.data import build, db, pgupgrade, portable, transfer
+from portal.data import build, migrations, pgupgrade, portable, transfer
 from portal.data import statements as sql
 from tests.conftest import DEMO_NOW
 
@@ -32,7 +32,7 @@ MIGRATIONS = pgupgrade.wanted()
 
 def older_portal(path: Path, before: str, demo: Path) -> Path:
     """Make an SQLite portal as an older version did (migrations up to ``before``), with the demo's rows."""
-    db.migrate(path, before)
+    migrations.migrate(path, before)
     ref = portable.reference(before)
     conn = sqlite3.connect(path)
     try:
@@ -125,7 +125,7 @@ def test_an_older_portal_upgraded_in_place_holds_what_sqlite_migrations_make(bef
     url = older_postgres(tmp_path, pg_server, demo_db_template, before)
     assert applied(url) == MIGRATIONS[:MIGRATIONS.index(before)]
     oracle = shutil.copy(tmp_path / "older.sqlite", tmp_path / "oracle.sqlite")
-    db.migrate(oracle)  # SQLite's own migrations, on the same older portal
+    migrations.migrate(oracle)  # SQLite's own migrations, on the same older portal
 
     assert build.ensure_database(url) is False  # what the app and every staff script do at start
     assert applied(url) == MIGRATIONS
@@ -175,11 +175,11 @@ def test_a_killed_upgrade_leaves_the_portal_as_it_was(tmp_path, pg_server, demo_
     before, kept = schema(url), applied(url)
     # The upgrade stops inside its transaction, after m014's tables were made, and the process is killed.
     code = ("import sys, time\n"
-            "from portal.data import build, db\n"
+            "from portal.data import build, migrations\n"
             "def stop(conn):\n"
             "    print('inside', flush=True)\n"
             "    time.sleep(60)\n"
-            "db.data_steps['m015_incident_languages'] = stop\n"
+            "migrations.data_steps['m015_incident_languages'] = stop\n"
             "build.ensure_database(sys.argv[1])\n")
     proc = subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             start_new_session=True)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from portal.config import GEODATA_DIR
-from portal.data import db, imports, layers
+from portal.data import db, imports, layers, migrations
 from portal.data.engines import Unreachable, describe, holds_portal, reach
 from portal.incidents import demo as demo_incidents
 
@@ -37,7 +37,7 @@ def build_database(path: Path | str, geodata_dir: Path = GEODATA_DIR, now: datet
     for leftover in (tmp, *_wal_files(tmp)):
         leftover.unlink(missing_ok=True)
     try:
-        db.migrate(tmp)
+        migrations.migrate(tmp)
         meta = json.loads((geodata_dir / "meta.json").read_text(encoding="utf-8"))
         towns = _read(geodata_dir / "towns.geojson", "towns")
         coverage = _read(geodata_dir / "coverage.geojson", "coverage")
@@ -144,7 +144,7 @@ def create_empty_postgres(url: str) -> bool:
                                f" ({', '.join(others[:5])}); give an empty database")
         with tempfile.TemporaryDirectory(prefix="portal-empty-") as folder:
             empty = Path(folder) / "portal.sqlite"
-            db.migrate(empty)
+            migrations.migrate(empty)
             try:
                 transfer.move(str(empty), url)
             except (transfer.Refusal, transfer.CopyFailed) as exc:
@@ -213,13 +213,13 @@ def _migrate_if_pending(path: Path) -> None:
 
     found = sqlite_utils.Database(str(path))
     try:
-        pending = db.migrations.pending(found)
+        pending = migrations.MIGRATIONS.pending(found)
     finally:
         found.close()
     if pending:
         with open(path.with_name(f".{path.name}.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            db.migrate(path)
+            migrations.migrate(path)
 
 
 def ensure_database(path: Path | str, geodata_dir: Path = GEODATA_DIR) -> bool:

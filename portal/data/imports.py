@@ -16,7 +16,7 @@ import shapely
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from portal.data import audit, db, layers
+from portal.data import audit, db, layers, migrations
 from portal.data import statements as sql
 from portal.data.engines import is_postgres as is_url
 from portal.data.gisfiles import (
@@ -122,7 +122,7 @@ def write_layer(db_path, kind: str, features: list, *, source: str, author: str,
     if not is_url(db_path):
         # A database from before shares were stored gets their table here (a PostgreSQL portal
         # is made whole: ``portal.data.portable``).
-        db.migrate(db_path)
+        migrations.migrate(db_path)
     shares = _measure_shares(db_path, kind, features, bool(progress))
     with db.writing(db_path) as conn:
         with tqdm(total=len(features), desc="writing", unit="feat", file=sys.stderr,
@@ -170,7 +170,7 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
             if dry_run:  # a dry run writes nothing, not even a new empty database
                 with tempfile.TemporaryDirectory() as tmp:
                     empty = Path(tmp) / "empty.sqlite"
-                    db.migrate(empty)
+                    migrations.migrate(empty)
                     return import_layer(empty, kind, path, mapping=mapping, dry_run=True,
                                         skip_invalid=skip_invalid, author=author, progress=progress)
             if not create:
@@ -180,7 +180,7 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
                 build.create_empty_postgres(str(db_path))
             else:
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-                db.migrate(db_path)
+                migrations.migrate(db_path)
     except build.BuildRefused as exc:
         raise ImportFailure(f"--create: {exc}") from None
     conn = db.connect_readonly(db_path)

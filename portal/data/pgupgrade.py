@@ -1,6 +1,6 @@
 """Upgrade a PostgreSQL portal in place: apply the migrations it lacks, derived from the SQLite ones.
 
-The SQLite migrations (``portal.data.db``) stay the one source of the schema. For each migration
+The SQLite migrations (``portal.data.migrations``) stay the one source of the schema. For each migration
 a PostgreSQL portal lacks, the schema before it and after it are made on SQLite
 (``portable.reference``) and compared; what differs becomes PostgreSQL statements:
 
@@ -9,7 +9,7 @@ a PostgreSQL portal lacks, the schema before it and after it are made on SQLite
 - a new constraint or foreign key of an existing table is added; one gone is dropped;
 - an index that is new, gone or declared differently is created, dropped, or dropped and created.
 
-The rows a migration writes are its data step (``db.data_steps``), written once for every
+The rows a migration writes are its data step (``migrations.data_steps``), written once for every
 engine. A difference that cannot be applied this way (a column's type, nullability, default or
 the primary key changed) is refused with ``NotPortable``, naming it: such a migration needs a
 step written for PostgreSQL by hand before it can be released.
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import sqlite_utils
 from sqlalchemy.dialects import postgresql
 
-from portal.data import db, portable
+from portal.data import migrations, portable
 from portal.data.portable import Reference
 
 MIGRATIONS_TABLE = "_sqlite_migrations"
@@ -44,13 +44,13 @@ class NotPortable(RuntimeError):
 
 def wanted() -> list[str]:
     """Return the names of this version's migrations, in order."""
-    return [m.name for m in db.migrations.pending(sqlite_utils.Database(memory=True))]
+    return [m.name for m in migrations.MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
 
 
 def applied(conn) -> list[str]:
     """Return the names of the migrations a PostgreSQL portal has had, in order."""
     return [r[0] for r in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = %s"
-                                       " ORDER BY id", (db.migrations.name,))]
+                                       " ORDER BY id", (migrations.MIGRATIONS.name,))]
 
 
 def pending(conn) -> list[str]:
@@ -77,11 +77,12 @@ def upgrade(conn) -> list[str]:
             after = names[index + 1] if index + 1 < len(names) else None
             for statement in changes(portable.reference(name), portable.reference(after)):
                 conn.execute(statement)
-            step = db.data_steps.get(name)
+            step = migrations.data_steps.get(name)
             if step is not None:
                 step(conn)
             conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (migration_set, name, applied_at)"
-                         " VALUES (%s, %s, %s)", (db.migrations.name, name, str(datetime.now(timezone.utc))))
+                         " VALUES (%s, %s, %s)",
+                         (migrations.MIGRATIONS.name, name, str(datetime.now(timezone.utc))))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,7 +1,7 @@
 """The portal's schema on PostgreSQL + PostGIS, derived from the SQLite migrations (its one source).
 
 ``reference()`` builds an empty SQLite database with the project's own migrations
-(``portal.data.db.migrate``), reflects it with SQLAlchemy and reads its index statements
+(``portal.data.migrations.migrate``), reflects it with SQLAlchemy and reads its index statements
 and foreign keys from SQLite itself. Nothing here describes a table by hand: a new
 migration changes the PostgreSQL schema too.
 
@@ -39,6 +39,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.types import UserDefinedType
+
+from portal.data import migrations
 
 GEOMETRY_COLUMN = "geom"
 ROWID = "rowid"
@@ -110,11 +112,9 @@ def reference(before: str | None = None) -> Reference:
 
     ``before``: a migration's name; the schema the migrations before it make (an older version's).
     """
-    from portal.data import db
-
     with tempfile.TemporaryDirectory(prefix="portal-schema-") as folder:
         path = Path(folder) / "reference.sqlite"
-        db.migrate(path, before)
+        migrations.migrate(path, before)
         found = read_schema(path)
         found.before = before
         return found

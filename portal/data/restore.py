@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from portal.data import audit, db
+from portal.data import audit, db, migrations
 from portal.data.engines import Unreachable, describe, holds_portal, is_postgres, reach
 
 
@@ -132,7 +132,7 @@ def restore(backup: Path, live: Path, *, author: str, keep: Path | None = None, 
         leftover.unlink(missing_ok=True)
     try:
         _copy(backup, work)
-        db.migrate(work)  # a backup from an older version gets today's schema
+        migrations.migrate(work)  # a backup from an older version gets today's schema
         work_conn = sqlite3.connect(work)
         try:
             work_conn.execute("PRAGMA journal_mode=DELETE")  # one file, for the copy below
@@ -184,7 +184,7 @@ def _restore_postgres(backup: Path, url: str, *, author: str, keep: Path | None)
     with tempfile.TemporaryDirectory(prefix="portal-restore-") as folder:
         work = Path(folder) / "restoring.sqlite"
         _copy(backup, work)
-        db.migrate(work)  # a backup from an older version gets today's schema
+        migrations.migrate(work)  # a backup from an older version gets today's schema
         if keep is not None:
             try:
                 take_backup(url, keep)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from portal.data import db, portable
+from portal.data import migrations, portable
 from portal.data.engines import describe, engine_for, is_postgres
 from portal.data.portable import Reference
 from portal.data.tablecopy import CopyFailed, Count, TableCopy, first_line, writing
@@ -198,7 +198,7 @@ def _to_sqlite(copy: TableCopy, target: Path, replace: bool) -> list[Count]:
     for leftover in leftovers:
         leftover.unlink(missing_ok=True)
     try:
-        db.migrate(tmp, copy.ref.before)  # the same schema a new portal database gets
+        migrations.migrate(tmp, copy.ref.before)  # the same schema a new portal database gets
         engine = engine_for(tmp)
         try:
             with writing(tmp), engine.begin() as conn:

@@ -1,6 +1,6 @@
 """The listening tables: subscriptions, the outbox of events, deliveries, rate-limit counts.
 
-Created by the ``m010_listening`` migration in ``portal.data.db``.
+Created by the ``m010_listening`` migration in ``portal.data.migrations``.
 
 - ``subscriptions``: one place (a town slug, or a ~100 m cell: never the submitted point),
   services (a bit mask, ``SERVICE_BITS``), language, channel (``email`` or ``webhook``) and
