@@ -37,6 +37,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[type, object]] = {
     "WEBHOOK_ALLOW_PRIVATE": (bool, False),
     # Where messages go when SMTP_URL is unset (default: mail/ beside the database).
     "MAILDIR": (str, None),
+    # The SQLite file of the delivery queue when REDIS_URL is unset (default: beside the database
+    # file; with the data in PostgreSQL, instance/portal-queue.sqlite). The web side and the
+    # worker must name the same file.
+    "QUEUE_FILE": (str, None),
     # Updates of one incident within this many seconds are sent as one message.
     "NOTIFY_FOLD_SECONDS": (float, 60.0),
     # A failed delivery is tried again after this many seconds, doubling up to an hour.

@@ -167,3 +167,25 @@ def test_notify_script_help_and_a_bad_smtp_url(db_target):
                      env=worker_env("mail.example.org:25"))
     assert bad.returncode == 2 and "SMTP_URL" in bad.stderr
 
+
+
+def test_the_queue_file_goes_where_queue_file_says(db_target, tmp_path):
+    # With the data in PostgreSQL (and no Redis) the default is the checkout's instance/ folder;
+    # QUEUE_FILE puts the queue where the deployment keeps its data. Web side and worker name it alike.
+    queue_file = tmp_path / "spool" / "queue.sqlite"
+    default_file = settings_for(db_target).queue_file
+    default_before = file_state(default_file)
+    smtp = SmtpServer().start()
+    proc = start_worker(db_target, worker_env(smtp.url, PORTAL_QUEUE_FILE=str(queue_file)))
+    try:
+        app = create_app({"DATABASE": str(db_target), "TESTING": True, "QUEUE_FILE": str(queue_file)})
+        answer = app.test_client().post("/api/v1/subscriptions", json={
+            "email": "vera@example.org", "town": "pechory", "services": ["internet"], "lang": "en"})
+        assert answer.status_code == 202
+        [confirmation] = smtp.inbox.wait_for(1)  # delivered by the worker reading the same file
+        assert "confirm" in body(confirmation)
+        assert queue_file.exists()
+        assert file_state(default_file) == default_before
+    finally:
+        stop_worker(proc)
+        smtp.stop()

@@ -23,6 +23,7 @@ class Settings:
     redis_url: str | None
     webhook_allow_private: bool
     maildir: Path
+    queue_path: Path | None  # QUEUE_FILE as given (None: the default place, ``queue_file``)
     fold_s: float
     retry_s: float
     timezone: str
@@ -46,6 +47,7 @@ class Settings:
             redis_url=config.get("REDIS_URL") or None,
             webhook_allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE"]),
             maildir=Path(maildir) if maildir else cls._beside(database, "mail"),
+            queue_path=Path(config["QUEUE_FILE"]) if config.get("QUEUE_FILE") else None,
             fold_s=float(config["NOTIFY_FOLD_SECONDS"]),
             retry_s=float(config["NOTIFY_RETRY_SECONDS"]),
             timezone=config["TIMEZONE"],
@@ -60,8 +62,11 @@ class Settings:
         """Return the SQLite file of the huey queue (beside the database) when Redis is not used.
 
         With the data in PostgreSQL, the file is in the instance folder: one machine's queue.
-        Several machines delivering share Redis (``REDIS_URL``) instead.
+        Several machines delivering share Redis (``REDIS_URL``) instead. ``QUEUE_FILE`` names
+        another place.
         """
+        if self.queue_path is not None:
+            return self.queue_path
         if isinstance(self.database, str):
             return self._beside(self.database, "portal-queue.sqlite")
         return self.database.with_name(f"{self.database.stem}-queue.sqlite")
