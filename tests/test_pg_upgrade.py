@@ -222,6 +222,13 @@ def test_a_change_with_no_derived_postgresql_step_is_named(tmp_path):
     retyped = _hand_made(tmp_path / "new.sqlite", [towns.replace("TEXT", "INTEGER")])
     with pytest.raises(pgupgrade.NotPortable, match=r"towns\.population changes its type"):
         pgupgrade.changes(old, retyped)
+    checked = _hand_made(tmp_path / "checked.sqlite",
+                         [towns.replace("TEXT)", "TEXT CHECK (population <> ''))")])
+    rechecked = _hand_made(tmp_path / "rechecked.sqlite",
+                           [towns.replace("TEXT)", "TEXT CHECK (population > ''))")])
+    with pytest.raises(pgupgrade.NotPortable, match="towns drops or changes a UNIQUE or CHECK constraint"):
+        pgupgrade.changes(checked, rechecked)
+    assert pgupgrade.changes(old, checked) == ["ALTER TABLE towns ADD CHECK (population <> '')"]
     added = "ALTER TABLE towns ADD COLUMN name TEXT NOT NULL DEFAULT ''"
     grown = _hand_made(tmp_path / "grown.sqlite", [towns, added, "CREATE INDEX towns_name ON towns(name)"])
     assert pgupgrade.changes(old, grown) == ["ALTER TABLE \"towns\" ADD COLUMN name TEXT DEFAULT '' NOT NULL",

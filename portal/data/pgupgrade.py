@@ -132,12 +132,12 @@ def _table_changes(old: sa.Table, new: sa.Table, text) -> list[str]:
     if [c.name for c in old.primary_key] != [c.name for c in new.primary_key]:
         raise NotPortable(f"{new.name} changes its primary key: write its PostgreSQL step by hand")
     old_constraints = {_constraint(c) for c in old.constraints if _constraint(c)}
-    for constraint in new.constraints:
-        described = _constraint(constraint)
-        if described and described not in old_constraints:
-            out.append(text(sa.schema.AddConstraint(constraint)))
-    if {_constraint(c) for c in new.constraints if _constraint(c)} < old_constraints:
-        raise NotPortable(f"{new.name} drops a UNIQUE or CHECK constraint: write its PostgreSQL step by hand")
+    new_constraints = {_constraint(c) for c in new.constraints if _constraint(c)}
+    if old_constraints - new_constraints:  # SQLite names none of them: nothing to drop by name
+        raise NotPortable(f"{new.name} drops or changes a UNIQUE or CHECK constraint: write its PostgreSQL"
+                          " step by hand")
+    out += [text(sa.schema.AddConstraint(c)) for c in new.constraints
+            if _constraint(c) and _constraint(c) not in old_constraints]
     return out
 
 
