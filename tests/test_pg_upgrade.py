@@ -233,3 +233,23 @@ def test_a_change_with_no_derived_postgresql_step_is_named(tmp_path):
     grown = _hand_made(tmp_path / "grown.sqlite", [towns, added, "CREATE INDEX towns_name ON towns(name)"])
     assert pgupgrade.changes(old, grown) == ["ALTER TABLE \"towns\" ADD COLUMN name TEXT DEFAULT '' NOT NULL",
                                              "CREATE INDEX towns_name ON towns(name)"]
+
+
+def test_a_rename_is_refused_and_a_redeclared_key_is_dropped_and_added(tmp_path):
+    towns = "CREATE TABLE towns (id INTEGER PRIMARY KEY, population TEXT)"
+    old = _hand_made(tmp_path / "old.sqlite", [towns])
+    renamed = _hand_made(tmp_path / "renamed.sqlite",
+                         [towns, "ALTER TABLE towns RENAME COLUMN population TO people"])
+    with pytest.raises(pgupgrade.NotPortable, match="towns drops population and adds a column"):
+        pgupgrade.changes(old, renamed)
+    moved = _hand_made(tmp_path / "moved.sqlite", [towns, "ALTER TABLE towns RENAME TO places"])
+    with pytest.raises(pgupgrade.NotPortable, match="drops towns and adds a table"):
+        pgupgrade.changes(old, moved)
+
+    shares = "CREATE TABLE shares (town_id INTEGER NOT NULL REFERENCES towns(id){})"
+    kept = _hand_made(tmp_path / "kept.sqlite", [towns, shares.format("")])
+    cascading = _hand_made(tmp_path / "cascading.sqlite", [towns, shares.format(" ON DELETE CASCADE")])
+    assert pgupgrade.changes(kept, cascading) == [
+        'ALTER TABLE "shares" DROP CONSTRAINT "shares_town_id_fkey"',
+        "ALTER TABLE shares ADD CONSTRAINT shares_town_id_fkey FOREIGN KEY(town_id) REFERENCES towns (id)"
+        " ON DELETE CASCADE"]

@@ -6,13 +6,16 @@ a PostgreSQL portal lacks, the schema before it and after it are made on SQLite
 
 - a new table is created (with its foreign keys, indexes and geometry index); a table gone is dropped;
 - a new column is added (``ALTER TABLE ... ADD COLUMN``, with its default); a column gone is dropped;
-- a new constraint or foreign key of an existing table is added; one gone is dropped;
+- a new constraint of an existing table is added; a foreign key that is new, gone or declared
+  differently is added, dropped, or dropped and added;
 - an index that is new, gone or declared differently is created, dropped, or dropped and created.
 
 The rows a migration writes are its data step (``migrations.data_steps``), written once for every
 engine. A difference that cannot be applied this way (a column's type, nullability, default or
-the primary key changed) is refused with ``NotPortable``, naming it: such a migration needs a
-step written for PostgreSQL by hand before it can be released.
+the primary key changed; a UNIQUE or CHECK constraint dropped or changed; a table or column
+dropped beside a new one, which may be a rename that would lose its rows) is refused with
+``NotPortable``, naming it: such a migration needs a step written for PostgreSQL by hand before
+it can be released.
 
 Everything is applied in one transaction, with the record of the migrations applied
 (``_sqlite_migrations``, as on SQLite): PostgreSQL's DDL is transactional, so a failure or a
@@ -100,16 +103,23 @@ def changes(old: Reference, new: Reference) -> list[str]:
     def text(element) -> str:
         return str(element.compile(dialect=dialect)).strip()
 
+    gone = [name for name in old_pg.tables if name not in new_pg.tables]
+    if gone and any(name not in old_pg.tables for name in new_pg.tables):
+        raise NotPortable(f"a migration drops {', '.join(gone)} and adds a table: a rename would lose its"
+                          " rows here, so write its PostgreSQL step by hand")
+    # A key is named by its table and columns: one declared differently is dropped and added again.
+    changed = {name for name, (key, _) in old_keys.items()
+               if name in new_keys and new_keys[name][0] != key}
     out = [f'DROP INDEX "{name}"' for name, sql in old_indexes.items() if new_indexes.get(name) != sql]
     out += [f'ALTER TABLE "{key.table}" DROP CONSTRAINT "{name}"' for name, (key, _) in old_keys.items()
-            if name not in new_keys and key.table in new_pg.tables]
-    out += [f'DROP TABLE "{name}" CASCADE' for name in old_pg.tables if name not in new_pg.tables]
+            if (name not in new_keys or name in changed) and key.table in new_pg.tables]
+    out += [f'DROP TABLE "{name}" CASCADE' for name in gone]
     for name, table in new_pg.tables.items():
         if name not in old_pg.tables:
             out.append(text(sa.schema.CreateTable(table)))
         else:
             out += _table_changes(old_pg.tables[name], table, text)
-    out += [text(add) for name, (_, add) in new_keys.items() if name not in old_keys]
+    out += [text(add) for name, (_, add) in new_keys.items() if name not in old_keys or name in changed]
     out += [sql for name, sql in new_indexes.items() if old_indexes.get(name) != sql]
     return out
 
@@ -120,6 +130,10 @@ def _table_changes(old: sa.Table, new: sa.Table, text) -> list[str]:
         default = getattr(column.server_default, "arg", None)  # an identity column has no default
         return text(column.type), column.nullable, str(default), column.identity is not None
 
+    dropped = [c.name for c in old.columns if c.name not in new.columns]
+    if dropped and any(c.name not in old.columns for c in new.columns):
+        raise NotPortable(f"{new.name} drops {', '.join(dropped)} and adds a column: a rename would lose its"
+                          " values here, so write its PostgreSQL step by hand")
     out = []
     for column in new.columns:
         if column.name not in old.columns:
@@ -127,8 +141,7 @@ def _table_changes(old: sa.Table, new: sa.Table, text) -> list[str]:
         elif describe(column) != describe(old.columns[column.name]):
             raise NotPortable(f"{new.name}.{column.name} changes its type, nullability or default: write its"
                               " PostgreSQL step by hand")
-    out += [f'ALTER TABLE "{new.name}" DROP COLUMN "{c.name}"'
-            for c in old.columns if c.name not in new.columns]
+    out += [f'ALTER TABLE "{new.name}" DROP COLUMN "{name}"' for name in dropped]
     if [c.name for c in old.primary_key] != [c.name for c in new.primary_key]:
         raise NotPortable(f"{new.name} changes its primary key: write its PostgreSQL step by hand")
     old_constraints = {_constraint(c) for c in old.constraints if _constraint(c)}
