@@ -10,7 +10,7 @@ import click
 from cli import Refused, db_option
 
 from portal.config import GEODATA_DIR
-from portal.data import build
+from portal.data import build, pgportal
 from portal.data.engines import describe
 
 
@@ -34,7 +34,7 @@ def main(db_path: Path, geodata: Path) -> None:
     """
     try:
         build.build_database(db_path, geodata)
-    except build.BuildRefused as exc:
+    except pgportal.BuildRefused as exc:
         raise Refused(f"--db {describe(str(db_path))}: {exc}.") from None
     click.echo(f"built {describe(str(db_path))}")
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from portal.config import GEODATA_DIR
 from portal.data import db, imports, layers, migrations
-from portal.data.engines import Unreachable, describe, holds_portal, reach
+from portal.data.engines import holds_portal
+from portal.data.pgportal import BUILD_LOCK_KEY, BuildRefused, reach_or_refuse
 from portal.incidents import demo as demo_incidents
 
 BUILD_AUTHOR = "build_db"
@@ -113,59 +114,6 @@ def _copy_into(built: Path, path: Path) -> bool:
     return True
 
 
-def postgres_holds_portal(url: str) -> bool:
-    """Return whether a PostgreSQL database holds a portal (its ``meta``); refuse one it cannot reach."""
-    conn = _reach(url)
-    try:
-        return holds_portal(conn)
-    finally:
-        conn.close()
-
-
-def create_empty_postgres(url: str) -> bool:
-    """Give an empty PostgreSQL database an empty portal: this version's schema, no rows (False: it had one).
-
-    What ``--create`` makes on SQLite (a migrated file), copied in by ``migrate_db``'s copy under
-    the build lock. A database holding other tables is refused (``BuildRefused``).
-    """
-    import tempfile
-
-    from portal.data import transfer
-
-    conn = _reach(url)
-    try:
-        conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
-        if holds_portal(conn):
-            return False
-        others = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                                             " AND tablename <> 'spatial_ref_sys' ORDER BY 1")]
-        if others:
-            raise BuildRefused(f"{describe(url)} holds tables that are not the portal's"
-                               f" ({', '.join(others[:5])}); give an empty database")
-        with tempfile.TemporaryDirectory(prefix="portal-empty-") as folder:
-            empty = Path(folder) / "portal.sqlite"
-            migrations.migrate(empty)
-            try:
-                transfer.move(str(empty), url)
-            except (transfer.Refusal, transfer.CopyFailed) as exc:
-                raise BuildRefused(str(exc)) from None
-        return True
-    finally:
-        conn.close()
-
-
-def _reach(url: str):
-    """Return a connection to a PostgreSQL database, or refuse (``BuildRefused``) saying why not."""
-    try:
-        return reach(url)
-    except Unreachable as exc:
-        raise BuildRefused(str(exc)) from None
-
-
-class BuildRefused(RuntimeError):
-    """A PostgreSQL database the build cannot reach or replace; the message says why. Nothing was changed."""
-
-
 def _build_into_postgres(url: str, geodata_dir: Path, now: datetime | None = None) -> None:
     """Build in a temporary file and copy it into PostgreSQL in one transaction (replacing a portal there).
 
@@ -177,11 +125,11 @@ def _build_into_postgres(url: str, geodata_dir: Path, now: datetime | None = Non
 
     from portal.data import transfer
 
-    _reach(url).close()  # refused before the build's work, not after
+    reach_or_refuse(url).close()  # refused before the build's work, not after
     with tempfile.TemporaryDirectory(prefix="portal-build-") as folder:
         built = Path(folder) / "portal.sqlite"
         build_database(built, geodata_dir, now)
-        conn = _reach(url)
+        conn = reach_or_refuse(url)
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
             found = holds_portal(conn)
@@ -254,9 +202,9 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
     """
     import tempfile
 
-    from portal.data import pgupgrade, portable, statements, transfer
+    from portal.data import pgupgrade, portable, transfer
 
-    conn = statements.connect_postgres(url)
+    conn = reach_or_refuse(url)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK_KEY,))
         if holds_portal(conn):
@@ -270,7 +218,3 @@ def ensure_postgres(url: str, geodata_dir: Path = GEODATA_DIR) -> bool:
         return True
     finally:
         conn.close()
-
-
-# Any fixed number: the key of the advisory lock the demo build of a PostgreSQL portal takes.
-BUILD_LOCK_KEY = 5_303_001

@@ -16,7 +16,7 @@ import shapely
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from portal.data import audit, db, layers, migrations
+from portal.data import audit, db, layers, migrations, pgportal
 from portal.data import statements as sql
 from portal.data.engines import is_postgres as is_url
 from portal.data.gisfiles import (
@@ -158,12 +158,10 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
     if not author:
         raise ImportFailure("empty author; give who is importing (--author or $PORTAL_AUTHOR)")
     show = want_progress(progress)
-    from portal.data import build  # build imports this module: imported here
-
     try:
         if is_url(db_path):
             # An existing database: with --create, one holding no portal yet counts as missing.
-            missing = create and not build.postgres_holds_portal(str(db_path))
+            missing = create and not pgportal.holds_portal_at(str(db_path))
         else:
             missing = not Path(db_path).exists()
         if missing:
@@ -177,11 +175,11 @@ def import_layer(db_path, kind: str, path, *, mapping=None, dry_run: bool = Fals
                 raise ImportFailure(f"database {db_path} does not exist; give the portal's database (--db),"
                                     " or make a new empty one on purpose with --create")
             if is_url(db_path):
-                build.create_empty_postgres(str(db_path))
+                pgportal.create_empty(str(db_path))
             else:
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
                 migrations.migrate(db_path)
-    except build.BuildRefused as exc:
+    except pgportal.BuildRefused as exc:
         raise ImportFailure(f"--create: {exc}") from None
     conn = db.connect_readonly(db_path)
     try:

@@ -28,6 +28,7 @@ PostgreSQL (psycopg; ``connect_postgres`` opens one that hands rows out like ``s
 """
 from __future__ import annotations
 
+import select
 import sqlite3
 from functools import cache
 from types import SimpleNamespace
@@ -313,8 +314,6 @@ def still_open(conn) -> bool:
     a notice (or end-of-file), so the socket of a connection idle on our side turns readable.
     A connection kept between requests is checked this way before its next use.
     """
-    import select
-
     if conn.closed or conn.broken:
         return False
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
